@@ -1,0 +1,4 @@
+from availability.adapters.orm import metadata
+from kit.migrations import run_env
+
+run_env(metadata, schema="availability")

@@ -1,0 +1,124 @@
+"""The project's command: `./reserva up | test | migrate | protos | bench | locks`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import time
+
+from kit.paths import REPO_ROOT, SCHEMAS
+
+
+def _database_name() -> str:
+    return os.environ.get("RESERVA_DATABASE_NAME", "reserva")
+
+
+async def migrate_all(admin_url: str, database: str, down: bool = False) -> None:
+    from kit import migrations
+    from kit.provision import provision, service_database_url
+
+    await provision(admin_url, database)
+    for service in SCHEMAS:
+        url = service_database_url(admin_url, database, service)
+        if down:
+            await migrations.downgrade(service, url)
+        else:
+            await migrations.upgrade(service, url)
+
+
+def cmd_protos(args: argparse.Namespace) -> int:
+    from kit import protogen
+
+    return protogen.main(["--check"] if args.check else [])
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from kit.infra import ensure_infrastructure
+
+    infra = ensure_infrastructure()
+    asyncio.run(migrate_all(infra.admin_database_url, _database_name(), down=args.down))
+    print("migrations:", "downgraded to base" if args.down else "at head")
+    return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from kit.infra import ensure_infrastructure
+    from kit.platform import Platform
+
+    infra = ensure_infrastructure()
+    database = _database_name()
+    print(f"PostgreSQL: {infra.admin_database_url}\nRedis:      {infra.redis_url}")
+    asyncio.run(migrate_all(infra.admin_database_url, database))
+    platform = Platform(infra.admin_database_url, database, infra.redis_url)
+    platform.start()
+    try:
+        from gateway.demo import load_demo_data
+
+        print(load_demo_data(platform.gateway_url))
+    except ImportError:
+        print("(no demo data loader yet)")
+    print("\nReserva is up:")
+    for name, child in platform.children.items():
+        kind = "http" if name == "gateway" else "grpc"
+        print(f"  {name:<14} {kind}://127.0.0.1:{child.port}")
+    print(f"  API docs       {platform.gateway_url}/docs\nCtrl-C stops everything.")
+    try:
+        while all(c.process.poll() is None for c in platform.children.values()):
+            time.sleep(0.5)
+        print("a process exited; stopping the platform")
+        return 1
+    except KeyboardInterrupt:
+        print("\nstopping...")
+        return 0
+    finally:
+        platform.stop()
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    from kit import protogen
+
+    if protogen.stale_files():
+        protogen.generate()  # a fresh clone has them; this only helps a developer who edited a proto
+    workers = os.environ.get("RESERVA_TEST_WORKERS", "auto")
+    command = [sys.executable, "-m", "pytest", "-n", workers, "--dist", "loadgroup", *args.pytest_args]
+    return subprocess.call(command, cwd=REPO_ROOT)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    command = [sys.executable, "-m", "benchmarks.run", *args.bench_args]
+    return subprocess.call(command, cwd=REPO_ROOT / "tests")
+
+
+def cmd_locks(args: argparse.Namespace) -> int:
+    from kit.locks_cli import main
+
+    return main(args.locks_args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="reserva")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", help="bring the whole platform up (infra, migrations, services, gateway, demo data)")
+    p = sub.add_parser("test", help="run the whole test suite")
+    p.add_argument("pytest_args", nargs=argparse.REMAINDER)
+    p = sub.add_parser("migrate", help="run every service's migrations (explicitly; never at start)")
+    p.add_argument("--down", action="store_true", help="downgrade every service to base")
+    p = sub.add_parser("protos", help="generate Python code and stubs from protos/")
+    p.add_argument("--check", action="store_true", help="fail if the generated code is stale")
+    p = sub.add_parser("bench", help="run the benchmarks and print figures")
+    p.add_argument("bench_args", nargs=argparse.REMAINDER)
+    p = sub.add_parser("locks", help="operator tools for lock emergencies")
+    p.add_argument("locks_args", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+    handler = {
+        "up": cmd_up, "test": cmd_test, "migrate": cmd_migrate, "protos": cmd_protos,
+        "bench": cmd_bench, "locks": cmd_locks,
+    }[args.command]  # fmt: skip
+    return handler(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,150 @@
+"""Database access shared by every service: the async engine (every connection sets its timeouts
+and application_name), the unit of work with the lock probe and outbox staging, and bounded retries
+of deadlocks, lock timeouts and serialization failures."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from sqlalchemy import event
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from kit.config import ServiceSettings
+from kit.context import current_operation
+from kit.errors import Conflict
+from kit.lock_probe import LockBudget, LockProbe
+
+log = logging.getLogger("reserva.db")
+T = TypeVar("T")
+
+RETRYABLE_SQLSTATES = {"40P01", "55P03", "40001"}  # deadlock, lock_not_available, serialization
+TIMEOUT_SQLSTATES = {"57014"}  # query_canceled (statement_timeout)
+
+
+def make_engine(settings: ServiceSettings, url: str | None = None) -> AsyncEngine:
+    engine = create_async_engine(
+        url or settings.database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_pre_ping=False,
+        connect_args={
+            "server_settings": {
+                "application_name": settings.service_name,
+                "statement_timeout": str(settings.statement_timeout_ms),
+                "lock_timeout": str(settings.lock_timeout_ms),
+                "idle_in_transaction_session_timeout": str(settings.idle_in_transaction_session_timeout_ms),
+            }
+        },
+    )
+    _log_slow_statements(engine, settings.slow_statement_ms)
+    return engine
+
+
+def _log_slow_statements(engine: AsyncEngine, threshold_ms: int) -> None:
+    import time
+
+    @event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def _start(conn, cursor, statement, parameters, context, executemany):  # noqa: ARG001
+        conn.info.setdefault("query_start", []).append(time.perf_counter())
+
+    @event.listens_for(engine.sync_engine, "after_cursor_execute")
+    def _end(conn, cursor, statement, parameters, context, executemany):  # noqa: ARG001
+        elapsed_ms = (time.perf_counter() - conn.info["query_start"].pop()) * 1000
+        if elapsed_ms > threshold_ms:
+            log.warning(
+                "slow statement", extra={"duration_ms": round(elapsed_ms, 1), "statement": statement[:500]}
+            )
+
+
+def make_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def make_lock_probe(settings: ServiceSettings) -> LockProbe:
+    budget = LockBudget(
+        settings.read_lock_budget, settings.write_relation_lock_budget, settings.write_advisory_lock_budget
+    )
+    return LockProbe(settings.service_name, budget, settings.lock_probe_enabled, settings.lock_probe_strict)
+
+
+def sqlstate_of(error: BaseException) -> str | None:
+    """The SQLSTATE of a database error, whichever layer (SQLAlchemy, adapter, asyncpg) carries it."""
+    seen = error
+    for _ in range(4):
+        code = getattr(seen, "sqlstate", None) or getattr(seen, "pgcode", None)
+        if code:
+            return str(code)
+        seen = getattr(seen, "orig", None) or seen.__cause__
+        if seen is None:
+            return None
+    return None
+
+
+class SqlAlchemyUnitOfWork:
+    """One short transaction. Safe by default: leaving the block without `commit()` rolls back.
+
+    Subclasses add repositories in `_open()`. Events collected in `self.events` (outbox messages) are
+    written to the service's outbox table in the same transaction by `commit()`."""
+
+    def __init__(self, session_factory: async_sessionmaker[AsyncSession], probe: LockProbe, outbox=None):
+        self._session_factory, self._probe, self._outbox = session_factory, probe, outbox
+        self.session: AsyncSession
+        self.events: list[Any] = []
+        self._committed = False
+
+    def _open(self) -> None:
+        """Hook for subclasses: build repositories on self.session."""
+
+    async def __aenter__(self):
+        self.session = self._session_factory()
+        self.events = []
+        self._committed = False
+        self._open()
+        return self
+
+    async def __aexit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is None and not self._committed and self.session.in_transaction():
+                # A read-only unit of work: measure it too before it ends.
+                await self._probe.check(self.session, current_operation.get())
+        finally:
+            await self.session.rollback()
+            await self.session.close()
+
+    async def commit(self) -> None:
+        if self.events and self._outbox is not None:
+            await self._outbox.stage(self.session, self.events)
+            self.events = []
+        await self._probe.check(self.session, current_operation.get())
+        await self.session.commit()
+        self._committed = True
+
+    async def rollback(self) -> None:
+        await self.session.rollback()
+
+
+async def with_retries(
+    attempt: Callable[[], Awaitable[T]], attempts: int = 4, base_delay_s: float = 0.005
+) -> T:
+    """Run a whole transaction again on deadlock, lock timeout or serialization failure; after the
+    last attempt answer Conflict (ABORTED), never a generic error."""
+    for n in range(attempts):
+        try:
+            return await attempt()
+        except DBAPIError as error:
+            state = sqlstate_of(error)
+            if state in TIMEOUT_SQLSTATES:
+                raise Conflict("the database was too busy to answer in time; retry") from error
+            if state not in RETRYABLE_SQLSTATES:
+                raise
+            if n == attempts - 1:
+                raise Conflict(
+                    f"concurrent modification (SQLSTATE {state}) persisted after retries"
+                ) from error
+            await asyncio.sleep(base_delay_s * (2**n) * (1 + random.random()))
+    raise AssertionError("unreachable")

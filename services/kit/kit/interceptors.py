@@ -1,0 +1,120 @@
+"""The one server interceptor every service uses: context (operation, caller, deadline), trace
+extraction, request logging, and the mapping of domain errors to gRPC statuses with a
+google.rpc.Status carrying ErrorInfo(reason) in the trailers. Unexpected exceptions become INTERNAL
+with a fixed message; the traceback goes to the log and the span only."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import grpc
+from google.protobuf import any_pb2
+from google.protobuf.message import Message
+from google.rpc import error_details_pb2, status_pb2
+from opentelemetry import metrics, propagate, trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from sqlalchemy.exc import DBAPIError
+
+from kit.context import current_caller, current_deadline, current_operation
+from kit.db import RETRYABLE_SQLSTATES, TIMEOUT_SQLSTATES, sqlstate_of
+from kit.error_table import INTERNAL_MESSAGE, grpc_status_for
+from kit.errors import Conflict, ReservaError
+from kit.identity import Caller
+
+log = logging.getLogger("reserva.rpc")
+_tracer = trace.get_tracer("reserva.kit.grpc")
+_meter = metrics.get_meter("reserva.kit.grpc")
+_latency = _meter.create_histogram("reserva.rpc.duration", unit="ms")
+_errors = _meter.create_counter("reserva.rpc.errors", unit="{error}")
+
+STATUS_DETAILS_KEY = "grpc-status-details-bin"
+DOMAIN = "reserva.app"
+
+# Turns a domain error's structured details into extra proto details (e.g. SlotConflict).
+DetailEncoder = Callable[[ReservaError], list[Message]]
+
+
+def status_trailers(code: grpc.StatusCode, error: ReservaError, extra: list[Message]) -> tuple:
+    info = error_details_pb2.ErrorInfo(reason=error.reason, domain=DOMAIN, metadata=error.metadata)
+    details = []
+    for message in [info, *extra]:
+        packed = any_pb2.Any()
+        packed.Pack(message)
+        details.append(packed)
+    status = status_pb2.Status(code=code.value[0], message=error.message, details=details)
+    return ((STATUS_DETAILS_KEY, status.SerializeToString()),)
+
+
+def as_domain_error(error: BaseException) -> ReservaError | None:
+    if isinstance(error, ReservaError):
+        return error
+    if isinstance(error, DBAPIError):
+        state = sqlstate_of(error)
+        if state in RETRYABLE_SQLSTATES or state in TIMEOUT_SQLSTATES:
+            return Conflict("the database was busy (lock or statement timeout); retry the request")
+    return None
+
+
+class ServiceInterceptor(grpc.aio.ServerInterceptor):
+    def __init__(self, service_name: str, detail_encoders: list[DetailEncoder] | None = None):
+        self.service_name = service_name
+        self.detail_encoders = detail_encoders or []
+
+    async def intercept_service(self, continuation, handler_call_details):
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        method = handler_call_details.method
+        behavior = handler.unary_unary
+
+        async def wrapped(request, context: grpc.aio.ServicerContext):
+            operation = method.rsplit("/", 1)[-1]
+            metadata = tuple(context.invocation_metadata() or ())
+            carrier = {k: v for k, v in metadata if isinstance(v, str)}
+            remaining = context.time_remaining()
+            tokens = (
+                current_operation.set(operation),
+                current_caller.set(Caller.from_metadata(metadata)),
+                current_deadline.set(None if remaining is None else time.monotonic() + remaining),
+            )
+            started = time.perf_counter()
+            outcome = "OK"
+            with _tracer.start_as_current_span(
+                method.lstrip("/"), context=propagate.extract(carrier), kind=SpanKind.SERVER
+            ) as span:
+                try:
+                    return await behavior(request, context)
+                except Exception as raw:
+                    error = as_domain_error(raw)
+                    if error is None or error.kind.name == "INTERNAL":
+                        outcome = "INTERNAL"
+                        span.record_exception(raw)
+                        span.set_status(Status(StatusCode.ERROR, "internal"))
+                        log.exception("unexpected error", extra={"rpc": method})
+                        await context.abort(grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE)
+                    code = grpc_status_for(error)
+                    outcome = error.reason
+                    span.set_attribute("reserva.error.reason", error.reason)
+                    extra = [m for encode in self.detail_encoders for m in encode(error)]
+                    await context.abort(
+                        code, error.message, trailing_metadata=status_trailers(code, error, extra)
+                    )
+                finally:
+                    elapsed_ms = (time.perf_counter() - started) * 1000
+                    attrs = {"service": self.service_name, "rpc": operation, "outcome": outcome}
+                    _latency.record(elapsed_ms, attrs)
+                    if outcome != "OK":
+                        _errors.add(1, attrs)
+                    log.info("rpc", extra={"rpc": operation, "outcome": outcome, "ms": round(elapsed_ms, 2)})
+                    for var, token in zip(
+                        (current_operation, current_caller, current_deadline), tokens, strict=True
+                    ):
+                        var.reset(token)
+
+        return grpc.unary_unary_rpc_method_handler(
+            wrapped,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )

@@ -1,0 +1,107 @@
+"""The lock probe: counts the pg_locks rows held by the transaction's own backend just before it
+ends, and enforces the budget (reads 10 locks; writes 16 relation locks + 1 advisory lock).
+
+Why 16: before PostgreSQL 18 a backend has 16 fast-path slots for weak relation locks; past them,
+locks go to the shared lock table whose size is max_locks_per_transaction x max_connections, the
+table that runs out ("out of shared memory") on managed databases stuck at the default of 64."""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from dataclasses import dataclass
+
+from opentelemetry import metrics
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from kit.errors import LockBudgetExceeded
+
+log = logging.getLogger("reserva.locks")
+_meter = metrics.get_meter("reserva.kit.lock_probe")
+_locks_histogram = _meter.create_histogram(
+    "reserva.db.locks_per_transaction", unit="{lock}", description="pg_locks rows held before commit"
+)
+
+# The probe's own query locks the pg_locks view; that row is not the transaction's doing.
+PROBE_SQL = text(
+    """
+    SELECT count(*) FILTER (WHERE locktype = 'relation')                 AS relation_locks,
+           count(*) FILTER (WHERE locktype = 'advisory')                 AS advisory_locks,
+           count(*) FILTER (WHERE NOT fastpath)                          AS slow_path_locks,
+           count(*)                                                      AS total_locks,
+           pg_current_xact_id_if_assigned() IS NOT NULL                  AS wrote
+      FROM pg_locks
+     WHERE pid = pg_backend_pid()
+       AND locktype NOT IN ('virtualxid', 'transactionid')
+       AND NOT (locktype = 'relation' AND relation = 'pg_catalog.pg_locks'::regclass)
+    """
+)
+
+
+@dataclass(frozen=True)
+class LockReading:
+    service: str
+    operation: str
+    relation_locks: int
+    advisory_locks: int
+    slow_path_locks: int
+    total_locks: int
+    wrote: bool
+
+    @property
+    def kind(self) -> str:
+        return "write" if self.wrote else "read"
+
+
+@dataclass
+class LockBudget:
+    read_total: int = 10
+    write_relations: int = 16
+    write_advisory: int = 1
+
+    def violation(self, r: LockReading) -> str | None:
+        if r.wrote:
+            if r.relation_locks > self.write_relations:
+                return f"{r.relation_locks} relation locks > {self.write_relations}"
+            if r.advisory_locks > self.write_advisory:
+                return f"{r.advisory_locks} advisory locks > {self.write_advisory}"
+            return None
+        if r.total_locks > self.read_total:
+            return f"{r.total_locks} locks > {self.read_total} for a read"
+        return None
+
+    def near_limit(self, r: LockReading) -> bool:
+        limit = self.write_relations if r.wrote else self.read_total
+        used = r.relation_locks if r.wrote else r.total_locks
+        return used >= 0.8 * limit
+
+
+# Recent readings of this process, for tests and the operator dashboard.
+READINGS: deque[LockReading] = deque(maxlen=10_000)
+
+
+class LockProbe:
+    def __init__(self, service: str, budget: LockBudget, enabled: bool = True, strict: bool = False):
+        self.service, self.budget, self.enabled, self.strict = service, budget, enabled, strict
+
+    async def check(self, conn: AsyncSession | AsyncConnection, operation: str) -> LockReading | None:
+        """Measure the open transaction; raise LockBudgetExceeded in strict mode when over budget."""
+        if not self.enabled:
+            return None
+        row = (await conn.execute(PROBE_SQL)).one()
+        reading = LockReading(self.service, operation, *row)
+        READINGS.append(reading)
+        _locks_histogram.record(
+            reading.total_locks, {"service": self.service, "operation": operation, "kind": reading.kind}
+        )
+        problem = self.budget.violation(reading)
+        if problem:
+            log.error("lock budget exceeded", extra={"reading": reading.__dict__, "problem": problem})
+            if self.strict:
+                raise LockBudgetExceeded(f"{self.service}.{operation}: {problem}")
+        elif self.budget.near_limit(reading):
+            log.warning("lock usage within 80%% of budget", extra={"reading": reading.__dict__})
+        else:
+            log.debug("locks", extra={"reading": reading.__dict__})
+        return reading

@@ -1,0 +1,181 @@
+"""The transactional outbox: events are written in the same transaction as the state change and
+published to a Redis Stream by a relay, in order, at least once. Consumers deduplicate by event id."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+import zlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from google.protobuf.message import Message
+from opentelemetry import metrics, propagate
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from kit.context import current_operation
+from kit.lock_probe import LockProbe
+
+log = logging.getLogger("reserva.outbox")
+_meter = metrics.get_meter("reserva.kit.outbox")
+_published = _meter.create_counter("reserva.outbox.published", unit="{event}")
+_lag = _meter.create_histogram("reserva.outbox.lag", unit="s", description="commit to publish delay")
+
+
+@dataclass
+class OutboxMessage:
+    """An event to publish: `event_type` like "booking.confirmed", the payload a proto message."""
+
+    event_type: str
+    aggregate_id: str
+    payload: Message
+    event_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+
+def outbox_table(metadata: MetaData, schema: str) -> Table:
+    return Table(
+        "outbox",
+        metadata,
+        Column("id", BigInteger, primary_key=True, autoincrement=True),
+        Column("event_id", UUID(as_uuid=False), nullable=False, unique=True),
+        Column("event_type", String(100), nullable=False),
+        Column("aggregate_id", String(100), nullable=False),
+        Column("envelope", LargeBinary, nullable=False),
+        Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        Column("published_at", DateTime(timezone=True)),
+        Index("ix_outbox_unpublished", "id", postgresql_where=text("published_at IS NULL")),
+        schema=schema,
+    )
+
+
+def stream_name(namespace: str, service: str) -> str:
+    return f"{namespace}:events:{service}"
+
+
+class Outbox:
+    def __init__(self, table: Table, service: str):
+        self.table, self.service = table, service
+
+    def envelope(self, message: OutboxMessage) -> bytes:
+        from google.protobuf import any_pb2, timestamp_pb2
+        from reserva.events.v1 import envelope_pb2
+
+        payload = any_pb2.Any()
+        payload.Pack(message.payload)
+        occurred = timestamp_pb2.Timestamp()
+        occurred.FromDatetime(datetime.now(UTC))
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)
+        return envelope_pb2.EventEnvelope(
+            event_id=message.event_id,
+            event_type=message.event_type,
+            source_service=self.service,
+            aggregate_id=message.aggregate_id,
+            occurred_time=occurred,
+            payload=payload,
+            trace_context=carrier,
+        ).SerializeToString()
+
+    async def stage(self, session: AsyncSession, messages: list[OutboxMessage]) -> None:
+        rows = [
+            {
+                "event_id": m.event_id,
+                "event_type": m.event_type,
+                "aggregate_id": m.aggregate_id,
+                "envelope": self.envelope(m),
+            }
+            for m in messages
+        ]
+        await session.execute(insert(self.table), rows)
+
+
+class OutboxRelay:
+    """Moves committed outbox rows to the service's Redis Stream. One relay publishes at a time (a
+    transaction-scoped advisory lock, one lock entry), so the stream keeps commit order."""
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        session_factory: async_sessionmaker[AsyncSession],
+        redis,
+        namespace: str,
+        probe: LockProbe,
+        batch_size: int = 100,
+        idle_sleep_s: float = 0.05,
+    ):
+        self.outbox, self.session_factory, self.redis = outbox, session_factory, redis
+        self.stream = stream_name(namespace, outbox.service)
+        self.probe, self.batch_size, self.idle_sleep_s = probe, batch_size, idle_sleep_s
+        self._lock_key = zlib.crc32(f"outbox:{outbox.table.fullname}".encode())
+
+    async def publish_batch(self) -> int:
+        """Publish one batch; returns how many rows went out (0 when idle, Redis down, or not leader)."""
+        token = current_operation.set("outbox_relay")
+        table = self.outbox.table
+        try:
+            async with self.session_factory() as session, session.begin():
+                leader = (
+                    await session.execute(select(func.pg_try_advisory_xact_lock(self._lock_key)))
+                ).scalar()
+                if not leader:
+                    return 0
+                rows = (
+                    await session.execute(
+                        select(table.c.id, table.c.envelope, table.c.created_at)
+                        .where(table.c.published_at.is_(None))
+                        .order_by(table.c.id)
+                        .limit(self.batch_size)
+                        .with_for_update(skip_locked=True)
+                    )
+                ).all()
+                if not rows:
+                    await self.probe.check(session, "outbox_relay")
+                    return 0
+                pipe = self.redis.pipeline(transaction=False)
+                for row in rows:
+                    pipe.xadd(self.stream, {"envelope": row.envelope}, maxlen=1_000_000, approximate=True)
+                await pipe.execute()  # raises when Redis is down: the transaction rolls back, rows stay
+                await session.execute(
+                    update(table).where(table.c.id.in_([r.id for r in rows])).values(published_at=func.now())
+                )
+                await self.probe.check(session, "outbox_relay")
+            now = datetime.now(UTC)
+            for row in rows:
+                _lag.record((now - row.created_at).total_seconds(), {"service": self.outbox.service})
+            _published.add(len(rows), {"service": self.outbox.service})
+            return len(rows)
+        finally:
+            current_operation.reset(token)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        backoff = self.idle_sleep_s
+        while not stop.is_set():
+            try:
+                sent = await self.publish_batch()
+                backoff = self.idle_sleep_s
+                if sent == self.batch_size:
+                    continue
+            except Exception as error:  # Redis or database down: keep the rows, try again later
+                log.warning("outbox relay failed; will retry", extra={"error": repr(error)})
+                backoff = min(backoff * 2, 2.0)
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=backoff)
+            except TimeoutError:
+                pass

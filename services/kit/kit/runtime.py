@@ -1,0 +1,54 @@
+"""What every service's composition root builds the same way: engine, session factory, lock probe,
+Redis, outbox and its relay. Services add their repositories, clients and servicers on top."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+from sqlalchemy import Table
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from kit.cache import make_redis
+from kit.config import ServiceSettings
+from kit.db import make_engine, make_lock_probe, make_session_factory
+from kit.lock_probe import LockProbe
+from kit.outbox import Outbox, OutboxRelay
+from kit.telemetry import setup_logging, setup_telemetry
+
+
+@dataclass
+class Runtime:
+    settings: ServiceSettings
+    engine: AsyncEngine
+    session_factory: async_sessionmaker[AsyncSession]
+    probe: LockProbe
+    redis: aioredis.Redis
+    outbox: Outbox | None
+
+    def relay(self) -> OutboxRelay:
+        assert self.outbox is not None
+        return OutboxRelay(
+            self.outbox, self.session_factory, self.redis, self.settings.redis_namespace, self.probe
+        )
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+        await self.redis.aclose()
+
+
+def build_runtime(
+    settings: ServiceSettings, outbox_table: Table | None = None, configure_logging=False
+) -> Runtime:
+    if configure_logging:
+        setup_logging(settings.log_level, settings.log_json)
+    setup_telemetry(settings.service_name, settings.otel_exporter)
+    engine = make_engine(settings)
+    return Runtime(
+        settings=settings,
+        engine=engine,
+        session_factory=make_session_factory(engine),
+        probe=make_lock_probe(settings),
+        redis=make_redis(settings.redis_url, settings.redis_timeout_s),
+        outbox=Outbox(outbox_table, settings.service_name) if outbox_table is not None else None,
+    )

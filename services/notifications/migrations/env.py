@@ -1,0 +1,4 @@
+from kit.migrations import run_env
+from notifications.adapters.orm import metadata
+
+run_env(metadata, schema="notifications")
