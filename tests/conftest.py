@@ -34,7 +34,9 @@ async def database(infra, run_id):
     from kit.provision import drop_database
 
     name = f"reserva_t_{run_id}"
-    await migrate_all(infra.admin_database_url, name)
+    # RESERVA_TEST_SERVICES=availability,booking limits migrations while developing one service.
+    only = [s for s in os.environ.get("RESERVA_TEST_SERVICES", "").split(",") if s] or None
+    await migrate_all(infra.admin_database_url, name, services=only)
     yield name
     await drop_database(infra.admin_database_url, name)
 

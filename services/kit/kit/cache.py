@@ -56,9 +56,7 @@ class Cache:
     async def get_many(self, keys: list[str]) -> list[bytes | None]:
         if not keys:
             return []
-        values = await self._safely(
-            lambda: self.redis.mget([self.prefix + k for k in keys]), [None] * len(keys)
-        )
+        values = await self._safely(lambda: self.redis.mget([self.prefix + k for k in keys]), [None] * len(keys))
         for value in values:
             self._count("hit" if value is not None else "miss")
         return values

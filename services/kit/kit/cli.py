@@ -16,12 +16,12 @@ def _database_name() -> str:
     return os.environ.get("RESERVA_DATABASE_NAME", "reserva")
 
 
-async def migrate_all(admin_url: str, database: str, down: bool = False) -> None:
+async def migrate_all(admin_url: str, database: str, down: bool = False, services=None) -> None:
     from kit import migrations
     from kit.provision import provision, service_database_url
 
     await provision(admin_url, database)
-    for service in SCHEMAS:
+    for service in services or SCHEMAS:
         url = service_database_url(admin_url, database, service)
         if down:
             await migrations.downgrade(service, url)

@@ -56,9 +56,7 @@ def _log_slow_statements(engine: AsyncEngine, threshold_ms: int) -> None:
     def _end(conn, cursor, statement, parameters, context, executemany):  # noqa: ARG001
         elapsed_ms = (time.perf_counter() - conn.info["query_start"].pop()) * 1000
         if elapsed_ms > threshold_ms:
-            log.warning(
-                "slow statement", extra={"duration_ms": round(elapsed_ms, 1), "statement": statement[:500]}
-            )
+            log.warning("slow statement", extra={"duration_ms": round(elapsed_ms, 1), "statement": statement[:500]})
 
 
 def make_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
@@ -128,9 +126,7 @@ class SqlAlchemyUnitOfWork:
         await self.session.rollback()
 
 
-async def with_retries(
-    attempt: Callable[[], Awaitable[T]], attempts: int = 4, base_delay_s: float = 0.005
-) -> T:
+async def with_retries(attempt: Callable[[], Awaitable[T]], attempts: int = 4, base_delay_s: float = 0.005) -> T:
     """Run a whole transaction again on deadlock, lock timeout or serialization failure; after the
     last attempt answer Conflict (ABORTED), never a generic error."""
     for n in range(attempts):
@@ -143,8 +139,6 @@ async def with_retries(
             if state not in RETRYABLE_SQLSTATES:
                 raise
             if n == attempts - 1:
-                raise Conflict(
-                    f"concurrent modification (SQLSTATE {state}) persisted after retries"
-                ) from error
+                raise Conflict(f"concurrent modification (SQLSTATE {state}) persisted after retries") from error
             await asyncio.sleep(base_delay_s * (2**n) * (1 + random.random()))
     raise AssertionError("unreachable")

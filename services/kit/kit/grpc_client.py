@@ -112,9 +112,7 @@ class PeerClient:
             propagate.inject(carrier)
             metadata.extend(carrier.items())
             try:
-                response = await getattr(self.stub, method)(
-                    request, timeout=self._timeout(timeout), metadata=metadata
-                )
+                response = await getattr(self.stub, method)(request, timeout=self._timeout(timeout), metadata=metadata)
             except grpc.aio.AioRpcError as error:
                 if error.code() in _BREAKER_FAILURES:
                     self.breaker.record_failure()

@@ -98,9 +98,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                     outcome = error.reason
                     span.set_attribute("reserva.error.reason", error.reason)
                     extra = [m for encode in self.detail_encoders for m in encode(error)]
-                    await context.abort(
-                        code, error.message, trailing_metadata=status_trailers(code, error, extra)
-                    )
+                    await context.abort(code, error.message, trailing_metadata=status_trailers(code, error, extra))
                 finally:
                     elapsed_ms = (time.perf_counter() - started) * 1000
                     attrs = {"service": self.service_name, "rpc": operation, "outcome": outcome}
@@ -108,9 +106,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                     if outcome != "OK":
                         _errors.add(1, attrs)
                     log.info("rpc", extra={"rpc": operation, "outcome": outcome, "ms": round(elapsed_ms, 2)})
-                    for var, token in zip(
-                        (current_operation, current_caller, current_deadline), tokens, strict=True
-                    ):
+                    for var, token in zip((current_operation, current_caller, current_deadline), tokens, strict=True):
                         var.reset(token)
 
         return grpc.unary_unary_rpc_method_handler(

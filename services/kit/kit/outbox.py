@@ -131,9 +131,7 @@ class OutboxRelay:
         table = self.outbox.table
         try:
             async with self.session_factory() as session, session.begin():
-                leader = (
-                    await session.execute(select(func.pg_try_advisory_xact_lock(self._lock_key)))
-                ).scalar()
+                leader = (await session.execute(select(func.pg_try_advisory_xact_lock(self._lock_key)))).scalar()
                 if not leader:
                     return 0
                 rows = (

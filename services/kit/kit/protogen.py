@@ -56,11 +56,7 @@ def stale_files() -> list[str]:
                 if not committed.exists() or not filecmp.cmp(path, committed, shallow=False):
                     problems.append(str(rel))
         for path in GEN_ROOT.rglob("*"):
-            if (
-                path.is_file()
-                and "__pycache__" not in path.parts
-                and not (fresh / path.relative_to(GEN_ROOT)).exists()
-            ):
+            if path.is_file() and "__pycache__" not in path.parts and not (fresh / path.relative_to(GEN_ROOT)).exists():
                 problems.append(f"{path.relative_to(GEN_ROOT)} (no longer generated)")
         return problems
 

@@ -28,18 +28,14 @@ class Runtime:
 
     def relay(self) -> OutboxRelay:
         assert self.outbox is not None
-        return OutboxRelay(
-            self.outbox, self.session_factory, self.redis, self.settings.redis_namespace, self.probe
-        )
+        return OutboxRelay(self.outbox, self.session_factory, self.redis, self.settings.redis_namespace, self.probe)
 
     async def close(self) -> None:
         await self.engine.dispose()
         await self.redis.aclose()
 
 
-def build_runtime(
-    settings: ServiceSettings, outbox_table: Table | None = None, configure_logging=False
-) -> Runtime:
+def build_runtime(settings: ServiceSettings, outbox_table: Table | None = None, configure_logging=False) -> Runtime:
     if configure_logging:
         setup_logging(settings.log_level, settings.log_json)
     setup_telemetry(settings.service_name, settings.otel_exporter)
