@@ -75,6 +75,7 @@ class Outbox:
 
     def envelope(self, message: OutboxMessage) -> bytes:
         from google.protobuf import any_pb2, timestamp_pb2
+
         from reserva.events.v1 import envelope_pb2
 
         payload = any_pb2.Any()

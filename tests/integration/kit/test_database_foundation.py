@@ -6,13 +6,14 @@ import uuid
 
 import asyncpg
 import pytest
+from sqlalchemy import text
+
 from kit.config import ServiceSettings
 from kit.db import SqlAlchemyUnitOfWork, make_engine, make_lock_probe, make_session_factory
 from kit.errors import LockBudgetExceeded
 from kit.lock_probe import READINGS
 from kit.paths import SCHEMAS
 from kit.provision import admin_dsn, service_database_url
-from sqlalchemy import text
 
 
 async def test_each_service_role_is_refused_every_other_services_tables(infra, database):

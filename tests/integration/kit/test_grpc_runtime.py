@@ -8,6 +8,7 @@ import time
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
 from kit.config import ServiceSettings
 from kit.errors import FailedPrecondition, Unavailable
 from kit.grpc_client import PeerClient, error_from_rpc

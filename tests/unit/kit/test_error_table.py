@@ -1,5 +1,6 @@
 import grpc
 import pytest
+
 from kit.error_table import error_from_status, grpc_status_for, http_status_for
 from kit.errors import (
     Conflict,
