@@ -95,8 +95,8 @@ def cmd_test(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    command = [sys.executable, "-m", "benchmarks.run", *args.bench_args]
-    return subprocess.call(command, cwd=REPO_ROOT / "tests")
+    command = [sys.executable, str(REPO_ROOT / "tests/benchmarks/run.py"), *args.bench_args]
+    return subprocess.call(command, cwd=REPO_ROOT)
 
 
 def cmd_locks(args: argparse.Namespace) -> int:
