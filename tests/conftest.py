@@ -5,12 +5,14 @@ and gRPC servers are real."""
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 
 import pytest
+
 from kit import lock_probe
-from kit.paths import SCHEMAS
+from kit.paths import REPO_ROOT, SCHEMAS
 from kit.platform import ENV_PREFIX
 
 
@@ -91,3 +93,49 @@ def service_env_prefix(service: str) -> str:
 
 
 __all__ = ["SCHEMAS"]
+
+
+# The lock probe's figures for the whole run: each test process writes what it measured, the
+# controller prints one table (operation, transactions, max locks) at the end.
+_LOCK_REPORT_DIR = REPO_ROOT / ".data" / "lock-report"
+
+
+def pytest_sessionstart(session):
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        _LOCK_REPORT_DIR.mkdir(parents=True, exist_ok=True)
+        for stale in _LOCK_REPORT_DIR.glob("*.json"):
+            stale.unlink()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    figures: dict[str, dict] = {}
+    for r in lock_probe.READINGS:
+        key = f"{r.service}.{r.operation} ({r.kind})"
+        f = figures.setdefault(key, {"count": 0, "max_total": 0, "max_relation": 0, "max_advisory": 0})
+        f["count"] += 1
+        f["max_total"] = max(f["max_total"], r.total_locks)
+        f["max_relation"] = max(f["max_relation"], r.relation_locks)
+        f["max_advisory"] = max(f["max_advisory"], r.advisory_locks)
+    _LOCK_REPORT_DIR.mkdir(parents=True, exist_ok=True)
+    name = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    (_LOCK_REPORT_DIR / f"{name}.json").write_text(json.dumps(figures))
+
+
+def pytest_terminal_summary(terminalreporter):
+    merged: dict[str, dict] = {}
+    for path in _LOCK_REPORT_DIR.glob("*.json"):
+        for key, f in json.loads(path.read_text()).items():
+            m = merged.setdefault(key, {"count": 0, "max_total": 0, "max_relation": 0, "max_advisory": 0})
+            m["count"] += f["count"]
+            for k in ("max_total", "max_relation", "max_advisory"):
+                m[k] = max(m[k], f[k])
+    if not merged:
+        return
+    total = sum(f["count"] for f in merged.values())
+    terminalreporter.section(f"lock probe: {total} transactions measured, {len(merged)} operations")
+    terminalreporter.write_line(f"{'operation':<60} {'txns':>6} {'max locks':>9} {'max rel':>7} {'max adv':>7}")
+    for key in sorted(merged):
+        f = merged[key]
+        terminalreporter.write_line(
+            f"{key:<60} {f['count']:>6} {f['max_total']:>9} {f['max_relation']:>7} {f['max_advisory']:>7}"
+        )
