@@ -27,7 +27,11 @@ def upgrade() -> None:
         schema="notifications",
     )
     op.create_index(
-        "ix_outbox_unpublished", "outbox", ["id"], schema="notifications", postgresql_where=sa.text("published_at IS NULL")
+        "ix_outbox_unpublished",
+        "outbox",
+        ["id"],
+        schema="notifications",
+        postgresql_where=sa.text("published_at IS NULL"),
     )
 
 

@@ -1,0 +1,58 @@
+"""Who hears about which event. The event types every producer documents are known; those that
+concern no person (calendar and hold bookkeeping) are consumed without notifications."""
+
+from __future__ import annotations
+
+from notifications.domain.model import IncomingEvent, Recipient
+
+CLIENT, HOST, AGENT = "client", "host", "agent"
+
+AUDIENCES: dict[str, tuple[str, ...]] = {
+    "booking.requested": (CLIENT, HOST),
+    "booking.approved": (CLIENT,),
+    "booking.rejected": (CLIENT,),
+    "booking.confirmed": (CLIENT, HOST),
+    "booking.cancelled": (CLIENT, HOST),
+    "booking.expired": (CLIENT,),
+    "booking.completed": (CLIENT,),
+    "booking.no_show": (CLIENT,),
+    "booking.payment_failed": (CLIENT,),
+    "booking.rescheduled": (CLIENT, HOST),
+    "waitlist.offered": (CLIENT,),
+    "review.created": (HOST,),
+    "review.hidden": (),
+    "payment.authorized": (),
+    "payment.captured": (CLIENT,),
+    "payment.failed": (CLIENT, AGENT),
+    "payment.refunded": (CLIENT,),
+    "payment.voided": (),
+    "place.created": (),
+    "place.updated": (),
+    "hold.created": (),
+    "hold.confirmed": (),
+    "hold.released": (),
+    "hold.expired": (),
+    "calendar.time_blocked": (),
+    "calendar.time_unblocked": (),
+    "calendar.changed": (),
+}
+
+REMINDER_EVENT_TYPE = "booking.reminder"
+ANNOUNCEMENT_EVENT_TYPE = "announcement"
+
+
+def recipients(event: IncomingEvent, agent_ids: list[str]) -> list[Recipient]:
+    """The people to notify, each once, with the role they play in the event."""
+    seen: set[str] = set()
+    result: list[Recipient] = []
+    for role in AUDIENCES.get(event.event_type, ()):
+        ids = agent_ids if role == AGENT else [event.participants.get(role, "")]
+        for user_id in ids:
+            if user_id and user_id not in seen:
+                seen.add(user_id)
+                result.append(Recipient(user_id, role))
+    return result
+
+
+def needs_agents(event_type: str) -> bool:
+    return AGENT in AUDIENCES.get(event_type, ())

@@ -1,0 +1,94 @@
+"""Turning consumed events into recorded notifications, exactly once per event id, and keeping
+events that cannot be processed as dead letters."""
+
+from __future__ import annotations
+
+from jinja2 import TemplateError
+
+from notifications.domain.errors import EventRejected
+from notifications.domain.model import DeadLetter, IncomingEvent, Notification, Preferences, reminders_for
+from notifications.domain.planning import plan_notifications
+from notifications.domain.routing import AGENT, CLIENT, needs_agents, recipients
+from notifications.service_layer.context import Services
+
+REMINDER_CANCELLING = ("booking.cancelled", "booking.expired", "booking.no_show")
+
+
+async def record_event(svc: Services, event: IncomingEvent) -> list[Notification] | None:
+    """Records the event's notifications and reminder changes in one transaction with its
+    processed-event row. Returns None for an event id already processed (nothing changes)."""
+    now = svc.clock()
+    async with svc.uow() as uow:
+        if not await uow.processed_events.claim(event.event_id, event.event_type):
+            return None
+        agents = await uow.preferences.with_role(AGENT, svc.max_agents) if needs_agents(event.event_type) else []
+        people = recipients(event, [a.user_id for a in agents])
+        known = {a.user_id: a for a in agents} | await uow.preferences.get_many([p.user_id for p in people])
+        notes: list[Notification] = []
+        for person in people:
+            prefs = known.get(person.user_id) or Preferences(user_id=person.user_id)
+            context = {**event.facts, "role": person.role}
+            notes += plan_notifications(
+                event_id=event.event_id,
+                event_type=event.event_type,
+                prefs=prefs,
+                render=_renderer(svc, event.event_type, context),
+                now=now,
+                new_id=svc.new_id,
+            )
+        await uow.notifications.add_all(notes)
+        await _update_reminders(svc, uow, event, now)
+        await uow.commit()
+    return notes
+
+
+def _renderer(svc: Services, event_type: str, context: dict):
+    def render(channel, prefs):
+        try:
+            return svc.renderer.render(event_type, channel, prefs, context)
+        except (TemplateError, LookupError, TypeError, ValueError) as error:
+            raise EventRejected("TEMPLATE_ERROR", f"{event_type} template failed: {type(error).__name__}") from error
+
+    return render
+
+
+async def _update_reminders(svc: Services, uow, event: IncomingEvent, now) -> None:
+    booking_id = str(event.facts.get("booking_id") or "")
+    if event.event_type in ("booking.confirmed", "booking.rescheduled") and event.booking_start:
+        client = event.participants[CLIENT]
+        planned = reminders_for(
+            booking_id,
+            client,
+            str(event.facts.get("place_id") or ""),
+            event.booking_start,
+            svc.reminder_offsets_s,
+            now,
+            svc.new_id,
+        )
+        if event.event_type == "booking.rescheduled":
+            await uow.reminders.cancel_for_booking(booking_id)
+        await uow.reminders.add_all(planned, rearm=event.event_type == "booking.rescheduled")
+    elif event.event_type in REMINDER_CANCELLING and booking_id:
+        await uow.reminders.cancel_for_booking(booking_id)
+
+
+async def record_dead_letter(
+    svc: Services, *, stream: str, group: str, message_id: str, envelope: bytes, header, error: str, attempts: int
+) -> None:
+    """Keeps an unprocessable message for operators; idempotent per stream message."""
+    event_id, event_type = header
+    letter = DeadLetter(
+        id=svc.new_id(),
+        stream=stream,
+        consumer_group=group,
+        message_id=message_id,
+        event_id=event_id,
+        event_type=event_type,
+        envelope=envelope,
+        error=error,
+        attempts=attempts,
+        create_time=svc.clock(),
+    )
+    async with svc.uow() as uow:
+        await uow.dead_letters.add(letter)
+        await uow.commit()

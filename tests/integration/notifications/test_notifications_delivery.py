@@ -1,0 +1,67 @@
+"""Events on the stream become e-mails in a real SMTP server, exactly once."""
+
+import asyncio
+import uuid
+
+from conftest import (
+    booking_confirmed,
+    emails_to,
+    envelope,
+    history,
+    publish,
+    set_preferences,
+    wait_until,
+)
+from reserva.notifications.v1 import notifications_pb2 as pb
+
+
+async def test_a_confirmed_booking_produces_exactly_one_email_with_its_details(
+    service, stub, redis, namespace, smtp_sink
+):
+    client, host = str(uuid.uuid4()), str(uuid.uuid4())
+    address = f"client-{client[:8]}@example.com"
+    await set_preferences(stub, client, ["email"], email=address)
+    event = booking_confirmed(client, host)
+    await publish(redis, namespace, "booking", envelope("booking.confirmed", event, event.booking_id))
+
+    [message] = await emails_to(smtp_sink, address)
+    assert message["Subject"] == "Booking confirmed"
+    text = message.get_body(("plain",)).get_content()
+    html = message.get_body(("html",)).get_content()
+    assert event.booking_id in text and "125.50 EUR" in text
+    assert event.booking_id in html and "<h1>Booking confirmed</h1>" in html
+    page = await wait_until(
+        lambda: _with_status(stub, client, pb.CHANNEL_EMAIL, pb.Notification.SENT)
+    )
+    assert page.attempts == 1
+    await asyncio.sleep(0.3)
+    assert len(smtp_sink.to(address)) == 1
+
+
+async def _with_status(stub, user_id, channel, status):
+    page = await history(stub, user_id)
+    return next((n for n in page.notifications if n.channel == channel and n.status == status), None)
+
+
+async def test_a_redelivered_event_sends_nothing_more(service, stub, redis, namespace, smtp_sink):
+    client, host = str(uuid.uuid4()), str(uuid.uuid4())
+    address = f"twice-{client[:8]}@example.com"
+    await set_preferences(stub, client, ["email"], email=address)
+    event = booking_confirmed(client, host)
+    raw = envelope("booking.confirmed", event, event.booking_id)
+    await publish(redis, namespace, "booking", raw)
+    await emails_to(smtp_sink, address)
+    await publish(redis, namespace, "booking", raw)  # the relay published it again
+
+    # Both stream entries get acknowledged, and still only one e-mail and one in-app row exist.
+    async def all_acknowledged():
+        pending = await redis.xpending(f"{namespace}:events:booking", "notifications")
+        length = await redis.xlen(f"{namespace}:events:booking")
+        return pending["pending"] == 0 and length == 2
+
+    await wait_until(all_acknowledged)
+    groups = await redis.xinfo_groups(f"{namespace}:events:booking")
+    assert groups[0]["entries-read"] == 2
+    page = await history(stub, client)
+    assert sorted(n.channel for n in page.notifications) == [pb.CHANNEL_EMAIL, pb.CHANNEL_IN_APP]
+    assert len(smtp_sink.to(address)) == 1
