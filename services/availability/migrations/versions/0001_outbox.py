@@ -27,7 +27,11 @@ def upgrade() -> None:
         schema="availability",
     )
     op.create_index(
-        "ix_outbox_unpublished", "outbox", ["id"], schema="availability", postgresql_where=sa.text("published_at IS NULL")
+        "ix_outbox_unpublished",
+        "outbox",
+        ["id"],
+        schema="availability",
+        postgresql_where=sa.text("published_at IS NULL"),
     )
 
 

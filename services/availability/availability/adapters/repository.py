@@ -1,0 +1,376 @@
+"""Repositories over SQLAlchemy Core: rows in, domain dataclasses out. Every statement names the
+schema, touches as few tables (and so indexes) as the use case needs, and never loads lazily."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import and_, func, insert, literal, or_, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from availability.adapters.orm import calendar_entries, holds, places, requests
+from availability.domain.errors import SlotUnavailable
+from availability.domain.model import (
+    CancellationPolicy,
+    DepositPolicy,
+    Hold,
+    HoldState,
+    Money,
+    Place,
+    Schedule,
+    TimeRange,
+)
+from kit.db import sqlstate_of
+from kit.errors import IdempotencyKeyReused
+
+EXCLUSION_VIOLATION, UNIQUE_VIOLATION = "23P01", "23505"
+
+
+def place_from_row(row) -> Place:
+    return Place(
+        id=row.id,
+        owner_id=row.owner_id,
+        title=row.title,
+        description=row.description,
+        city=row.city,
+        address=row.address,
+        capacity=row.capacity,
+        unit_count=row.unit_count,
+        price_per_hour=Money(row.price_amount, row.price_currency),
+        time_zone=row.time_zone,
+        booking_mode=row.booking_mode,
+        photo_urls=list(row.photo_urls),
+        active=row.active,
+        rating_sum=row.rating_sum,
+        rating_count=row.rating_count,
+        deposit_policy=DepositPolicy.from_dict(row.deposit_policy),
+        cancellation_policy=CancellationPolicy.from_dict(row.cancellation_policy),
+        schedule=Schedule.from_dict(row.schedule),
+        version=row.version,
+        create_time=row.create_time,
+        update_time=row.update_time,
+    )
+
+
+def place_values(place: Place) -> dict:
+    return {
+        "owner_id": place.owner_id,
+        "title": place.title,
+        "description": place.description,
+        "city": place.city,
+        "address": place.address,
+        "capacity": place.capacity,
+        "unit_count": place.unit_count,
+        "price_amount": place.price_per_hour.amount_minor,
+        "price_currency": place.price_per_hour.currency_code,
+        "time_zone": place.time_zone,
+        "booking_mode": place.booking_mode,
+        "photo_urls": list(place.photo_urls),
+        "active": place.active,
+        "rating_sum": place.rating_sum,
+        "rating_count": place.rating_count,
+        "rating_average": place.rating_average,
+        "deposit_policy": place.deposit_policy.to_dict(),
+        "cancellation_policy": place.cancellation_policy.to_dict(),
+        "schedule": place.schedule.to_dict(),
+        "version": place.version,
+    }
+
+
+class SqlAlchemyPlaceRepository:
+    def __init__(self, session: AsyncSession):
+        self.session = session
+
+    async def get(self, place_id: str, for_update: bool = False) -> Place | None:
+        query = select(places).where(places.c.id == place_id)
+        if for_update:
+            query = query.with_for_update()
+        row = (await self.session.execute(query)).first()
+        return place_from_row(row) if row else None
+
+    async def get_many(self, ids: Sequence[str]) -> list[Place]:
+        rows = (await self.session.execute(select(places).where(places.c.id.in_(list(ids))))).all()
+        return [place_from_row(r) for r in rows]
+
+    async def add(self, place: Place) -> None:
+        row = (
+            await self.session.execute(
+                insert(places)
+                .values(id=place.id, **place_values(place))
+                .returning(places.c.create_time, places.c.update_time)
+            )
+        ).one()
+        place.create_time, place.update_time = row.create_time, row.update_time
+
+    async def save(self, place: Place) -> None:
+        row = (
+            await self.session.execute(
+                update(places)
+                .where(places.c.id == place.id)
+                .values(**place_values(place), update_time=func.now())
+                .returning(places.c.update_time)
+            )
+        ).one()
+        place.update_time = row.update_time
+
+    async def list(self, where: list, order: list, limit: int) -> list[Place]:
+        query = select(places).where(*where).order_by(*order).limit(limit)
+        return [place_from_row(r) for r in (await self.session.execute(query)).all()]
+
+
+class SqlAlchemyRequestRepository:
+    """Idempotency keys of mutations that have no row of their own to carry one."""
+
+    def __init__(self, session: AsyncSession):
+        self.session = session
+
+    async def claim(self, request_id: str, operation: str, fingerprint: str, resource_id: str) -> str | None:
+        """Record the key; return the resource id of an earlier identical request, None if new.
+        The same key with other parameters raises IdempotencyKeyReused."""
+        inserted = (
+            await self.session.execute(
+                pg_insert(requests)
+                .values(request_id=request_id, operation=operation, fingerprint=fingerprint, resource_id=resource_id)
+                .on_conflict_do_nothing()
+                .returning(requests.c.request_id)
+            )
+        ).first()
+        if inserted:
+            return None
+        row = (await self.session.execute(select(requests).where(requests.c.request_id == request_id))).one()
+        if row.operation != operation or row.fingerprint != fingerprint:
+            raise IdempotencyKeyReused(f"request_id {request_id!r} was already used with other parameters")
+        return row.resource_id
+
+
+def _ranges_json(ranges: list[TimeRange]) -> list[list[str]]:
+    return [[r.start.isoformat(), r.end.isoformat()] for r in ranges]
+
+
+def hold_from_row(row) -> Hold:
+    return Hold(
+        id=row.id,
+        request_id=row.request_id,
+        fingerprint=row.fingerprint,
+        kind=row.kind,
+        place_id=row.place_id,
+        booking_id=row.booking_id,
+        holder_id=row.holder_id,
+        ranges=[TimeRange(datetime.fromisoformat(s), datetime.fromisoformat(e)) for s, e in row.ranges],
+        units=row.units,
+        state=HoldState(row.state),
+        expires_at=row.expires_at,
+        reason=row.reason,
+        create_time=row.create_time,
+        update_time=row.update_time,
+    )
+
+
+class SqlAlchemyHoldRepository:
+    """Holds and blocks (both own calendar rows)."""
+
+    def __init__(self, session: AsyncSession):
+        self.session = session
+
+    async def lock_place(self, place_id: str) -> None:
+        """Serialize the calendar writers of one place: one transaction-scoped advisory lock entry.
+        Interleaved multi-range inserts then never deadlock on the exclusion constraint."""
+        await self.session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:p))"), {"p": place_id})
+
+    async def by_request_id(self, request_id: str) -> Hold | None:
+        row = (await self.session.execute(select(holds).where(holds.c.request_id == request_id))).first()
+        return hold_from_row(row) if row else None
+
+    async def get(self, hold_id: str, for_update: bool = False) -> Hold | None:
+        query = select(holds).where(holds.c.id == hold_id)
+        if for_update:
+            query = query.with_for_update()
+        row = (await self.session.execute(query)).first()
+        return hold_from_row(row) if row else None
+
+    async def add(self, hold: Hold) -> None:
+        try:
+            async with self.session.begin_nested():
+                row = (
+                    await self.session.execute(
+                        insert(holds)
+                        .values(
+                            id=hold.id,
+                            request_id=hold.request_id,
+                            fingerprint=hold.fingerprint,
+                            kind=hold.kind,
+                            place_id=hold.place_id,
+                            booking_id=hold.booking_id,
+                            holder_id=hold.holder_id,
+                            ranges=_ranges_json(hold.ranges),
+                            units=hold.units,
+                            state=hold.state.value,
+                            expires_at=hold.expires_at,
+                            reason=hold.reason,
+                        )
+                        .returning(holds.c.create_time, holds.c.update_time)
+                    )
+                ).one()
+        except IntegrityError as error:
+            if sqlstate_of(error) == UNIQUE_VIOLATION:
+                # Writers of one place are serialized, so a clash means the key names another place.
+                raise IdempotencyKeyReused(
+                    f"request_id {hold.request_id!r} was already used with other parameters"
+                ) from error
+            raise
+        hold.create_time, hold.update_time = row.create_time, row.update_time
+
+    async def save_state(self, hold: Hold) -> None:
+        row = (
+            await self.session.execute(
+                update(holds)
+                .where(holds.c.id == hold.id)
+                .values(state=hold.state.value, expires_at=hold.expires_at, reason=hold.reason, update_time=func.now())
+                .returning(holds.c.update_time)
+            )
+        ).one()
+        hold.update_time = row.update_time
+
+    async def expire(self, hold_ids: list[str], now: datetime) -> list[Hold]:
+        """Flip HELD holds past expiry among `hold_ids` to EXPIRED (row locks in id order)."""
+        if not hold_ids:
+            return []
+        rows = (
+            await self.session.execute(
+                update(holds)
+                .where(holds.c.id.in_(sorted(hold_ids)), holds.c.state == "held", holds.c.expires_at <= now)
+                .values(state="expired", update_time=func.now())
+                .returning(*holds.c)
+            )
+        ).all()
+        return [hold_from_row(r) for r in rows]
+
+    async def expiring(self, now: datetime, limit: int) -> list[str]:
+        """Ids of HELD holds past expiry that no one else is handling, oldest first."""
+        rows = await self.session.execute(
+            select(holds.c.id)
+            .where(holds.c.state == "held", holds.c.expires_at <= now)
+            .order_by(holds.c.expires_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return [r.id for r in rows]
+
+
+def _range_literal(r: TimeRange):
+    return func.tstzrange(literal(r.start), literal(r.end), literal("[)"))
+
+
+class SqlAlchemyCalendarRepository:
+    def __init__(self, session: AsyncSession):
+        self.session = session
+
+    async def expired_hold_ids(self, place_id: str, ranges: list[TimeRange], now: datetime) -> list[str]:
+        """Holds of this place past expiry that still occupy one of `ranges`."""
+        c = calendar_entries.c
+        rows = await self.session.execute(
+            select(c.hold_id)
+            .distinct()
+            .where(
+                c.place_id == place_id,
+                c.live,
+                c.kind == "hold",
+                c.expires_at <= now,
+                or_(*[c.during.op("&&")(_range_literal(r)) for r in ranges]),
+            )
+        )
+        return [r.hold_id for r in rows]
+
+    async def live_entries(
+        self, place_id: str, ranges: list[TimeRange], now: datetime
+    ) -> list[tuple[int, datetime, datetime]]:
+        """(unit, start, end) of the occupied ranges (buffers included) overlapping `ranges`;
+        holds past expiry never count."""
+        c = calendar_entries.c
+        rows = await self.session.execute(
+            select(c.unit, func.lower(c.during).label("s"), func.upper(c.during).label("e")).where(
+                c.place_id == place_id,
+                c.live,
+                or_(c.expires_at.is_(None), c.expires_at > now),
+                or_(*[c.during.op("&&")(_range_literal(r)) for r in ranges]),
+            )
+        )
+        return [(r.unit, r.s, r.e) for r in rows]
+
+    async def insert(self, hold: Hold, rows: list[tuple[int, TimeRange, TimeRange]]) -> None:
+        """rows: (unit, during, booked). The exclusion constraint is the backstop."""
+        kind = "block" if hold.kind == "block" else "hold"
+        values = [
+            {
+                "hold_id": hold.id,
+                "place_id": hold.place_id,
+                "unit": unit,
+                "during": func.tstzrange(during.start, during.end, "[)"),
+                "booked": func.tstzrange(booked.start, booked.end, "[)"),
+                "kind": kind,
+                "booking_id": hold.booking_id,
+                "expires_at": hold.expires_at,
+                "live": True,
+            }
+            for unit, during, booked in rows
+        ]
+        try:
+            async with self.session.begin_nested():
+                await self.session.execute(insert(calendar_entries).values(values))
+        except IntegrityError as error:
+            if sqlstate_of(error) == EXCLUSION_VIOLATION:
+                raise SlotUnavailable(hold.place_id, sorted({d for _, d, _ in rows})) from error
+            raise
+
+    async def confirm(self, hold_id: str) -> None:
+        c = calendar_entries.c
+        await self.session.execute(
+            update(calendar_entries).where(c.hold_id == hold_id, c.live).values(kind="confirmed", expires_at=None)
+        )
+
+    async def free(self, hold_ids: list[str]) -> list[tuple[str, datetime, datetime]]:
+        """Take the rows of these holds out of the calendar; returns (hold_id, during) freed."""
+        if not hold_ids:
+            return []
+        c = calendar_entries.c
+        rows = await self.session.execute(
+            update(calendar_entries)
+            .where(c.hold_id.in_(sorted(hold_ids)), c.live)
+            .values(live=False)
+            .returning(c.hold_id, func.lower(c.during).label("s"), func.upper(c.during).label("e"))
+        )
+        return [(r.hold_id, r.s, r.e) for r in rows]
+
+    async def entries(self, place_id: str, window: TimeRange, after: tuple | None, limit: int) -> list:
+        """Occupying entries (one per hold and booked range, units counted) overlapping `window`,
+        by start then hold id; joined with their hold for its reason."""
+        c, h = calendar_entries.c, holds.c
+        start = func.lower(c.booked)
+        query = (
+            select(
+                c.hold_id,
+                c.kind,
+                c.booking_id,
+                c.expires_at,
+                start.label("s"),
+                func.upper(c.booked).label("e"),
+                func.count().label("units"),
+                h.reason,
+            )
+            .join(holds, h.id == c.hold_id)
+            .where(
+                c.place_id == place_id,
+                c.live,
+                or_(c.expires_at.is_(None), c.expires_at > func.now()),
+                c.booked.op("&&")(_range_literal(window)),
+            )
+            .group_by(c.hold_id, c.kind, c.booking_id, c.expires_at, c.booked, h.reason)
+            .order_by(start, c.hold_id)
+            .limit(limit)
+        )
+        if after is not None:
+            query = query.having(or_(start > after[0], and_(start == after[0], c.hold_id > after[1])))
+        return list((await self.session.execute(query)).all())

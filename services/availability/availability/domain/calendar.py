@@ -1,0 +1,201 @@
+"""The schedule rules as pure functions: which local times are open, which ranges may be held, and
+which slots are free given the busy ranges of each unit.
+
+Local times are converted with zoneinfo. A local time that does not exist (the spring-forward gap)
+is never a slot start; an ambiguous one (the fall-back overlap) is read with fold=0, its first
+occurrence, so the same request always gives the same instants."""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from availability.domain.errors import ScheduleRefusal, invalid
+from availability.domain.model import DAY, Schedule, TimeRange
+
+
+def local_to_utc(day: date, minute: int, tz: ZoneInfo) -> datetime | None:
+    """The UTC instant of a local wall time (fold=0), or None if that wall time does not exist."""
+    if minute >= 1440:
+        day, minute = day + timedelta(days=minute // 1440), minute % 1440
+    wall = datetime.combine(day, time(minute // 60, minute % 60), tzinfo=tz)
+    instant = wall.astimezone(UTC)
+    if instant.astimezone(tz).replace(tzinfo=None) != wall.replace(tzinfo=None):
+        return None
+    return instant
+
+
+def _boundary(day: date, minute: int, tz: ZoneInfo) -> datetime:
+    """An opening boundary; a boundary inside a DST gap moves to the end of the gap."""
+    instant = local_to_utc(day, minute, tz)
+    while instant is None:  # gaps are whole minutes long
+        minute += 1
+        instant = local_to_utc(day, minute, tz)
+    return instant
+
+
+def is_open_day(schedule: Schedule, day: date) -> bool:
+    return day not in schedule.blocked_dates and day.isoweekday() not in schedule.blocked_weekdays
+
+
+def open_periods(schedule: Schedule, tz: ZoneInfo, first: date, last: date) -> list[TimeRange]:
+    """Opening hours of local dates first..last as UTC ranges, touching ones merged."""
+    periods: list[TimeRange] = []
+    day = first
+    while day <= last:
+        if is_open_day(schedule, day):
+            for i in sorted(schedule.opening_hours, key=lambda i: i.start_minute):
+                if i.weekday == day.isoweekday():
+                    start, end = _boundary(day, i.start_minute, tz), _boundary(day, i.end_minute, tz)
+                    if end > start:
+                        periods.append(TimeRange(start, end))
+        day += DAY
+    periods.sort()
+    merged: list[TimeRange] = []
+    for p in periods:
+        if merged and p.start <= merged[-1].end:
+            merged[-1] = TimeRange(merged[-1].start, max(merged[-1].end, p.end))
+        else:
+            merged.append(p)
+    return merged
+
+
+def _within(periods: list[TimeRange], r: TimeRange) -> bool:
+    index = bisect_right([p.start for p in periods], r.start) - 1
+    return index >= 0 and periods[index].end >= r.end
+
+
+def duration_fits(schedule: Schedule, duration: timedelta) -> bool:
+    return (
+        schedule.minimum_duration <= duration <= schedule.maximum_duration
+        and duration % schedule.slot_granularity == timedelta(0)
+    )
+
+
+def check_hold_ranges(schedule: Schedule, tz: ZoneInfo, ranges: list[TimeRange], now: datetime) -> None:
+    """Every rule a held range must satisfy; ScheduleRefusal (FAILED_PRECONDITION) names the first broken."""
+    granularity_min = int(schedule.slot_granularity.total_seconds() // 60)
+    for r in ranges:
+        shown = f"{r.start.isoformat()}/{r.end.isoformat()}"
+        if not duration_fits(schedule, r.duration):
+            raise ScheduleRefusal(
+                f"{shown}: length must be a multiple of {schedule.slot_granularity} between "
+                f"{schedule.minimum_duration} and {schedule.maximum_duration}",
+                reason="INVALID_DURATION",
+            )
+        local = r.start.astimezone(tz)
+        if local.second or local.microsecond or (local.hour * 60 + local.minute) % granularity_min:
+            raise invalid(
+                f"{shown}: must start on a multiple of {schedule.slot_granularity} from local midnight",
+                "INVALID_TIME_RANGE",
+                "ranges",
+            )
+        if r.start < now + schedule.minimum_notice:
+            raise ScheduleRefusal(
+                f"{shown}: starts too soon (minimum notice {schedule.minimum_notice})", reason="INSUFFICIENT_NOTICE"
+            )
+        if r.start > now + schedule.maximum_advance:
+            raise ScheduleRefusal(
+                f"{shown}: starts too far ahead (maximum advance {schedule.maximum_advance})",
+                reason="OUTSIDE_BOOKING_WINDOW",
+            )
+        day = local.date()
+        if (schedule.first_bookable_date and day < schedule.first_bookable_date) or (
+            schedule.last_bookable_date and day > schedule.last_bookable_date
+        ):
+            raise ScheduleRefusal(f"{shown}: outside the bookable dates", reason="OUTSIDE_BOOKING_WINDOW")
+        periods = open_periods(schedule, tz, day - DAY, r.end.astimezone(tz).date())
+        if not _within(periods, r):
+            raise ScheduleRefusal(f"{shown}: outside opening hours", reason="OUTSIDE_OPENING_HOURS")
+
+
+@dataclass(frozen=True)
+class Busy:
+    """Occupied ranges (buffers included) per unit, from the calendar."""
+
+    by_unit: dict[int, list[TimeRange]]
+
+    @classmethod
+    def of(cls, entries: Iterable[tuple[int, datetime, datetime]]) -> Busy:
+        by_unit: dict[int, list[TimeRange]] = {}
+        for unit, start, end in entries:
+            by_unit.setdefault(unit, []).append(TimeRange(start, end))
+        for ranges in by_unit.values():
+            ranges.sort()
+        return cls(by_unit)
+
+    def free_units(self, r: TimeRange, unit_count: int) -> list[int]:
+        """Units whose busy ranges leave `r` free, lowest first."""
+        free = []
+        for unit in range(unit_count):
+            ranges = self.by_unit.get(unit)
+            if not ranges or not _overlaps_any(ranges, r):
+                free.append(unit)
+        return free
+
+    def conflicts(self, r: TimeRange) -> list[TimeRange]:
+        return sorted({b for ranges in self.by_unit.values() for b in ranges if b.overlaps(r)})
+
+
+def _overlaps_any(sorted_ranges: list[TimeRange], r: TimeRange) -> bool:
+    # Ranges of one unit never overlap each other (the exclusion constraint), so sorted by start they
+    # are sorted by end too: only the last one starting before r.end can reach into r.
+    index = bisect_right([b.start for b in sorted_ranges], r.end - timedelta(microseconds=1)) - 1
+    return index >= 0 and sorted_ranges[index].end > r.start
+
+
+def free_slots(
+    schedule: Schedule,
+    tz: ZoneInfo,
+    first: date,
+    last: date,
+    duration: timedelta,
+    now: datetime,
+    busy: Busy,
+    unit_count: int,
+    units: int = 1,
+    window: TimeRange | None = None,
+    limit: int | None = None,
+) -> list[TimeRange]:
+    """Bookable slots of exactly `duration` starting on local dates first..last, earliest first,
+    stepping by the granularity; inside `window` when given; at most `limit`."""
+    if not duration_fits(schedule, duration) or units > unit_count:
+        return []
+    step = int(schedule.slot_granularity.total_seconds() // 60)
+    periods = open_periods(schedule, tz, first - DAY, last + timedelta(days=duration.days + 2))
+    earliest, latest = now + schedule.minimum_notice, now + schedule.maximum_advance
+    slots: list[TimeRange] = []
+    day = first
+    while day <= last:
+        if _bookable_date(schedule, day):
+            for interval in sorted(schedule.opening_hours, key=lambda i: i.start_minute):
+                if interval.weekday != day.isoweekday():
+                    continue
+                minute = -(-interval.start_minute // step) * step
+                while minute < interval.end_minute:
+                    start = local_to_utc(day, minute, tz)
+                    minute += step
+                    if start is None or start < earliest or start > latest:
+                        continue
+                    slot = TimeRange(start, start + duration)
+                    if window is not None and not (window.start <= slot.start and slot.end <= window.end):
+                        continue
+                    if not _within(periods, slot):
+                        continue
+                    guarded = slot.widened(schedule.buffer_before, schedule.buffer_after)
+                    if len(busy.free_units(guarded, unit_count)) >= units:
+                        slots.append(slot)
+        day += DAY
+    slots.sort()
+    return slots[:limit] if limit is not None else slots
+
+
+def _bookable_date(schedule: Schedule, day: date) -> bool:
+    if schedule.first_bookable_date and day < schedule.first_bookable_date:
+        return False
+    if schedule.last_bookable_date and day > schedule.last_bookable_date:
+        return False
+    return is_open_day(schedule, day)

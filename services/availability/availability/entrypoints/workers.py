@@ -1,0 +1,30 @@
+"""Background workers of the availability service."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from availability.service_layer.handlers import Deps, sweep_expired_holds
+from kit.context import current_operation
+
+log = logging.getLogger("availability.sweeper")
+
+
+def hold_sweeper(deps: Deps, interval_s: float, batch_size: int):
+    """Frees expired holds in small batches until a pass finds none, then waits `interval_s`."""
+
+    async def run(stop: asyncio.Event) -> None:
+        current_operation.set("sweep_expired_holds")
+        while not stop.is_set():
+            try:
+                while await sweep_expired_holds(deps, batch_size) == batch_size and not stop.is_set():
+                    pass
+            except Exception as error:  # the database may be away; the next pass retries
+                log.warning("sweeper pass failed", extra={"error": repr(error)})
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=interval_s)
+            except TimeoutError:
+                pass
+
+    return run

@@ -1,0 +1,503 @@
+"""Use cases of the availability service, one function per RPC. Each runs in one short transaction
+(retried as a whole on deadlock, lock timeout or serialization failure) and leaves the database in
+a defined state whatever happens: either everything it did committed, or nothing did."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from availability.domain import events
+from availability.domain.calendar import Busy, check_hold_ranges
+from availability.domain.errors import (
+    BlockNotFound,
+    HoldExpired,
+    HoldNotFound,
+    IllegalHoldTransition,
+    NotPlaceOwner,
+    PlaceInactive,
+    PlaceNotFound,
+    SlotUnavailable,
+    StaleEtag,
+    invalid,
+)
+from availability.domain.model import Hold, HoldState, Place, TimeRange, new_id, sorted_disjoint, utcnow
+from kit.db import with_retries
+from kit.errors import IdempotencyKeyReused, PermissionDenied
+from kit.identity import AGENT, HOST, SERVICE, Caller
+
+
+@dataclass
+class Deps:
+    """What the handlers need, built by bootstrap: a unit-of-work factory, the caches, a clock."""
+
+    uow: Callable[[], Any]
+    place_cache: Any
+    search_cache: Any
+    clock: Callable[[], datetime] = utcnow
+
+
+# ---------------------------------------------------------------- places
+
+
+async def create_place(deps: Deps, request_id: str, fingerprint: str, place: Place, caller: Caller) -> Place:
+    """Create a place owned by the caller (a host, agent or service)."""
+    if not caller.user_id or not ({HOST, AGENT, SERVICE} & caller.roles):
+        raise PermissionDenied("only hosts may create places", reason="HOST_ROLE_REQUIRED")
+    place.validate()
+    place.id, place.owner_id = new_id(), caller.user_id
+
+    async def attempt() -> Place:
+        async with deps.uow() as uow:
+            earlier = await uow.requests.claim(request_id, "CreatePlace", fingerprint, place.id)
+            if earlier:
+                return await _existing_place(uow, earlier)
+            await uow.places.add(place)
+            uow.events.append(events.PlaceCreated(place))
+            await uow.commit()
+            return place
+
+    return await with_retries(attempt)
+
+
+async def _existing_place(uow, place_id: str) -> Place:
+    found = await uow.places.get(place_id)
+    if found is None:
+        raise PlaceNotFound(place_id)
+    return found
+
+
+async def get_places(deps: Deps, ids: list[str]) -> tuple[list[Place], list[str]]:
+    """Places by id in first-occurrence order (read-through cache), and the ids that match none."""
+    wanted = list(dict.fromkeys(ids))
+    found = await deps.place_cache.get_many(wanted)
+    missing = [i for i in wanted if i not in found]
+    if missing:
+        async with deps.uow() as uow:
+            loaded = await uow.places.get_many(missing)
+        await deps.place_cache.put(loaded)
+        found.update({p.id: p for p in loaded})
+    return [found[i] for i in wanted if i in found], [i for i in wanted if i not in found]
+
+
+async def get_place(deps: Deps, place_id: str) -> Place:
+    """One place, active or not."""
+    places, _ = await get_places(deps, [place_id])
+    if not places:
+        raise PlaceNotFound(place_id)
+    return places[0]
+
+
+# Mutable fields: proto path -> domain attribute (schedule sub-paths are handled separately).
+MUTABLE = {
+    "title",
+    "description",
+    "city",
+    "address",
+    "capacity",
+    "unit_count",
+    "price_per_hour",
+    "time_zone",
+    "booking_mode",
+    "photo_urls",
+    "deposit_policy",
+    "cancellation_policy",
+    "schedule",
+}
+
+
+def check_mask(paths: list[str], caller: Caller) -> list[str]:
+    """The effective paths of an update mask; INVALID_UPDATE_MASK for unknown or output-only ones."""
+    from availability.domain.model import Schedule
+
+    if not paths:
+        raise invalid("update_mask must name at least one field", "INVALID_UPDATE_MASK", "update_mask")
+    if "*" in paths:
+        return sorted(MUTABLE)
+    schedule_fields = {f.name for f in dataclasses.fields(Schedule)}
+    for path in paths:
+        if path in MUTABLE or (path.startswith("schedule.") and path[9:] in schedule_fields):
+            continue
+        if path == "active":
+            if not caller.is_privileged:
+                raise NotPlaceOwner()
+            continue
+        raise invalid(f"update_mask: {path!r} is not a mutable field of Place", "INVALID_UPDATE_MASK", "update_mask")
+    return list(dict.fromkeys(paths))
+
+
+def _apply(place: Place, patch: Place, paths: list[str]) -> None:
+    for path in paths:
+        if path.startswith("schedule."):
+            name = path[9:]
+            setattr(place.schedule, name, getattr(patch.schedule, name))
+        else:
+            setattr(place, path, getattr(patch, path))
+
+
+async def update_place(
+    deps: Deps, request_id: str, fingerprint: str, patch: Place, paths: list[str], etag: str, caller: Caller
+) -> Place:
+    """Replace the masked fields of a place; honours the etag."""
+    paths = check_mask(paths, caller)
+
+    async def attempt() -> Place:
+        async with deps.uow() as uow:
+            earlier = await uow.requests.claim(request_id, "UpdatePlace", fingerprint, patch.id)
+            if earlier:
+                return await _existing_place(uow, earlier)
+            place = await _owned_place(uow, patch.id, caller, etag)
+            _apply(place, patch, paths)
+            place.validate()
+            place.version += 1
+            await uow.places.save(place)
+            uow.events.append(events.PlaceUpdated(place, paths))
+            if any(p.startswith("schedule") or p in ("active", "unit_count", "time_zone") for p in paths):
+                uow.events.append(events.CalendarChanged(place.id, "SCHEDULE_CHANGED"))
+            await uow.commit()
+            return place
+
+    place = await with_retries(attempt)
+    await _place_changed(deps, place.id)
+    return place
+
+
+async def _owned_place(uow, place_id: str, caller: Caller, etag: str = "") -> Place:
+    place = await uow.places.get(place_id, for_update=True)
+    if place is None:
+        raise PlaceNotFound(place_id)
+    if not place.may_be_changed_by(caller.user_id, caller.is_privileged):
+        raise NotPlaceOwner(place_id)
+    if etag and etag != place.etag:
+        raise StaleEtag(place_id)
+    return place
+
+
+async def _place_changed(deps: Deps, place_id: str) -> None:
+    await deps.place_cache.forget(place_id)
+    await deps.search_cache.bump()
+
+
+async def delete_place(
+    deps: Deps, request_id: str, fingerprint: str, place_id: str, etag: str, caller: Caller
+) -> Place:
+    """Soft-delete: the place stops being searchable and holdable; its calendar stays."""
+
+    async def attempt() -> Place:
+        async with deps.uow() as uow:
+            earlier = await uow.requests.claim(request_id, "DeletePlace", fingerprint, place_id)
+            if earlier:
+                return await _existing_place(uow, earlier)
+            place = await _owned_place(uow, place_id, caller, etag)
+            if place.active:
+                place.active = False
+                place.version += 1
+                await uow.places.save(place)
+                uow.events.append(events.PlaceUpdated(place, ["active"]))
+            await uow.commit()
+            return place
+
+    place = await with_retries(attempt)
+    await _place_changed(deps, place.id)
+    return place
+
+
+async def apply_rating(
+    deps: Deps, request_id: str, fingerprint: str, place_id: str, rating: int, removed: bool
+) -> Place:
+    """Add (or remove) one review's rating to the place's aggregate, once per review event."""
+    if not 1 <= rating <= 5:
+        raise invalid("rating must be 1-5", field="rating")
+
+    async def attempt() -> Place:
+        async with deps.uow() as uow:
+            earlier = await uow.requests.claim(request_id, "ApplyRating", fingerprint, place_id)
+            if earlier:
+                return await _existing_place(uow, earlier)
+            place = await uow.places.get(place_id, for_update=True)
+            if place is None:
+                raise PlaceNotFound(place_id)
+            place.apply_rating(rating, removed)
+            await uow.places.save(place)
+            await uow.commit()
+            return place
+
+    place = await with_retries(attempt)
+    await _place_changed(deps, place.id)
+    return place
+
+
+# ---------------------------------------------------------------- holds and blocks
+
+
+async def _expire_overlapping(uow, place_id: str, guarded: list[TimeRange], now: datetime) -> None:
+    """Free the expired holds that still occupy any of `guarded` (only those: no global cleanup).
+    Hold rows are locked before calendar rows, the same order as ConfirmHold and the sweeper."""
+    hold_ids = await uow.calendar.expired_hold_ids(place_id, guarded, now)
+    expired = await uow.holds.expire(hold_ids, now)
+    await _free(uow, expired, lambda h: events.HoldExpired(h, h.expires_at))
+
+
+async def _free(uow, holds: list[Hold], event: Callable[[Hold], object]) -> None:
+    freed = await uow.calendar.free([h.id for h in holds])
+    by_place: dict[str, set[TimeRange]] = {}
+    by_hold = {h.id: h for h in holds}
+    for hold_id, start, end in freed:
+        by_place.setdefault(by_hold[hold_id].place_id, set()).add(TimeRange(start, end))
+    for hold in holds:
+        uow.events.append(event(hold))
+    for place_id, ranges in by_place.items():
+        uow.events.append(events.CalendarChanged(place_id, "FREED", sorted(ranges)))
+
+
+def _same_request(existing: Hold, kind: str, fingerprint: str) -> Hold:
+    if existing.kind != kind or existing.fingerprint != fingerprint:
+        raise IdempotencyKeyReused(f"request_id {existing.request_id!r} was already used with other parameters")
+    return existing
+
+
+async def _holdable_place(uow, place_id: str) -> Place:
+    place = await uow.places.get(place_id)
+    if place is None:
+        raise PlaceNotFound(place_id)
+    if not place.active:
+        raise PlaceInactive(place_id)
+    return place
+
+
+def _choose_units(place_id: str, busy: Busy, guarded: list[TimeRange], units: int, unit_count: int) -> list[list[int]]:
+    """The first free units of every range, or SlotUnavailable listing every range that has too few."""
+    chosen, conflicts = [], []
+    for g in guarded:
+        free = busy.free_units(g, unit_count)
+        if len(free) < units:
+            conflicts.extend(busy.conflicts(g) or [g])
+        chosen.append(free[:units])
+    if conflicts:
+        raise SlotUnavailable(place_id, sorted(set(conflicts)))
+    return chosen
+
+
+async def hold_slots(
+    deps: Deps,
+    request_id: str,
+    fingerprint: str,
+    place_id: str,
+    ranges: list[TimeRange],
+    units: int,
+    ttl: timedelta,
+    booking_id: str,
+    holder_id: str,
+) -> Hold:
+    """Hold every range for `units` units, or nothing; idempotent by request id."""
+    ranges = sorted_disjoint(ranges, "ranges", 60)
+    if not holder_id:
+        raise invalid("holder_id is required", field="holder_id")
+    if not timedelta(minutes=1) <= ttl <= timedelta(hours=24):
+        raise invalid("ttl must be between 1 minute and 24 hours", field="ttl")
+    if units < 1:
+        raise invalid("units must be at least 1", field="units")
+
+    async def attempt() -> tuple[Hold, bool]:
+        async with deps.uow() as uow:
+            await uow.holds.lock_place(place_id)
+            existing = await uow.holds.by_request_id(request_id)
+            if existing:
+                return _same_request(existing, "hold", fingerprint), False
+            place = await _holdable_place(uow, place_id)
+            if units > place.unit_count:
+                raise invalid(f"units must be 1-{place.unit_count} for this place", field="units")
+            now = deps.clock()
+            s = place.schedule
+            check_hold_ranges(s, place.zone, ranges, now)
+            guarded = [r.widened(s.buffer_before, s.buffer_after) for r in ranges]
+            await _expire_overlapping(uow, place_id, guarded, now)
+            busy = Busy.of(await uow.calendar.live_entries(place_id, guarded, now))
+            chosen = _choose_units(place_id, busy, guarded, units, place.unit_count)
+            hold = Hold(
+                id=new_id(),
+                request_id=request_id,
+                fingerprint=fingerprint,
+                kind="hold",
+                place_id=place_id,
+                booking_id=booking_id,
+                holder_id=holder_id,
+                ranges=ranges,
+                units=units,
+                state=HoldState.HELD,
+                expires_at=now + ttl,
+            )
+            await uow.holds.add(hold)
+            rows = [(u, g, r) for r, g, us in zip(ranges, guarded, chosen, strict=True) for u in us]
+            await uow.calendar.insert(hold, rows)
+            uow.events += [events.HoldCreated(hold), events.CalendarChanged(place_id, "OCCUPIED", guarded)]
+            await uow.commit()
+            return hold, True
+
+    hold, created = await with_retries(attempt)
+    if created:
+        await deps.search_cache.bump()
+    return hold
+
+
+async def get_hold(deps: Deps, hold_id: str) -> Hold:
+    async with deps.uow() as uow:
+        hold = await uow.holds.get(hold_id)
+    if hold is None or hold.kind != "hold":
+        raise HoldNotFound(hold_id)
+    return hold
+
+
+async def confirm_hold(deps: Deps, request_id: str, fingerprint: str, hold_id: str) -> Hold:
+    """HELD -> CONFIRMED (permanent); confirming again returns the hold unchanged."""
+
+    async def attempt() -> Hold:
+        async with deps.uow() as uow:
+            await uow.requests.claim(request_id, "ConfirmHold", fingerprint, hold_id)
+            hold = await uow.holds.get(hold_id, for_update=True)
+            if hold is None or hold.kind != "hold":
+                raise HoldNotFound(hold_id)
+            state = hold.effective_state(deps.clock())
+            if state is HoldState.EXPIRED:
+                raise HoldExpired(hold_id)
+            if state is HoldState.RELEASED:
+                raise IllegalHoldTransition(hold_id, state.name, "confirm")
+            if state is HoldState.HELD:
+                hold.state, hold.expires_at = HoldState.CONFIRMED, None
+                await uow.holds.save_state(hold)
+                await uow.calendar.confirm(hold.id)
+                uow.events.append(events.HoldConfirmed(hold))
+            await uow.commit()
+            return hold
+
+    return await with_retries(attempt)
+
+
+async def release_hold(deps: Deps, request_id: str, fingerprint: str, hold_id: str, reason: str) -> Hold:
+    """Free a HELD or CONFIRMED hold; releasing a RELEASED or EXPIRED one returns it unchanged."""
+    if len(reason) > 500:
+        raise invalid("reason must be at most 500 characters", field="reason")
+
+    async def attempt() -> tuple[Hold, bool]:
+        async with deps.uow() as uow:
+            await uow.requests.claim(request_id, "ReleaseHold", fingerprint, hold_id)
+            hold = await uow.holds.get(hold_id, for_update=True)
+            if hold is None or hold.kind != "hold":
+                raise HoldNotFound(hold_id)
+            state = hold.effective_state(deps.clock())
+            changed = state in (HoldState.HELD, HoldState.CONFIRMED)
+            if changed:
+                hold.state, hold.reason = HoldState.RELEASED, reason
+                await uow.holds.save_state(hold)
+                await _free(uow, [hold], events.HoldReleased)
+            await uow.commit()
+            return hold, changed
+
+    hold, changed = await with_retries(attempt)
+    if changed:
+        await deps.search_cache.bump()
+    return hold
+
+
+async def _check_owner(deps: Deps, place_id: str, caller: Caller) -> Place:
+    """Ownership never changes, so it may be checked in its own short read before the write."""
+    async with deps.uow() as uow:
+        place = await uow.places.get(place_id)
+    if place is None:
+        raise PlaceNotFound(place_id)
+    if not place.may_be_changed_by(caller.user_id, caller.is_privileged):
+        raise NotPlaceOwner(place_id)
+    return place
+
+
+async def block_time(
+    deps: Deps, request_id: str, fingerprint: str, place_id: str, ranges: list[TimeRange], reason: str, caller: Caller
+) -> Hold:
+    """Make ranges unavailable on every unit of a place (owner or agent)."""
+    ranges = sorted_disjoint(ranges, "ranges", 100)
+    if len(reason) > 500:
+        raise invalid("reason must be at most 500 characters", field="reason")
+
+    async def attempt() -> tuple[Hold, bool]:
+        async with deps.uow() as uow:
+            await uow.holds.lock_place(place_id)
+            existing = await uow.holds.by_request_id(request_id)
+            if existing:
+                return _same_request(existing, "block", fingerprint), False
+            place = await uow.places.get(place_id)
+            if place is None:
+                raise PlaceNotFound(place_id)
+            if not place.may_be_changed_by(caller.user_id, caller.is_privileged):
+                raise NotPlaceOwner(place_id)
+            now = deps.clock()
+            await _expire_overlapping(uow, place_id, ranges, now)
+            busy = Busy.of(await uow.calendar.live_entries(place_id, ranges, now))
+            _choose_units(place_id, busy, ranges, place.unit_count, place.unit_count)
+            block = Hold(
+                id=new_id(),
+                request_id=request_id,
+                fingerprint=fingerprint,
+                kind="block",
+                place_id=place_id,
+                booking_id="",
+                holder_id=caller.user_id,
+                ranges=ranges,
+                units=place.unit_count,
+                state=HoldState.ACTIVE,
+                expires_at=None,
+                reason=reason,
+            )
+            await uow.holds.add(block)
+            await uow.calendar.insert(block, [(u, r, r) for r in ranges for u in range(place.unit_count)])
+            uow.events += [events.TimeBlocked(block), events.CalendarChanged(place_id, "OCCUPIED", ranges)]
+            await uow.commit()
+            return block, True
+
+    block, created = await with_retries(attempt)
+    if created:
+        await deps.search_cache.bump()
+    return block
+
+
+async def unblock_time(deps: Deps, request_id: str, fingerprint: str, block_id: str, caller: Caller) -> Hold:
+    """Remove a block; removing a REMOVED block returns it unchanged."""
+    async with deps.uow() as uow:
+        found = await uow.holds.get(block_id)
+    if found is None or found.kind != "block":
+        raise BlockNotFound(block_id)
+    await _check_owner(deps, found.place_id, caller)
+
+    async def attempt() -> tuple[Hold, bool]:
+        async with deps.uow() as uow:
+            await uow.requests.claim(request_id, "UnblockTime", fingerprint, block_id)
+            block = await uow.holds.get(block_id, for_update=True)
+            changed = block.state is HoldState.ACTIVE
+            if changed:
+                block.state = HoldState.REMOVED
+                await uow.holds.save_state(block)
+                await _free(uow, [block], events.TimeUnblocked)
+            await uow.commit()
+            return block, changed
+
+    block, changed = await with_retries(attempt)
+    if changed:
+        await deps.search_cache.bump()
+    return block
+
+
+async def sweep_expired_holds(deps: Deps, batch_size: int = 100) -> int:
+    """Free one batch of expired holds nobody else is handling (FOR UPDATE SKIP LOCKED)."""
+    async with deps.uow() as uow:
+        now = deps.clock()
+        ids = await uow.holds.expiring(now, batch_size)
+        if not ids:
+            return 0
+        expired = await uow.holds.expire(ids, now)
+        await _free(uow, expired, lambda h: events.HoldExpired(h, h.expires_at))
+        await uow.commit()
+    if expired:
+        await deps.search_cache.bump()
+    return len(expired)

@@ -1,0 +1,373 @@
+"""Read-side use cases: listing, calendar views, free slots and search. Each is one read-only unit
+of work whose locks the probe measures (budget: 10)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import and_, or_
+
+from availability.adapters.orm import places as places_table
+from availability.domain.calendar import Busy, free_slots
+from availability.domain.errors import NotPlaceOwner, PlaceInactive, invalid
+from availability.domain.model import DAY, Money, Place, TimeRange
+from availability.service_layer import pagination
+from availability.service_layer.handlers import Deps, get_place
+from kit.identity import Caller
+
+SORTABLE = {
+    "price_per_hour": places_table.c.price_amount,
+    "rating_average": places_table.c.rating_average,
+    "capacity": places_table.c.capacity,
+    "create_time": places_table.c.create_time,
+    "title": places_table.c.title,
+}
+
+
+@dataclass
+class PlaceFilter:
+    city: str = ""
+    owner_id: str = ""
+    min_capacity: int = 0
+    min_price: Money | None = None
+    max_price: Money | None = None
+    min_rating: float = 0.0
+    active: bool | None = None
+
+
+def _price_filters(f: PlaceFilter) -> tuple[str | None, int | None, int | None]:
+    for name, money in (("min_price", f.min_price), ("max_price", f.max_price)):
+        if money is not None:
+            money.validate(name)
+    if f.min_price and f.max_price and f.min_price.currency_code != f.max_price.currency_code:
+        raise invalid("min_price and max_price must use the same currency", "INVALID_CURRENCY", "max_price")
+    if not 0.0 <= f.min_rating <= 5.0:
+        raise invalid("min_rating must be 0.0-5.0", field="min_rating")
+    if f.min_capacity < 0:
+        raise invalid("min_capacity must be >= 0", field="min_capacity")
+    currency = (f.min_price or f.max_price).currency_code if (f.min_price or f.max_price) else None
+    return (
+        currency,
+        f.min_price.amount_minor if f.min_price else None,
+        f.max_price.amount_minor if f.max_price else None,
+    )
+
+
+def _order(order_by: str) -> list[tuple[str, bool]]:
+    fields = []
+    for part in (order_by or "create_time desc").split(","):
+        words = part.split()
+        if not words or words[0] not in SORTABLE or len(words) > 2 or (len(words) == 2 and words[1] != "desc"):
+            raise invalid(
+                f"order_by: {part.strip()!r} is not one of {', '.join(SORTABLE)} (optionally followed by ' desc')",
+                field="order_by",
+            )
+        fields.append((words[0], len(words) == 2))
+    return fields
+
+
+def _keyset(fields: list[tuple[str, bool]], position: list):
+    """(a, b, id) after (va, vb, vid) with per-field directions, as an OR chain."""
+    columns = [(SORTABLE[n], desc) for n, desc in fields] + [(places_table.c.id, False)]
+    values = [_typed(n, v) for (n, _), v in zip(fields, position[:-1], strict=True)] + [position[-1]]
+    clauses = []
+    for i, (column, desc) in enumerate(columns):
+        equal = [c == v for (c, _), v in zip(columns[:i], values[:i], strict=True)]
+        clauses.append(and_(*equal, column < values[i] if desc else column > values[i]))
+    return or_(*clauses)
+
+
+def _typed(name: str, value):
+    return datetime.fromisoformat(value) if name == "create_time" else value
+
+
+def _sort_value(place: Place, name: str):
+    return {
+        "price_per_hour": place.price_per_hour.amount_minor,
+        "rating_average": place.rating_average,
+        "capacity": place.capacity,
+        "create_time": place.create_time.isoformat(),
+        "title": place.title,
+    }[name]
+
+
+async def list_places(
+    deps: Deps, f: PlaceFilter, order_by: str, size: int, token: str, caller: Caller
+) -> tuple[list[Place], str]:
+    """Places matching the filters, keyset-paginated in the requested order."""
+    size = pagination.page_size(size)
+    currency, low, high = _price_filters(f)
+    fields = _order(order_by)
+    query = pagination.query_hash("places", f.__dict__.__repr__(), order_by)
+    position = pagination.decode(token, query)
+    c = places_table.c
+    where = [c.capacity >= f.min_capacity, c.rating_average >= f.min_rating]
+    if f.city:
+        where.append(c.city.ilike(f.city.replace("%", r"\%").replace("_", r"\_")))
+    if f.owner_id:
+        where.append(c.owner_id == f.owner_id)
+    active = f.active
+    if active is None and not (f.owner_id and f.owner_id == caller.user_id):
+        active = True
+    if active is not None:
+        where.append(c.active.is_(active))
+    if currency:
+        where.append(c.price_currency == currency)
+    if low is not None:
+        where.append(c.price_amount >= low)
+    if high is not None:
+        where.append(c.price_amount <= high)
+    if position:
+        try:
+            where.append(_keyset(fields, position))
+        except (ValueError, TypeError) as error:
+            raise invalid("page_token is malformed", "INVALID_PAGE_TOKEN", "page_token") from error
+    order = [SORTABLE[n].desc() if desc else SORTABLE[n].asc() for n, desc in fields] + [c.id.asc()]
+    async with deps.uow() as uow:
+        found = await uow.places.list(where, order, size + 1)
+    page, more = found[:size], len(found) > size
+    next_token = ""
+    if more:
+        last = page[-1]
+        next_token = pagination.encode(query, [_sort_value(last, n) for n, _ in fields] + [last.id])
+    return page, next_token
+
+
+def check_window(window: TimeRange, maximum: timedelta) -> None:
+    if window.duration > maximum:
+        raise invalid(f"time range must be at most {maximum.days} days long", "INVALID_TIME_RANGE", "time_range")
+
+
+async def _readable_place(deps: Deps, place_id: str, caller: Caller) -> Place:
+    place = await get_place(deps, place_id)
+    if not place.may_be_changed_by(caller.user_id, caller.is_privileged):
+        raise NotPlaceOwner(place_id)
+    return place
+
+
+@dataclass
+class Entry:
+    hold_id: str
+    kind: str  # hold | confirmed | block
+    booking_id: str
+    expires_at: datetime | None
+    range: TimeRange
+    units: int
+    reason: str
+
+
+async def list_calendar_entries(
+    deps: Deps, place_id: str, window: TimeRange, size: int, token: str, caller: Caller
+) -> tuple[list[Entry], str]:
+    """Occupying holds and blocks overlapping `window`, by start then id (owner or operator)."""
+    size = pagination.page_size(size)
+    check_window(window, timedelta(days=366))
+    query = pagination.query_hash("entries", place_id, window.start, window.end)
+    position = pagination.decode(token, query)
+    await _readable_place(deps, place_id, caller)
+    after = (datetime.fromisoformat(position[0]), position[1]) if position else None
+    async with deps.uow() as uow:
+        rows = await uow.calendar.entries(place_id, window, after, size + 1)
+    entries = [
+        Entry(str(r.hold_id), r.kind, r.booking_id, r.expires_at, TimeRange(r.s, r.e), r.units, r.reason) for r in rows
+    ]
+    page = entries[:size]
+    next_token = ""
+    if len(entries) > size:
+        next_token = pagination.encode(query, [page[-1].range.start.isoformat(), page[-1].hold_id])
+    return page, next_token
+
+
+async def export_calendar(
+    deps: Deps, place_id: str, window: TimeRange | None, caller: Caller
+) -> tuple[Place, list[Entry]]:
+    """Every occupying entry of the window (default: the coming year) for an iCalendar feed."""
+    now = deps.clock()
+    window = window or TimeRange(now, now + timedelta(days=365))
+    check_window(window, timedelta(days=366))
+    place = await _readable_place(deps, place_id, caller)
+    entries: list[Entry] = []
+    token = ""
+    while True:
+        page, token = await list_calendar_entries(deps, place_id, window, 200, token, caller)
+        entries += page
+        if not token or len(entries) >= 20_000:
+            return place, entries
+
+
+async def list_free_slots(
+    deps: Deps,
+    place_id: str,
+    first: date,
+    last: date,
+    duration: timedelta,
+    units: int,
+    size: int,
+    token: str,
+) -> tuple[list[TimeRange], Place, str]:
+    """Bookable slots of one place between two local dates, earliest first."""
+    size = pagination.page_size(size)
+    if last < first or (last - first).days > 62:
+        raise invalid("end_date must be 0-62 days after start_date", "INVALID_TIME_RANGE", "end_date")
+    if duration <= timedelta(0):
+        raise invalid("duration is required", field="duration")
+    if units < 0:
+        raise invalid("units must be >= 1", field="units")
+    query = pagination.query_hash("slots", place_id, first, last, duration.total_seconds(), units)
+    position = pagination.decode(token, query)
+    place = await get_place(deps, place_id)
+    if not place.active:
+        raise PlaceInactive(place_id)
+    s, tz = place.schedule, place.zone
+    from availability.domain.calendar import local_to_utc
+
+    span_start = local_to_utc(first - DAY, 0, tz) or datetime.combine(first - DAY, datetime.min.time(), tz)
+    span_end = local_to_utc(last + 2 * DAY, 0, tz) or datetime.combine(last + 2 * DAY, datetime.min.time(), tz)
+    span = TimeRange(span_start - s.buffer_before, span_end + duration + s.buffer_after)
+    now = deps.clock()
+    async with deps.uow() as uow:
+        busy = Busy.of(await uow.calendar.live_entries(place_id, [span], now))
+    slots = free_slots(s, tz, first, last, duration, now, busy, place.unit_count, units or 1)
+    if position:
+        after = datetime.fromisoformat(position[0])
+        slots = [x for x in slots if x.start > after]
+    page = slots[:size]
+    next_token = pagination.encode(query, [page[-1].start.isoformat()]) if len(slots) > size else ""
+    return page, place, next_token
+
+
+@dataclass
+class SearchQuery:
+    filters: PlaceFilter
+    window: TimeRange
+    duration: timedelta
+    units: int = 1
+    max_slots: int = 3
+    page_size: int = 50
+    page_token: str = ""
+
+
+@dataclass
+class SearchHit:
+    place: dict  # the summary fields of the place (json-friendly, cached as is)
+    slots: list[TimeRange]
+
+
+def _hit_to_json(hit: SearchHit) -> list:
+    return [hit.place, [[s.start.isoformat(), s.end.isoformat()] for s in hit.slots]]
+
+
+def _hit_from_json(raw: list) -> SearchHit:
+    return SearchHit(raw[0], [TimeRange(datetime.fromisoformat(a), datetime.fromisoformat(b)) for a, b in raw[1]])
+
+
+def _validate_search(q: SearchQuery, now: datetime) -> None:
+    if not q.filters.city:
+        raise invalid("city is required", field="city")
+    check_window(q.window, timedelta(days=31))
+    if q.window.end > now + timedelta(days=730):
+        raise invalid("window must end at most 730 days from now", "INVALID_TIME_RANGE", "window")
+    if not timedelta(minutes=5) <= q.duration <= timedelta(days=31):
+        raise invalid("duration must be between 5 minutes and 31 days", field="duration")
+    if q.units < 0:
+        raise invalid("units must be >= 1", field="units")
+    if not 0 <= q.max_slots <= 20:
+        raise invalid("max_slots_per_place must be 0-20", field="max_slots_per_place")
+
+
+async def search_availability(deps: Deps, q: SearchQuery) -> tuple[list[SearchHit], str]:
+    """Active places with free slots in the window: one set-based query for every place, then the
+    schedule rules in Python; results cached per query and calendar version."""
+    now = deps.clock()
+    size = pagination.page_size(q.page_size)
+    _validate_search(q, now)
+    currency, low, high = _price_filters(q.filters)
+    query = pagination.query_hash(
+        "search",
+        q.filters.__dict__.__repr__(),
+        q.window.start,
+        q.window.end,
+        q.duration.total_seconds(),
+        q.units,
+        q.max_slots,
+    )
+    position = pagination.decode(q.page_token, query)
+    version = await deps.search_cache.version()
+    # `now` moves the minimum notice: results are cached for the current minute only.
+    cache_key = f"{version}:{query}:{now.strftime('%Y%m%d%H%M')}"
+    cached = await deps.search_cache.get(cache_key) if version is not None else None
+    if cached is not None:
+        hits = [_hit_from_json(h) for h in cached]
+    else:
+        hits = await _search_all(deps, q, now, currency, low, high)
+        if version is not None:
+            await deps.search_cache.put(cache_key, [_hit_to_json(h) for h in hits])
+    if position:
+        hits = [h for h in hits if _sort_key(h) > (datetime.fromisoformat(position[0]), -position[1], position[2])]
+    page = hits[:size]
+    next_token = ""
+    if len(hits) > size:
+        last = page[-1]
+        next_token = pagination.encode(
+            query, [last.slots[0].start.isoformat(), last.place["rating_average"], last.place["id"]]
+        )
+    return page, next_token
+
+
+def _sort_key(hit: SearchHit):
+    return (hit.slots[0].start, -hit.place["rating_average"], hit.place["id"])
+
+
+async def _search_all(deps: Deps, q: SearchQuery, now: datetime, currency, low, high) -> list[SearchHit]:
+    # Buffers are at most a day each way: read the busy ranges of a window widened by a day.
+    async with deps.uow() as uow:
+        rows = await uow.search.candidates(
+            q.filters.city,
+            q.filters.min_capacity,
+            q.filters.min_rating,
+            currency,
+            low,
+            high,
+            q.window.start - DAY,
+            q.window.end + DAY,
+            now,
+        )
+    hits = []
+    units = q.units or 1
+    for row in rows:
+        from availability.domain.model import zone
+
+        tz = zone(row.time_zone)
+        first = q.window.start.astimezone(tz).date()
+        last = q.window.end.astimezone(tz).date()
+        slots = free_slots(
+            row.schedule,
+            tz,
+            first,
+            last,
+            q.duration,
+            now,
+            Busy.of(row.busy),
+            row.unit_count,
+            units,
+            window=q.window,
+            limit=q.max_slots or 3,
+        )
+        if slots:
+            summary = {
+                "id": row.id,
+                "title": row.title,
+                "city": row.city,
+                "capacity": row.capacity,
+                "price_amount": row.price_amount,
+                "price_currency": row.price_currency,
+                "rating_average": row.rating_average,
+                "rating_count": row.rating_count,
+                "time_zone": row.time_zone,
+                "booking_mode": row.booking_mode,
+                "cover_photo_url": row.cover_photo_url,
+            }
+            hits.append(SearchHit(summary, slots))
+    hits.sort(key=_sort_key)
+    return hits
