@@ -1,0 +1,43 @@
+"""Gateway settings (env prefix GATEWAY_): HTTP port, the four peers, tokens, limits."""
+
+from __future__ import annotations
+
+from pydantic_settings import SettingsConfigDict
+
+from kit.config import ServiceSettings
+
+
+class GatewaySettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore")
+
+    service_name: str = "gateway"
+    http_host: str = "127.0.0.1"
+    # 0 picks a free port; the process prints `READY <port>` once listening.
+    http_port: int = 8080
+
+    availability_addr: str = "127.0.0.1:50051"
+    booking_addr: str = "127.0.0.1:50052"
+    payments_addr: str = "127.0.0.1:50053"
+    notifications_addr: str = "127.0.0.1:50054"
+
+    # Budget of one HTTP request, propagated to every gRPC call it makes.
+    request_deadline_s: float = 8.0
+    health_check_timeout_s: float = 1.0
+
+    jwt_secret: str = "dev-only-secret-change-me-in-production-0123456789"
+    jwt_issuer: str = "reserva"
+    jwt_audience: str = "reserva-api"
+    access_token_ttl_s: int = 900
+    refresh_token_ttl_s: int = 30 * 24 * 3600
+
+    # `limits` notation. Per authenticated user, per client IP, and per e-mail on login attempts.
+    rate_limit_per_user: str = "600/minute"
+    rate_limit_per_ip: str = "3000/minute"
+    rate_limit_login: str = "10/minute"
+
+    # Request bodies above this are refused with 413 before they are parsed.
+    max_body_bytes: int = 1024 * 1024
+    # How long a POST's response is replayed for the same Idempotency-Key.
+    idempotency_ttl_s: int = 24 * 3600
+    report_cache_ttl_s: int = 60
+    bulk_batch_size: int = 100

@@ -1,0 +1,233 @@
+"""Identity use cases: registration, tokens (issue, rotate, revoke), profiles, user management."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from gateway.domain import model
+from gateway.domain.errors import EmailAlreadyRegistered, InvalidCredentials, InvalidRefreshToken, UserNotFound
+from gateway.domain.model import ProfileChanges, User, UserFilter, UserStats
+from gateway.service_layer.unit_of_work import IdentityUnitOfWork
+
+
+@dataclass
+class IdentityDeps:
+    """What the identity handlers need; built by the composition root."""
+
+    uow: Callable[[], IdentityUnitOfWork]
+    passwords: object  # Argon2Passwords: hash(password), verify(hash, password)
+    tokens: object  # TokenIssuer: issue(user_id, roles), ttl_s
+    revocations: object  # AccessRevocations: revoke_users(ids), revoke_token(claims)
+    new_refresh_token: Callable[[], str]
+    digest: Callable[[str], str]
+    refresh_ttl_s: int
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    user: User
+
+
+@dataclass(frozen=True)
+class NewUser:
+    email: str
+    password: str
+    name: str
+    roles: frozenset[str]
+    phone: str | None = None
+    time_zone: str = "UTC"
+    locale: str = "en"
+
+
+@dataclass(frozen=True)
+class BulkResult:
+    requested: int
+    changed: int
+    batches: int
+
+
+async def register_user(deps: IdentityDeps, new: NewUser, by_agent: bool = False) -> User:
+    """Create a user; self-registration may only pick client/host roles."""
+    user = User(
+        id=str(uuid.uuid4()),
+        email=model.normalize_email(new.email),
+        name=model.validate_name(new.name),
+        roles=model.validate_roles(new.roles, self_service=not by_agent),
+        password_hash="",
+        phone=model.validate_phone(new.phone) if new.phone else None,
+        time_zone=model.validate_time_zone(new.time_zone),
+        locale=model.validate_locale(new.locale),
+    )
+    model.validate_password(new.password)
+    user = user.with_changes(password_hash=await deps.passwords.hash(new.password))
+    async with deps.uow() as uow:
+        if not await uow.users.add(user):
+            raise EmailAlreadyRegistered()
+        created = await uow.users.get(user.id)
+        await uow.commit()
+    return created
+
+
+async def _issue(deps: IdentityDeps, uow: IdentityUnitOfWork, user: User) -> TokenPair:
+    refresh = deps.new_refresh_token()
+    expires = deps.clock() + timedelta(seconds=deps.refresh_ttl_s)
+    await uow.refresh_tokens.add(str(uuid.uuid4()), user.id, deps.digest(refresh), expires)
+    return TokenPair(deps.tokens.issue(user.id, user.roles), refresh, deps.tokens.ttl_s, user)
+
+
+async def issue_tokens(deps: IdentityDeps, email: str, password: str) -> TokenPair:
+    """Password login: an access token and a refresh token."""
+    try:
+        normalized = model.normalize_email(email)
+    except model.InvalidUserField:
+        raise InvalidCredentials() from None
+    async with deps.uow() as uow:
+        user = await uow.users.get_by_email(normalized)
+    # Verify even for unknown users so the timing does not reveal which e-mails exist.
+    valid = await deps.passwords.verify(user.password_hash if user else None, password)
+    if user is None or not valid or not user.active:
+        raise InvalidCredentials()
+    async with deps.uow() as uow:
+        pair = await _issue(deps, uow, user)
+        await uow.commit()
+    return pair
+
+
+async def rotate_refresh_token(deps: IdentityDeps, refresh_token: str) -> TokenPair:
+    """Trade a refresh token for a new pair; a reused (already rotated) token revokes every session."""
+    async with deps.uow() as uow:
+        row = await uow.refresh_tokens.get_for_update(deps.digest(refresh_token))
+        if row is None:
+            raise InvalidRefreshToken()
+        user_id = str(row.user_id)
+        if row.revoked_at is not None:
+            # Reuse of a rotated token means it leaked: end every session of the user.
+            await uow.refresh_tokens.revoke_all_of([user_id])
+            await uow.commit()
+            await deps.revocations.revoke_users([user_id])
+            raise InvalidRefreshToken()
+        user = await uow.users.get(user_id)
+        if row.expires_at <= deps.clock() or user is None or not user.active:
+            raise InvalidRefreshToken()
+        await uow.refresh_tokens.revoke(str(row.id))
+        pair = await _issue(deps, uow, user)
+        await uow.commit()
+    return pair
+
+
+async def revoke_session(deps: IdentityDeps, refresh_token: str | None, access_claims) -> None:
+    """Logout: revoke this session's refresh token and its access token."""
+    if refresh_token:
+        async with deps.uow() as uow:
+            row = await uow.refresh_tokens.get_for_update(deps.digest(refresh_token))
+            if row is not None and str(row.user_id) == access_claims.user_id:
+                await uow.refresh_tokens.revoke(str(row.id))
+                await uow.commit()
+    await deps.revocations.revoke_token(access_claims)
+
+
+async def get_user(deps: IdentityDeps, user_id: str) -> User:
+    """One user by id."""
+    async with deps.uow() as uow:
+        user = await uow.users.get(user_id)
+    if user is None:
+        raise UserNotFound()
+    return user
+
+
+async def update_user(
+    deps: IdentityDeps,
+    user_id: str,
+    changes: ProfileChanges,
+    new_password: str | None = None,
+    roles: frozenset[str] | None = None,
+    active: bool | None = None,
+) -> User:
+    """Change a profile (self) or, for agents, also roles and the active flag."""
+    password_hash = None
+    if new_password is not None:
+        password_hash = await deps.passwords.hash(model.validate_password(new_password))
+    if roles is not None:
+        roles = model.validate_roles(roles)
+    async with deps.uow() as uow:
+        user = await uow.users.get(user_id, for_update=True)
+        if user is None:
+            raise UserNotFound()
+        updated = model.apply_profile(user, changes)
+        if password_hash is not None:
+            updated = updated.with_changes(password_hash=password_hash)
+        if roles is not None:
+            updated = updated.with_changes(roles=roles)
+        if active is not None:
+            updated = updated.with_changes(active=active)
+        # New credentials, roles or a deactivation end the sessions that carry the old ones.
+        ends_sessions = password_hash is not None or updated.roles != user.roles or not updated.active
+        saved = await uow.users.update(updated)
+        if ends_sessions:
+            await uow.refresh_tokens.revoke_all_of([user_id])
+        await uow.commit()
+    if ends_sessions:
+        await deps.revocations.revoke_users([user_id])
+    return saved
+
+
+async def list_users(
+    deps: IdentityDeps, where: UserFilter, after_email: str | None, page_size: int
+) -> tuple[list[User], str | None]:
+    """A keyset page of users and the e-mail to continue after (None on the last page)."""
+    async with deps.uow() as uow:
+        page = await uow.users.list(where, after_email, page_size + 1)
+    if len(page) > page_size:
+        return page[:page_size], page[page_size - 1].email
+    return page, None
+
+
+def _batches(ids: list[str], size: int):
+    unique = list(dict.fromkeys(ids))
+    for start in range(0, len(unique), size):
+        yield unique[start : start + size]
+
+
+async def bulk_set_active(deps: IdentityDeps, user_ids: list[str], active: bool, batch_size: int) -> BulkResult:
+    """(De)activate many users, each batch its own short transaction."""
+    changed = batches = 0
+    for batch in _batches(user_ids, batch_size):
+        async with deps.uow() as uow:
+            ids = await uow.users.set_active(batch, active)
+            if ids and not active:
+                await uow.refresh_tokens.revoke_all_of(ids)
+            await uow.commit()
+        if ids and not active:
+            await deps.revocations.revoke_users(ids)
+        changed, batches = changed + len(ids), batches + 1
+    return BulkResult(len(set(user_ids)), changed, batches)
+
+
+async def bulk_set_roles(deps: IdentityDeps, user_ids: list[str], roles: frozenset[str], batch_size: int) -> BulkResult:
+    """Give many users the same roles, each batch its own short transaction."""
+    roles = model.validate_roles(roles)
+    changed = batches = 0
+    for batch in _batches(user_ids, batch_size):
+        async with deps.uow() as uow:
+            ids = await uow.users.set_roles(batch, roles)
+            if ids:
+                await uow.refresh_tokens.revoke_all_of(ids)
+            await uow.commit()
+        if ids:
+            await deps.revocations.revoke_users(ids)
+        changed, batches = changed + len(ids), batches + 1
+    return BulkResult(len(set(user_ids)), changed, batches)
+
+
+async def user_stats(deps: IdentityDeps, start: datetime, end: datetime, time_zone: str) -> UserStats:
+    """Counts by role and sign-ups per local day."""
+    model.validate_time_zone(time_zone)
+    async with deps.uow() as uow:
+        return await uow.users.stats(start, end, time_zone)

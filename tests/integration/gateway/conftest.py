@@ -1,0 +1,54 @@
+"""The gateway served in-process on a real socket, with the real PostgreSQL (identity schema) and
+Redis of this test run. Its peers point at a closed port: every service is down, which is what the
+"unavailable" tests need; identity needs no peer."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pytest
+
+from gateway.bootstrap import start
+from gateway.config import GatewaySettings
+
+DOWN = "127.0.0.1:9"  # discard port: nothing listens, connections are refused
+
+
+@pytest.fixture(scope="session")
+async def gateway_url(settings_for):
+    settings = settings_for(
+        "gateway",
+        GatewaySettings,
+        http_port=0,
+        availability_addr=DOWN,
+        booking_addr=DOWN,
+        payments_addr=DOWN,
+        notifications_addr=DOWN,
+        rate_limit_per_user="100000/minute",
+        rate_limit_per_ip="100000/minute",
+        max_body_bytes=64 * 1024,
+    )
+    running = await start(settings)
+    yield running.url
+    await running.stop()
+
+
+@pytest.fixture
+async def http(gateway_url):
+    async with httpx.AsyncClient(base_url=gateway_url, timeout=20) as client:
+        yield client
+
+
+async def register(http: httpx.AsyncClient, roles=("client",), password="correct horse battery") -> dict:
+    email = f"u{uuid.uuid4().hex[:12]}@example.com"
+    body = {"email": email, "password": password, "name": "Test User", "roles": list(roles)}
+    created = await http.post("/v1/auth/register", json=body)
+    assert created.status_code == 201, created.text
+    tokens = await http.post("/v1/auth/token", json={"email": email, "password": password})
+    assert tokens.status_code == 200, tokens.text
+    return {**created.json(), "password": password, **tokens.json()}
+
+
+def auth(user: dict) -> dict[str, str]:
+    return {"Authorization": f"Bearer {user['access_token']}"}
