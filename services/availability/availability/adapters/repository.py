@@ -8,11 +8,9 @@ from datetime import datetime
 
 from sqlalchemy import and_, func, insert, literal, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from availability.adapters.orm import calendar_entries, holds, places, requests
-from availability.domain.errors import SlotUnavailable
 from availability.domain.model import (
     CancellationPolicy,
     DepositPolicy,
@@ -23,10 +21,7 @@ from availability.domain.model import (
     Schedule,
     TimeRange,
 )
-from kit.db import sqlstate_of
 from kit.errors import IdempotencyKeyReused
-
-EXCLUSION_VIOLATION, UNIQUE_VIOLATION = "23P01", "23505"
 
 
 def place_from_row(row) -> Place:
@@ -191,37 +186,34 @@ class SqlAlchemyHoldRepository:
         row = (await self.session.execute(query)).first()
         return hold_from_row(row) if row else None
 
-    async def add(self, hold: Hold) -> None:
-        try:
-            async with self.session.begin_nested():
-                row = (
-                    await self.session.execute(
-                        insert(holds)
-                        .values(
-                            id=hold.id,
-                            request_id=hold.request_id,
-                            fingerprint=hold.fingerprint,
-                            kind=hold.kind,
-                            place_id=hold.place_id,
-                            booking_id=hold.booking_id,
-                            holder_id=hold.holder_id,
-                            ranges=_ranges_json(hold.ranges),
-                            units=hold.units,
-                            state=hold.state.value,
-                            expires_at=hold.expires_at,
-                            reason=hold.reason,
-                        )
-                        .returning(holds.c.create_time, holds.c.update_time)
-                    )
-                ).one()
-        except IntegrityError as error:
-            if sqlstate_of(error) == UNIQUE_VIOLATION:
-                # Writers of one place are serialized, so a clash means the key names another place.
-                raise IdempotencyKeyReused(
-                    f"request_id {hold.request_id!r} was already used with other parameters"
-                ) from error
-            raise
+    async def add_if_new(self, hold: Hold) -> bool:
+        """Insert the hold unless its request id exists (then False). INSERT first and no SELECT
+        before it: one lock mode per relation keeps HoldSlots inside the lock budget."""
+        row = (
+            await self.session.execute(
+                pg_insert(holds)
+                .values(
+                    id=hold.id,
+                    request_id=hold.request_id,
+                    fingerprint=hold.fingerprint,
+                    kind=hold.kind,
+                    place_id=hold.place_id,
+                    booking_id=hold.booking_id,
+                    holder_id=hold.holder_id,
+                    ranges=_ranges_json(hold.ranges),
+                    units=hold.units,
+                    state=hold.state.value,
+                    expires_at=hold.expires_at,
+                    reason=hold.reason,
+                )
+                .on_conflict_do_nothing(index_elements=["request_id"])
+                .returning(holds.c.create_time, holds.c.update_time)
+            )
+        ).first()
+        if row is None:
+            return False
         hold.create_time, hold.update_time = row.create_time, row.update_time
+        return True
 
     async def save_state(self, hold: Hold) -> None:
         row = (
@@ -268,12 +260,11 @@ class SqlAlchemyCalendarRepository:
     def __init__(self, session: AsyncSession):
         self.session = session
 
-    async def expired_hold_ids(self, place_id: str, ranges: list[TimeRange], now: datetime) -> list[str]:
-        """Holds of this place past expiry that still occupy one of `ranges`."""
+    async def free_expired_overlapping(self, place_id: str, ranges: list[TimeRange], now: datetime) -> list[str]:
+        """Take rows of expired holds that overlap `ranges` out of the calendar; their hold ids."""
         c = calendar_entries.c
         rows = await self.session.execute(
-            select(c.hold_id)
-            .distinct()
+            update(calendar_entries)
             .where(
                 c.place_id == place_id,
                 c.live,
@@ -281,8 +272,10 @@ class SqlAlchemyCalendarRepository:
                 c.expires_at <= now,
                 or_(*[c.during.op("&&")(_range_literal(r)) for r in ranges]),
             )
+            .values(live=False)
+            .returning(c.hold_id)
         )
-        return [r.hold_id for r in rows]
+        return sorted({str(r.hold_id) for r in rows})
 
     async def live_entries(
         self, place_id: str, ranges: list[TimeRange], now: datetime
@@ -300,9 +293,11 @@ class SqlAlchemyCalendarRepository:
         )
         return [(r.unit, r.s, r.e) for r in rows]
 
-    async def insert(self, hold: Hold, rows: list[tuple[int, TimeRange, TimeRange]]) -> None:
-        """rows: (unit, during, booked). The exclusion constraint is the backstop."""
-        kind = "block" if hold.kind == "block" else "hold"
+    async def insert_where_free(self, hold: Hold, unit: int, rows: list[tuple[TimeRange, TimeRange]]) -> set[datetime]:
+        """Insert (during, booked) rows on one unit; rows the exclusion constraint refuses are
+        skipped (ON CONFLICT DO NOTHING), never raised. Returns the booked starts inserted."""
+        if not rows:
+            return set()
         values = [
             {
                 "hold_id": hold.id,
@@ -310,20 +305,20 @@ class SqlAlchemyCalendarRepository:
                 "unit": unit,
                 "during": func.tstzrange(during.start, during.end, "[)"),
                 "booked": func.tstzrange(booked.start, booked.end, "[)"),
-                "kind": kind,
+                "kind": "block" if hold.kind == "block" else "hold",
                 "booking_id": hold.booking_id,
                 "expires_at": hold.expires_at,
                 "live": True,
             }
-            for unit, during, booked in rows
+            for during, booked in rows
         ]
-        try:
-            async with self.session.begin_nested():
-                await self.session.execute(insert(calendar_entries).values(values))
-        except IntegrityError as error:
-            if sqlstate_of(error) == EXCLUSION_VIOLATION:
-                raise SlotUnavailable(hold.place_id, sorted({d for _, d, _ in rows})) from error
-            raise
+        inserted = await self.session.execute(
+            pg_insert(calendar_entries)
+            .values(values)
+            .on_conflict_do_nothing()
+            .returning(func.lower(calendar_entries.c.booked).label("s"))
+        )
+        return {r.s for r in inserted}
 
     async def confirm(self, hold_id: str) -> None:
         c = calendar_entries.c

@@ -235,8 +235,9 @@ async def apply_rating(
 
 async def _expire_overlapping(uow, place_id: str, guarded: list[TimeRange], now: datetime) -> None:
     """Free the expired holds that still occupy any of `guarded` (only those: no global cleanup).
-    Hold rows are locked before calendar rows, the same order as ConfirmHold and the sweeper."""
-    hold_ids = await uow.calendar.expired_hold_ids(place_id, guarded, now)
+    A HELD hold is only ever flipped once past its expiry, so ConfirmHold (which re-checks the
+    expiry under the hold's row lock) and this never both win."""
+    hold_ids = await uow.calendar.free_expired_overlapping(place_id, guarded, now)
     expired = await uow.holds.expire(hold_ids, now)
     await _free(uow, expired, lambda h: events.HoldExpired(h, h.expires_at))
 
@@ -268,17 +269,23 @@ async def _holdable_place(uow, place_id: str) -> Place:
     return place
 
 
-def _choose_units(place_id: str, busy: Busy, guarded: list[TimeRange], units: int, unit_count: int) -> list[list[int]]:
-    """The first free units of every range, or SlotUnavailable listing every range that has too few."""
-    chosen, conflicts = [], []
-    for g in guarded:
-        free = busy.free_units(g, unit_count)
-        if len(free) < units:
-            conflicts.extend(busy.conflicts(g) or [g])
-        chosen.append(free[:units])
-    if conflicts:
-        raise SlotUnavailable(place_id, sorted(set(conflicts)))
-    return chosen
+async def _occupy(uow, hold: Hold, rows: list[tuple[TimeRange, TimeRange]], unit_count: int) -> None:
+    """Put (during, booked) rows on the first free `hold.units` units, or raise SlotUnavailable.
+    The exclusion constraint decides (ON CONFLICT DO NOTHING): no check-then-insert. Writers of
+    the place are serialized by the advisory lock, so the constraint never has to wait or deadlock."""
+    needed = {booked.start: hold.units for _, booked in rows}
+    for unit in range(unit_count):
+        pending = [(d, b) for d, b in rows if needed[b.start] > 0]
+        if not pending:
+            return
+        for start in await uow.calendar.insert_where_free(hold, unit, pending):
+            needed[start] -= 1
+    short = [d for d, b in rows if needed[b.start] > 0]
+    if short:
+        now = hold.create_time
+        busy = Busy.of(await uow.calendar.live_entries(hold.place_id, short, now))
+        conflicts = sorted({c for d in short for c in (busy.conflicts(d) or [d])})
+        raise SlotUnavailable(hold.place_id, conflicts)
 
 
 async def hold_slots(
@@ -304,19 +311,7 @@ async def hold_slots(
     async def attempt() -> tuple[Hold, bool]:
         async with deps.uow() as uow:
             await uow.holds.lock_place(place_id)
-            existing = await uow.holds.by_request_id(request_id)
-            if existing:
-                return _same_request(existing, "hold", fingerprint), False
-            place = await _holdable_place(uow, place_id)
-            if units > place.unit_count:
-                raise invalid(f"units must be 1-{place.unit_count} for this place", field="units")
             now = deps.clock()
-            s = place.schedule
-            check_hold_ranges(s, place.zone, ranges, now)
-            guarded = [r.widened(s.buffer_before, s.buffer_after) for r in ranges]
-            await _expire_overlapping(uow, place_id, guarded, now)
-            busy = Busy.of(await uow.calendar.live_entries(place_id, guarded, now))
-            chosen = _choose_units(place_id, busy, guarded, units, place.unit_count)
             hold = Hold(
                 id=new_id(),
                 request_id=request_id,
@@ -330,9 +325,16 @@ async def hold_slots(
                 state=HoldState.HELD,
                 expires_at=now + ttl,
             )
-            await uow.holds.add(hold)
-            rows = [(u, g, r) for r, g, us in zip(ranges, guarded, chosen, strict=True) for u in us]
-            await uow.calendar.insert(hold, rows)
+            if not await uow.holds.add_if_new(hold):
+                return _same_request(await uow.holds.by_request_id(request_id), "hold", fingerprint), False
+            place = await _holdable_place(uow, place_id)
+            if units > place.unit_count:
+                raise invalid(f"units must be 1-{place.unit_count} for this place", field="units")
+            s = place.schedule
+            check_hold_ranges(s, place.zone, ranges, now)
+            guarded = [r.widened(s.buffer_before, s.buffer_after) for r in ranges]
+            await _expire_overlapping(uow, place_id, guarded, now)
+            await _occupy(uow, hold, list(zip(guarded, ranges, strict=True)), place.unit_count)
             uow.events += [events.HoldCreated(hold), events.CalendarChanged(place_id, "OCCUPIED", guarded)]
             await uow.commit()
             return hold, True
@@ -424,18 +426,11 @@ async def block_time(
     async def attempt() -> tuple[Hold, bool]:
         async with deps.uow() as uow:
             await uow.holds.lock_place(place_id)
-            existing = await uow.holds.by_request_id(request_id)
-            if existing:
-                return _same_request(existing, "block", fingerprint), False
             place = await uow.places.get(place_id)
             if place is None:
                 raise PlaceNotFound(place_id)
             if not place.may_be_changed_by(caller.user_id, caller.is_privileged):
                 raise NotPlaceOwner(place_id)
-            now = deps.clock()
-            await _expire_overlapping(uow, place_id, ranges, now)
-            busy = Busy.of(await uow.calendar.live_entries(place_id, ranges, now))
-            _choose_units(place_id, busy, ranges, place.unit_count, place.unit_count)
             block = Hold(
                 id=new_id(),
                 request_id=request_id,
@@ -450,8 +445,11 @@ async def block_time(
                 expires_at=None,
                 reason=reason,
             )
-            await uow.holds.add(block)
-            await uow.calendar.insert(block, [(u, r, r) for r in ranges for u in range(place.unit_count)])
+            if not await uow.holds.add_if_new(block):
+                return _same_request(await uow.holds.by_request_id(request_id), "block", fingerprint), False
+            now = deps.clock()
+            await _expire_overlapping(uow, place_id, ranges, now)
+            await _occupy(uow, block, [(r, r) for r in ranges], place.unit_count)
             uow.events += [events.TimeBlocked(block), events.CalendarChanged(place_id, "OCCUPIED", ranges)]
             await uow.commit()
             return block, True
