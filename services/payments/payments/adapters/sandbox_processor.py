@@ -1,0 +1,258 @@
+"""A sandbox card processor that behaves like a real one: it keeps its own record of charges (table
+payments.sandbox_charges, as a processor keeps its own books), honours idempotency keys, answers
+according to the test token, and sends HMAC-signed webhooks for every change.
+
+Test tokens:
+  tok_success                     authorizes
+  tok_decline_insufficient_funds  declines, failure code "insufficient_funds"
+  tok_decline_card                declines, failure code "card_declined"
+  tok_slow                        authorizes after `slow_delay_s`
+  tok_timeout                     authorizes (the charge happens and is recorded) but the answer is
+                                  lost: raises ProviderTimeout after `timeout_delay_s`
+  tok_lost                        the request never reaches the processor: no record, ProviderTimeout
+Any other token declines with "invalid_payment_method"."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from kit.context import current_operation
+from kit.lock_probe import LockProbe
+from payments.adapters import orm
+from payments.domain.errors import InvalidWebhookSignature
+from payments.domain.model import ChargeRecord
+from payments.domain.money import Money
+from payments.service_layer.card_processor import Authorization, ProviderDeclined, ProviderEvent, ProviderTimeout
+
+log = logging.getLogger("payments.sandbox")
+
+TOKENS = {
+    "tok_success": None,
+    "tok_decline_insufficient_funds": "insufficient_funds",
+    "tok_decline_card": "card_declined",
+    "tok_slow": None,
+    "tok_timeout": None,
+    "tok_lost": None,
+}
+AUTHORIZATION_VALIDITY = timedelta(days=7)
+C = orm.sandbox_charges
+
+Deliver = Callable[[bytes, str], Awaitable[None]]
+
+
+def sign(secret: str, body: bytes, timestamp: int) -> str:
+    """Stripe-style signature header: t=<unix seconds>,v1=<hex HMAC-SHA256 of "t.body">."""
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={mac}"
+
+
+class SandboxWebhooks:
+    """Verifies and parses the sandbox's webhooks."""
+
+    def __init__(self, secret: str, tolerance: timedelta = timedelta(minutes=5)):
+        self.secret, self.tolerance = secret, tolerance
+
+    def verify_and_parse(self, body: bytes, signature: str, now: datetime) -> ProviderEvent:
+        try:
+            parts = dict(item.split("=", 1) for item in signature.split(","))
+            timestamp = int(parts["t"])
+            given = parts["v1"]
+        except (ValueError, KeyError):
+            raise InvalidWebhookSignature("webhook signature header is malformed (expected t=...,v1=...)") from None
+        expected = sign(self.secret, body, timestamp).split("v1=", 1)[1]
+        if not hmac.compare_digest(expected, given):
+            raise InvalidWebhookSignature("webhook signature does not match the body")
+        if abs(now.timestamp() - timestamp) > self.tolerance.total_seconds():
+            raise InvalidWebhookSignature("webhook signature timestamp is outside the tolerance (replayed?)")
+        try:
+            event = json.loads(body)
+            return ProviderEvent(event["id"], event["type"], event["data"]["object"]["idempotency_key"])
+        except (ValueError, KeyError, TypeError):
+            raise InvalidWebhookSignature("webhook body is not a valid event") from None
+
+
+def _record(row) -> ChargeRecord:
+    return ChargeRecord(
+        reference=row.reference,
+        status=row.status,
+        amount_minor=row.amount_minor,
+        currency=row.currency,
+        captured_minor=row.captured_minor,
+        refunded_minor=row.refunded_minor,
+        failure_code=row.failure_code,
+        authorization_expire_time=row.authorization_expire_time,
+    )
+
+
+class SandboxCardProcessor:
+    def __init__(
+        self,
+        session_factory: async_sessionmaker[AsyncSession],
+        probe: LockProbe,
+        clock: Callable[[], datetime],
+        *,
+        webhook_secret: str,
+        slow_delay_s: float = 0.2,
+        timeout_delay_s: float = 1.0,
+        webhook_delay_s: float = 0.0,
+        webhooks_enabled: bool = True,
+    ):
+        self.session_factory, self.probe, self.clock = session_factory, probe, clock
+        self.webhook_secret = webhook_secret
+        self.slow_delay_s, self.timeout_delay_s = slow_delay_s, timeout_delay_s
+        self.webhook_delay_s, self.webhooks_enabled = webhook_delay_s, webhooks_enabled
+        self.deliver: Deliver | None = None
+        self._outgoing: asyncio.Queue[tuple[bytes, float]] = asyncio.Queue()
+
+    # ---- the processor's API -----------------------------------------------------------------
+
+    async def authorize(self, *, idempotency_key: str, amount: Money, token: str) -> Authorization:
+        if token == "tok_lost":
+            await asyncio.sleep(self.timeout_delay_s)
+            raise ProviderTimeout("sandbox: request lost before reaching the processor")
+        failure = TOKENS.get(token, "invalid_payment_method")
+        now = self.clock()
+        values = {
+            "reference": f"ch_{uuid.uuid4().hex[:24]}",
+            "idempotency_key": idempotency_key,
+            "status": "failed" if failure else "authorized",
+            "amount_minor": amount.amount_minor,
+            "currency": amount.currency,
+            "captured_minor": 0,
+            "refunded_minor": 0,
+            "failure_code": failure or "",
+            "operation_keys": [],
+            "authorization_expire_time": None if failure else now + AUTHORIZATION_VALIDITY,
+            "create_time": now,
+            "update_time": now,
+        }
+        record = await self._tx(self._insert_or_get, values)
+        if token == "tok_timeout":
+            await asyncio.sleep(self.timeout_delay_s)
+            raise ProviderTimeout("sandbox: the processor did not answer in time")
+        if token == "tok_slow":
+            await asyncio.sleep(self.slow_delay_s)
+        if record.status == "failed":
+            raise ProviderDeclined(record.failure_code, record.reference)
+        return Authorization(record.reference, record.authorization_expire_time)
+
+    async def _insert_or_get(self, session: AsyncSession, values: dict) -> tuple[ChargeRecord, str | None]:
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        row = (await session.execute(pg_insert(C).values(**values).on_conflict_do_nothing().returning(C))).one_or_none()
+        if row is not None:
+            return _record(row), "charge.failed" if row.status == "failed" else "charge.authorized"
+        row = (await session.execute(select(C).where(C.c.idempotency_key == values["idempotency_key"]))).one()
+        return _record(row), None
+
+    async def capture(self, *, reference: str, amount: Money, idempotency_key: str) -> None:
+        def change(row):
+            if row.status != "authorized":
+                raise ProviderDeclined("charge_not_capturable", reference)
+            if amount.amount_minor > row.amount_minor or amount.currency != row.currency:
+                raise ProviderDeclined("amount_too_large", reference)
+            return {"status": "captured", "captured_minor": amount.amount_minor}, "charge.captured", None
+
+        await self._tx(self._change, reference, idempotency_key, change)
+
+    async def void(self, *, reference: str, idempotency_key: str) -> None:
+        def change(row):
+            if row.status != "authorized":
+                raise ProviderDeclined("charge_not_voidable", reference)
+            return {"status": "voided"}, "charge.voided", None
+
+        await self._tx(self._change, reference, idempotency_key, change)
+
+    async def refund(self, *, reference: str, amount: Money, idempotency_key: str) -> str:
+        refund_reference = f"re_{hashlib.sha256(idempotency_key.encode()).hexdigest()[:24]}"
+
+        def change(row):
+            refunded = row.refunded_minor + amount.amount_minor
+            if row.status not in ("captured", "refunded") or refunded > row.captured_minor:
+                raise ProviderDeclined("amount_exceeds_refundable", reference)
+            status = "refunded" if refunded == row.captured_minor else "captured"
+            return {"status": status, "refunded_minor": refunded}, "charge.refunded", refund_reference
+
+        result = await self._tx(self._change, reference, idempotency_key, change)
+        return result or refund_reference
+
+    async def retrieve(self, *, idempotency_key: str) -> ChargeRecord | None:
+        async def read(session: AsyncSession, key: str):
+            row = (await session.execute(select(C).where(C.c.idempotency_key == key))).one_or_none()
+            return (_record(row) if row else None), None
+
+        return await self._tx(read, idempotency_key)
+
+    # ---- storage and webhooks ------------------------------------------------------------------
+
+    async def _change(self, session: AsyncSession, reference: str, key: str, change):
+        row = (await session.execute(select(C).where(C.c.reference == reference).with_for_update())).one_or_none()
+        if row is None:
+            raise ProviderDeclined("no_such_charge", reference)
+        if key in row.operation_keys:
+            return None, None  # the processor's own idempotency: a retried call changes nothing
+        values, event_type, answer = change(row)
+        values.update(operation_keys=[*row.operation_keys, key], update_time=self.clock())
+        updated = (
+            await session.execute(update(C).where(C.c.reference == reference).values(**values).returning(C))
+        ).one()
+        return answer, (event_type, _record(updated), row.idempotency_key)
+
+    async def _tx(self, work, *args):
+        token = current_operation.set("sandbox_processor")
+        try:
+            async with self.session_factory() as session, session.begin():
+                result, event = await work(session, *args)
+                await self.probe.check(session, "sandbox_processor")
+        finally:
+            current_operation.reset(token)
+        if event is not None:
+            if isinstance(event, str):
+                self._emit(event, result, args[0]["idempotency_key"])
+            else:
+                event_type, record, charge_key = event
+                self._emit(event_type, record, charge_key)
+        return result
+
+    def _emit(self, event_type: str, record: ChargeRecord, charge_key: str) -> None:
+        if not self.webhooks_enabled:
+            return
+        now = self.clock()
+        body = json.dumps(
+            {
+                "id": f"evt_{uuid.uuid4().hex}",
+                "type": event_type,
+                "created": int(now.timestamp()),
+                "data": {"object": {"reference": record.reference, "idempotency_key": charge_key}},
+            }
+        ).encode()
+        self._outgoing.put_nowait((body, asyncio.get_running_loop().time() + self.webhook_delay_s))
+
+    async def run_webhook_delivery(self, stop: asyncio.Event) -> None:
+        """Worker: deliver queued webhooks (signed at send time), retrying failures a few times."""
+        loop = asyncio.get_running_loop()
+        while not stop.is_set():
+            try:
+                body, due = await asyncio.wait_for(self._outgoing.get(), timeout=0.2)
+            except TimeoutError:
+                continue
+            await asyncio.sleep(max(0.0, due - loop.time()))
+            for attempt in range(5):
+                if self.deliver is None or stop.is_set():
+                    break
+                try:
+                    await self.deliver(body, sign(self.webhook_secret, body, int(self.clock().timestamp())))
+                    break
+                except Exception as error:
+                    log.warning("webhook delivery failed", extra={"error": repr(error), "attempt": attempt})
+                    await asyncio.sleep(0.05 * 2**attempt)

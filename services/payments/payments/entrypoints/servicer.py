@@ -1,0 +1,158 @@
+"""The gRPC servicer: protos in, commands to the handlers, protos out. Thin by design."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from kit.context import current_caller
+from kit.errors import InvalidArgument
+from payments.entrypoints import proto_mapping as m
+from payments.service_layer import handlers, reports, settlement
+from payments.service_layer.handlers import Deps, require_uuid
+from payments.service_layer.idempotency import require_request_id
+from reserva.payments.v1 import payments_pb2 as pb
+from reserva.payments.v1 import payments_pb2_grpc
+
+MAX_WEBHOOK_BODY = 1024 * 1024
+
+
+class PaymentServicer(payments_pb2_grpc.PaymentServiceServicer):
+    def __init__(self, deps: Deps):
+        self.deps = deps
+
+    async def AuthorizePayment(self, request: pb.AuthorizePaymentRequest, context) -> pb.Payment:
+        token = request.payment_method_token
+        if not token or len(token) > 255:
+            raise InvalidArgument("payment_method_token is required (at most 255 characters)")
+        command = handlers.AuthorizePayment(
+            request_id=require_request_id(request.request_id),
+            booking_id=require_uuid(request.booking_id, "booking_id"),
+            user_id=require_uuid(request.user_id, "user_id"),
+            amount=m.money_from_proto(request.amount, request, "amount", required=True),
+            payment_method_token=token,
+            kind=m.kind_from_proto(request.kind),
+        )
+        return m.payment_to_proto(await handlers.authorize_payment(self.deps, command))
+
+    async def CapturePayment(self, request: pb.CapturePaymentRequest, context) -> pb.Payment:
+        command = handlers.CapturePayment(
+            request_id=require_request_id(request.request_id),
+            payment_id=require_uuid(request.payment_id, "payment_id"),
+            amount=m.money_from_proto(request.amount, request, "amount", required=False),
+        )
+        return m.payment_to_proto(await handlers.capture_payment(self.deps, command))
+
+    async def VoidPayment(self, request: pb.VoidPaymentRequest, context) -> pb.Payment:
+        command = handlers.VoidPayment(
+            request_id=require_request_id(request.request_id),
+            payment_id=require_uuid(request.payment_id, "payment_id"),
+            reason=request.reason,
+        )
+        return m.payment_to_proto(await handlers.void_payment(self.deps, command))
+
+    async def RefundPayment(self, request: pb.RefundPaymentRequest, context) -> pb.RefundPaymentResponse:
+        command = handlers.RefundPayment(
+            request_id=require_request_id(request.request_id),
+            payment_id=require_uuid(request.payment_id, "payment_id"),
+            amount=m.money_from_proto(request.amount, request, "amount", required=False),
+            reason=request.reason,
+        )
+        refund, payment = await handlers.refund_payment(self.deps, command)
+        return pb.RefundPaymentResponse(refund=m.refund_to_proto(refund), payment=m.payment_to_proto(payment))
+
+    async def GetPayment(self, request: pb.GetPaymentRequest, context) -> pb.Payment:
+        payment_id = require_uuid(request.id, "id")
+        return m.payment_to_proto(await handlers.get_payment(self.deps, payment_id, current_caller.get()))
+
+    async def ListPayments(self, request: pb.ListPaymentsRequest, context) -> pb.ListPaymentsResponse:
+        if bool(request.booking_id) == bool(request.user_id):
+            raise InvalidArgument("set exactly one of booking_id and user_id")
+        booking_id = require_uuid(request.booking_id, "booking_id") if request.booking_id else None
+        user_id = require_uuid(request.user_id, "user_id") if request.user_id else None
+        size = m.page_size(request.page_size)
+        scope = f"b:{booking_id}" if booking_id else f"u:{user_id}"
+        position = m.decode_token(request.page_token, scope)
+        after = None
+        if position is not None:
+            try:
+                after = (datetime.fromisoformat(position[0]), require_uuid(position[1], "page_token"))
+            except (ValueError, IndexError, TypeError, InvalidArgument):
+                raise InvalidArgument("page_token is invalid", reason="INVALID_PAGE_TOKEN") from None
+        payments = await handlers.list_payments(
+            self.deps, booking_id=booking_id, user_id=user_id, after=after, limit=size + 1, caller=current_caller.get()
+        )
+        token = ""
+        if len(payments) > size:
+            payments = payments[:size]
+            last = payments[-1]
+            token = m.encode_token(scope, [last.create_time.isoformat(), last.id])
+        return pb.ListPaymentsResponse(payments=[m.payment_to_proto(p) for p in payments], next_page_token=token)
+
+    async def BatchGetPaymentsByBooking(self, request, context) -> pb.BatchGetPaymentsByBookingResponse:
+        if not 1 <= len(request.booking_ids) <= 100:
+            raise InvalidArgument(f"booking_ids must hold 1 to 100 ids, got {len(request.booking_ids)}")
+        ids = list(dict.fromkeys(require_uuid(b, "booking_ids") for b in request.booking_ids))
+        grouped = await handlers.batch_get_by_booking(self.deps, ids)
+        return pb.BatchGetPaymentsByBookingResponse(
+            results=[
+                pb.BookingPayments(booking_id=b, payments=[m.payment_to_proto(p) for p in grouped[b]]) for b in ids
+            ]
+        )
+
+    async def ListLedgerEntries(self, request, context) -> pb.ListLedgerEntriesResponse:
+        payment_id = require_uuid(request.payment_id, "payment_id")
+        size = m.page_size(request.page_size)
+        position = m.decode_token(request.page_token, f"l:{payment_id}")
+        after_seq = 0
+        if position is not None:
+            if not (isinstance(position, list) and position and isinstance(position[0], int)):
+                raise InvalidArgument("page_token is invalid", reason="INVALID_PAGE_TOKEN")
+            after_seq = position[0]
+        entries = await handlers.list_ledger_entries(self.deps, payment_id, after_seq, size + 1, current_caller.get())
+        token = ""
+        if len(entries) > size:
+            entries = entries[:size]
+            token = m.encode_token(f"l:{payment_id}", [entries[-1].seq])
+        return pb.ListLedgerEntriesResponse(
+            entries=[m.ledger_entry_to_proto(e) for e in entries], next_page_token=token
+        )
+
+    async def HandleProviderWebhook(self, request, context) -> pb.HandleProviderWebhookResponse:
+        if not request.body or len(request.body) > MAX_WEBHOOK_BODY:
+            raise InvalidArgument("body is required, at most 1 MiB")
+        if not request.signature:
+            raise InvalidArgument("signature is required", reason="INVALID_WEBHOOK_SIGNATURE")
+        outcome = await settlement.handle_provider_webhook(self.deps, request.body, request.signature)
+        return pb.HandleProviderWebhookResponse(
+            provider_event_id=outcome.provider_event_id, duplicate=outcome.duplicate, payment_id=outcome.payment_id
+        )
+
+    async def ReconcilePayments(self, request, context) -> pb.ReconcilePaymentsResponse:
+        request_id = require_request_id(request.request_id)
+        older_than = request.older_than.ToTimedelta() if request.HasField("older_than") else timedelta(minutes=5)
+        if older_than < timedelta(minutes=1):
+            raise InvalidArgument("older_than must be at least 1 minute")
+        max_payments = request.max_payments or 100
+        if not 1 <= max_payments <= 1000:
+            raise InvalidArgument("max_payments must be 1 to 1000")
+        counts = await settlement.reconcile_payments(self.deps, request_id, older_than, max_payments)
+        return pb.ReconcilePaymentsResponse(
+            examined_count=counts.examined, succeeded_count=counts.succeeded, failed_count=counts.failed,
+            still_unknown_count=counts.still_unknown, more_remaining=counts.more_remaining,
+        )  # fmt: skip
+
+    async def GetRevenueStats(self, request, context) -> pb.RevenueStats:
+        if not (request.HasField("time_range") and request.time_range.HasField("start_time")):
+            raise InvalidArgument("time_range with start_time and end_time is required", reason="INVALID_TIME_RANGE")
+        start = request.time_range.start_time.ToDatetime(tzinfo=m.UTC)
+        end = request.time_range.end_time.ToDatetime(tzinfo=m.UTC)
+        stats = await reports.get_revenue_stats(self.deps, start, end, request.time_zone, list(request.booking_ids))
+        return pb.RevenueStats(
+            totals=[m.currency_revenue_proto(t) for t in stats.totals],
+            daily=[
+                pb.DailyRevenue(
+                    date=m.types_pb2.Date(year=d.year, month=d.month, day=d.day), revenue=m.currency_revenue_proto(r)
+                )
+                for d, r in stats.daily
+            ],
+        )
