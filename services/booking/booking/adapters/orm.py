@@ -24,7 +24,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, TSTZRANGE, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSTZRANGE, UUID
 
 from kit.outbox import outbox_table
 
@@ -41,6 +41,7 @@ metadata = MetaData(
 )
 outbox = outbox_table(metadata, SCHEMA)
 ID = UUID(as_uuid=False)
+TSTZRANGE_ARRAY = ARRAY(TSTZRANGE)
 
 bookings = Table(
     "bookings",

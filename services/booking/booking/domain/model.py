@@ -464,3 +464,89 @@ def fingerprint(*parts: object) -> str:
 def derived_request_id(booking_id: str, step: str) -> str:
     """Request ids for peer calls are derived from the booking, so every retry of a step is the same call."""
     return str(uuid.uuid5(uuid.UUID(booking_id), step))
+
+
+REVIEW_WINDOW = timedelta(days=90)
+
+
+@dataclass
+class Review:
+    id: str
+    booking_id: str
+    place_id: str
+    client_id: str
+    host_id: str
+    rating: int
+    text: str
+    created_at: datetime
+    updated_at: datetime
+    reply_text: str = ""
+    reply_author: str = ""
+    reply_time: datetime | None = None
+    hidden: bool = False
+    hide_reason: str = ""
+
+    @classmethod
+    def write(cls, booking: Booking, client_id: str, rating: int, text: str, now: datetime) -> Review:
+        from booking.domain.errors import BookingNotReviewable, NotBookingClient
+
+        if client_id != booking.client_id:
+            raise NotBookingClient()
+        if booking.status is not Status.COMPLETED:
+            raise BookingNotReviewable(f"only completed bookings can be reviewed; this one is {booking.status.value}")
+        if now - booking.end > REVIEW_WINDOW:
+            raise BookingNotReviewable("reviews are accepted up to 90 days after the booking")
+        if not 1 <= rating <= 5:
+            raise invalid("INVALID_RATING", "rating must be 1-5")
+        if len(text) > 5000:
+            raise invalid("INVALID_TEXT", "review text is at most 5000 characters")
+        return cls(str(uuid.uuid4()), booking.id, booking.place_id, client_id, booking.host_id, rating, text, now, now)
+
+    def reply(self, host_id: str, text: str, now: datetime) -> None:
+        from booking.domain.errors import NotPlaceOwner
+
+        if host_id != self.host_id:
+            raise NotPlaceOwner()
+        if not 1 <= len(text) <= 2000:
+            raise invalid("INVALID_TEXT", "reply text is 1-2000 characters")
+        self.reply_text, self.reply_author, self.reply_time, self.updated_at = text, host_id, now, now
+
+    def hide(self, reason: str, now: datetime) -> bool:
+        """Returns False if it was hidden already (nothing changes)."""
+        if not 1 <= len(reason) <= 500:
+            raise invalid("INVALID_REASON", "a reason of 1-500 characters is required")
+        if self.hidden:
+            return False
+        self.hidden, self.hide_reason, self.updated_at = True, reason, now
+        return True
+
+
+class WaitState(StrEnum):
+    WAITING = "waiting"
+    OFFERED = "offered"
+    FULFILLED = "fulfilled"
+    LEFT = "left"
+    EXPIRED = "expired"
+
+
+@dataclass
+class WaitlistEntry:
+    id: str
+    place_id: str
+    client_id: str
+    range: TimeRange
+    guests: int
+    units: int
+    state: WaitState
+    created_at: datetime
+    updated_at: datetime
+    hold_id: str = ""
+    offer_expire_time: datetime | None = None
+    position: int = 0
+
+    def offer(self, hold_id: str, until: datetime, now: datetime) -> None:
+        self.state, self.hold_id, self.offer_expire_time, self.updated_at = WaitState.OFFERED, hold_id, until, now
+
+    def leave(self, now: datetime) -> None:
+        if self.state in (WaitState.WAITING, WaitState.OFFERED):
+            self.state, self.updated_at = WaitState.LEFT, now

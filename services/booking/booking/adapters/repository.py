@@ -1,0 +1,585 @@
+"""PostgreSQL repositories of the booking service. Shallow queries on the booking's own tables, each
+statement chosen for the few locks it takes (see orm.py for the index budget)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import bindparam, func, insert, select, text, tuple_, update
+from sqlalchemy.dialects.postgresql import Range
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from booking.adapters import orm
+from booking.domain import model
+from booking.domain.errors import StaleEtag, invalid
+from booking.domain.model import (
+    Booking,
+    BookingMode,
+    Cancellation,
+    DepositKind,
+    DepositPolicy,
+    Money,
+    RefundPolicy,
+    Review,
+    SagaState,
+    Status,
+    StatusChange,
+    TimeRange,
+    WaitlistEntry,
+    WaitState,
+)
+
+B = orm.bookings
+
+
+def _ranges_json(ranges) -> list[list[str]]:
+    return [[r.start.isoformat(), r.end.isoformat()] for r in ranges]
+
+
+def _ranges_from_json(data) -> tuple[TimeRange, ...]:
+    return tuple(TimeRange(datetime.fromisoformat(s), datetime.fromisoformat(e)) for s, e in data)
+
+
+def _policy_json(b: Booking) -> dict:
+    return {
+        "deposit": {
+            "kind": b.deposit_policy.kind.value,
+            "percent": b.deposit_policy.percent,
+            "fixed_minor": b.deposit_policy.fixed_minor,
+        },
+        "refund": {
+            "notice_s": int(b.refund_policy.full_refund_notice.total_seconds()),
+            "partial_percent": b.refund_policy.partial_percent,
+        },
+    }
+
+
+def _cancellation_json(c: Cancellation | None) -> dict | None:
+    if c is None:
+        return None
+    return {
+        "actor_id": c.actor_id,
+        "by_host": c.by_host,
+        "reason": c.reason,
+        "refund_percent": c.refund_percent,
+        "refund_minor": c.refund_minor,
+        "cancel_time": c.cancel_time.isoformat(),
+        "refund_id": c.refund_id,
+    }
+
+
+def _row_values(b: Booking) -> dict:
+    return {
+        "client_id": b.client_id,
+        "host_id": b.host_id,
+        "place_id": b.place_id,
+        "request_id": b.request_id,
+        "fingerprint": b.fingerprint,
+        "mode": b.mode.value,
+        "status": b.status.value,
+        "saga_state": b.saga_state.value,
+        "ranges": _ranges_json(b.ranges),
+        "first_start": b.start,
+        "last_end": b.end,
+        "guests": b.guests,
+        "units": b.units,
+        "price_minor": b.price.amount_minor,
+        "deposit_minor": b.deposit.amount_minor,
+        "currency": b.price.currency,
+        "policy": _policy_json(b),
+        "hold_id": b.hold_id,
+        "payment_id": b.payment_id,
+        "payment_status": b.payment_status,
+        "failure_reason": b.failure_reason,
+        "note": b.note,
+        "series_id": b.series_id,
+        "cancellation": _cancellation_json(b.cancellation),
+        "expire_time": b.expire_time,
+        "due_time": b.due_time,
+        "created_at": b.created_at,
+        "updated_at": b.updated_at,
+        "version": b.version,
+    }
+
+
+def booking_from_row(row) -> Booking:
+    policy = row.policy
+    c = row.cancellation
+    return Booking(
+        id=str(row.id),
+        client_id=str(row.client_id),
+        host_id=str(row.host_id),
+        place_id=str(row.place_id),
+        mode=BookingMode(row.mode),
+        ranges=_ranges_from_json(row.ranges),
+        guests=row.guests,
+        units=row.units,
+        price=Money(row.price_minor, row.currency),
+        deposit=Money(row.deposit_minor, row.currency),
+        deposit_policy=DepositPolicy(
+            DepositKind(policy["deposit"]["kind"]), policy["deposit"]["percent"], policy["deposit"]["fixed_minor"]
+        ),
+        refund_policy=RefundPolicy(
+            timedelta(seconds=policy["refund"]["notice_s"]), policy["refund"]["partial_percent"]
+        ),
+        status=Status(row.status),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        request_id=row.request_id,
+        fingerprint=row.fingerprint,
+        saga_state=SagaState(row.saga_state),
+        hold_id=row.hold_id,
+        payment_id=row.payment_id,
+        payment_status=row.payment_status,
+        failure_reason=row.failure_reason,
+        note=row.note,
+        series_id=row.series_id,
+        expire_time=row.expire_time,
+        due_time=row.due_time,
+        cancellation=None
+        if c is None
+        else Cancellation(
+            c["actor_id"],
+            c["by_host"],
+            c["reason"],
+            c["refund_percent"],
+            c["refund_minor"],
+            datetime.fromisoformat(c["cancel_time"]),
+            c.get("refund_id", ""),
+        ),
+        version=row.version,
+    )
+
+
+def _history_rows(b: Booking, changes: list[StatusChange]) -> list[dict]:
+    return [
+        {
+            "booking_id": b.id,
+            "seq": c.seq,
+            "from_status": c.from_status.value if c.from_status else None,
+            "to_status": c.to_status.value,
+            "actor_id": c.actor_id,
+            "reason": c.reason,
+            "change_time": c.at,
+        }
+        for c in changes
+    ]
+
+
+def _range_rows(b: Booking) -> list[dict]:
+    return [
+        {"booking_id": b.id, "place_id": b.place_id, "during": Range(r.start, r.end, bounds="[)")} for r in b.ranges
+    ]
+
+
+@dataclass
+class ListQuery:
+    client_id: str = ""
+    host_id: str = ""
+    place_id: str = ""
+    statuses: tuple[Status, ...] = ()
+    overlapping: TimeRange | None = None
+    order_field: str = "first_start"
+    descending: bool = False
+    page_size: int = 50
+    after: tuple | None = None  # (sort value, id) of the last row of the previous page
+
+
+class SqlAlchemyBookingRepository:
+    def __init__(self, session: AsyncSession):
+        self.session = session
+
+    async def add(self, booking: Booking) -> bool:
+        """Insert a new booking; False if (client_id, request_id) exists already (a retry)."""
+        inserted = (
+            await self.session.execute(
+                pg_insert(B)
+                .values(id=booking.id, **_row_values(booking))
+                .on_conflict_do_nothing(index_elements=["client_id", "request_id"])
+                .returning(B.c.id)
+            )
+        ).scalar()
+        if inserted is None:
+            return False
+        await self.session.execute(insert(orm.booking_ranges), _range_rows(booking))
+        await self.session.execute(insert(orm.booking_history), _history_rows(booking, booking.new_history))
+        booking.new_history.clear()
+        return True
+
+    async def get(self, booking_id: str) -> Booking | None:
+        row = (await self.session.execute(select(B).where(B.c.id == booking_id))).first()
+        return None if row is None else booking_from_row(row)
+
+    async def get_by_request(self, client_id: str, request_id: str) -> Booking | None:
+        row = (
+            await self.session.execute(select(B).where(B.c.client_id == client_id, B.c.request_id == request_id))
+        ).first()
+        return None if row is None else booking_from_row(row)
+
+    async def load_history(self, booking: Booking) -> None:
+        h = orm.booking_history
+        rows = (await self.session.execute(select(h).where(h.c.booking_id == booking.id).order_by(h.c.seq))).all()
+        booking.history = [
+            StatusChange(
+                Status(r.from_status) if r.from_status else None,
+                Status(r.to_status),
+                r.actor_id,
+                r.reason,
+                r.change_time,
+                r.seq,
+            )
+            for r in rows
+        ]
+
+    async def save(self, booking: Booking, expected_version: int, ranges_changed: bool = False) -> None:
+        """Write the aggregate back if nobody else did since it was read (optimistic concurrency)."""
+        values = _row_values(booking)
+        for key in ("client_id", "request_id", "fingerprint", "created_at"):
+            values.pop(key)
+        result = await self.session.execute(
+            update(B).where(B.c.id == booking.id, B.c.version == expected_version).values(**values)
+        )
+        if result.rowcount != 1:
+            raise StaleEtag()
+        if booking.new_history:
+            await self.session.execute(insert(orm.booking_history), _history_rows(booking, booking.new_history))
+            booking.new_history.clear()
+        if ranges_changed:
+            r = orm.booking_ranges
+            await self.session.execute(r.delete().where(r.c.place_id == booking.place_id, r.c.booking_id == booking.id))
+            await self.session.execute(insert(r), _range_rows(booking))
+
+    async def count_pending(self, client_id: str) -> int:
+        return (
+            await self.session.execute(
+                select(func.count())
+                .select_from(B)
+                .where(B.c.client_id == client_id, B.c.status.in_([s.value for s in model.PENDING]))
+            )
+        ).scalar_one()
+
+    async def reject_overlapping_requests(
+        self, place_id: str, approved_id: str, ranges, actor: str, reason: str, now: datetime
+    ) -> list[Booking]:
+        """Reject every other REQUESTED booking of the place overlapping `ranges`: one UPDATE ... FROM
+        booking_ranges ... RETURNING plus one INSERT of their history rows. Returns the rejected."""
+        stmt = text(
+            """
+            WITH rejected AS (
+                UPDATE booking.bookings b
+                   SET status = 'rejected', saga_state = 'done', expire_time = NULL, due_time = NULL,
+                       updated_at = :now, version = b.version + 1
+                  FROM (SELECT DISTINCT r.booking_id
+                          FROM booking.booking_ranges r
+                         WHERE r.place_id = :place_id
+                           AND r.during && ANY(:ranges)
+                           AND r.booking_id <> :approved_id) hit
+                 WHERE b.id = hit.booking_id AND b.status = 'requested'
+                RETURNING b.*
+            ), history AS (
+                INSERT INTO booking.booking_history
+                       (booking_id, seq, from_status, to_status, actor_id, reason, change_time)
+                SELECT id, version, 'requested', 'rejected', :actor, :reason, :now FROM rejected
+            )
+            SELECT * FROM rejected
+            """
+        ).bindparams(bindparam("ranges", type_=orm.TSTZRANGE_ARRAY))
+        rows = (
+            await self.session.execute(
+                stmt,
+                {
+                    "now": now,
+                    "place_id": place_id,
+                    "approved_id": approved_id,
+                    "actor": actor,
+                    "reason": reason,
+                    "ranges": [Range(r.start, r.end, bounds="[)") for r in ranges],
+                },
+            )
+        ).all()
+        rejected = [booking_from_row(r) for r in rows]
+        for b in rejected:
+            b.events.append(model.BookingEvent("rejected", b, Status.REQUESTED, reason))
+        return rejected
+
+    async def claim_due(self, now: datetime, limit: int, statuses: tuple[Status, ...] | None = None) -> list[Booking]:
+        """Bookings whose deadline passed, oldest first, locked; others' claimed rows are skipped."""
+        q = select(B).where(B.c.due_time.is_not(None), B.c.due_time <= now)
+        if statuses:
+            q = q.where(B.c.status.in_([s.value for s in statuses]))
+        rows = (
+            await self.session.execute(q.order_by(B.c.due_time).limit(limit).with_for_update(skip_locked=True, of=B))
+        ).all()
+        return [booking_from_row(r) for r in rows]
+
+    async def list(self, q: ListQuery) -> list[Booking]:
+        sort_col = {"first_start": B.c.first_start, "created_at": B.c.created_at, "updated_at": B.c.updated_at}[
+            q.order_field
+        ]
+        stmt = select(B)
+        if q.client_id:
+            stmt = stmt.where(B.c.client_id == q.client_id)
+        if q.host_id:
+            stmt = stmt.where(B.c.host_id == q.host_id)
+        if q.place_id:
+            stmt = stmt.where(B.c.place_id == q.place_id)
+        if q.statuses:
+            stmt = stmt.where(B.c.status.in_([s.value for s in q.statuses]))
+        if q.overlapping is not None:
+            stmt = stmt.where(B.c.first_start < q.overlapping.end, B.c.last_end > q.overlapping.start)
+        if q.after is not None:
+            key = tuple_(sort_col, B.c.id)
+            value = tuple_(bindparam("after_v", q.after[0], type_=sort_col.type), bindparam("after_id", q.after[1]))
+            stmt = stmt.where(key < value if q.descending else key > value)
+        order = [sort_col.desc(), B.c.id.desc()] if q.descending else [sort_col, B.c.id]
+        rows = (await self.session.execute(stmt.order_by(*order).limit(q.page_size + 1))).all()
+        return [booking_from_row(r) for r in rows]
+
+    async def stats(self, host_id: str, place_id: str, window: TimeRange, tz: str) -> list:
+        stmt = text(
+            """
+            SELECT (first_start AT TIME ZONE :tz)::date AS day, status, count(*) AS n,
+                   currency,
+                   sum(CASE WHEN status IN ('confirmed', 'completed', 'no_show') THEN price_minor
+                            ELSE 0 END) AS revenue,
+                   count(*) FILTER (WHERE status = 'cancelled' AND payment_id <> '') AS confirmed_before
+              FROM booking.bookings
+             WHERE first_start >= :start AND first_start < :end
+               AND (:host_id = '' OR host_id = CAST(NULLIF(:host_id, '') AS uuid))
+               AND (:place_id = '' OR place_id = CAST(NULLIF(:place_id, '') AS uuid))
+             GROUP BY 1, 2, 4
+             ORDER BY 1, 2
+            """
+        )
+        params = {"tz": tz, "start": window.start, "end": window.end, "host_id": host_id, "place_id": place_id}
+        return (await self.session.execute(stmt, params)).all()
+
+
+class SqlAlchemyIdempotencyRepository:
+    """Request ids of calls that create no booking row of their own (approve, cancel, reviews, ...)."""
+
+    def __init__(self, session: AsyncSession):
+        self.session = session
+
+    async def claim(self, key: str, fingerprint: str, resource_id: str) -> str | None:
+        """Record the key; returns None when new, or the stored resource id when this is a retry.
+        The same key with another fingerprint is IDEMPOTENCY_KEY_REUSED."""
+        t = orm.idempotency
+        inserted = (
+            await self.session.execute(
+                pg_insert(t)
+                .values(key=key, fingerprint=fingerprint, resource_id=resource_id)
+                .on_conflict_do_nothing(index_elements=["key"])
+                .returning(t.c.key)
+            )
+        ).scalar()
+        if inserted is not None:
+            return None
+        row = (await self.session.execute(select(t.c.fingerprint, t.c.resource_id).where(t.c.key == key))).one()
+        if row.fingerprint != fingerprint:
+            from kit.errors import IdempotencyKeyReused
+
+            raise IdempotencyKeyReused("this request_id was already used with other parameters")
+        return row.resource_id
+
+
+def encode_page_token(values: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(values, default=str).encode()).decode()
+
+
+def decode_page_token(token: str) -> dict:
+    try:
+        return json.loads(base64.urlsafe_b64decode(token.encode()))
+    except (ValueError, json.JSONDecodeError) as error:
+        raise invalid("INVALID_PAGE_TOKEN", "the page token is malformed") from error
+
+
+def _review_from_row(r) -> Review:
+    reply = r.reply or {}
+    return Review(
+        id=str(r.id),
+        booking_id=str(r.booking_id),
+        place_id=str(r.place_id),
+        client_id=str(r.client_id),
+        host_id=str(r.host_id),
+        rating=r.rating,
+        text=r.text,
+        created_at=r.created_at,
+        updated_at=r.updated_at,
+        reply_text=reply.get("text", ""),
+        reply_author=reply.get("author_id", ""),
+        reply_time=datetime.fromisoformat(reply["time"]) if reply.get("time") else None,
+        hidden=r.hidden,
+        hide_reason=r.hide_reason,
+    )
+
+
+class SqlAlchemyReviewRepository:
+    def __init__(self, session: AsyncSession):
+        self.session = session
+
+    async def add(self, review: Review) -> bool:
+        t = orm.reviews
+        inserted = (
+            await self.session.execute(
+                pg_insert(t)
+                .values(
+                    id=review.id,
+                    booking_id=review.booking_id,
+                    place_id=review.place_id,
+                    client_id=review.client_id,
+                    host_id=review.host_id,
+                    rating=review.rating,
+                    text=review.text,
+                    created_at=review.created_at,
+                    updated_at=review.updated_at,
+                )
+                .on_conflict_do_nothing(index_elements=["booking_id"])
+                .returning(t.c.id)
+            )
+        ).scalar()
+        return inserted is not None
+
+    async def get(self, review_id: str) -> Review | None:
+        row = (await self.session.execute(select(orm.reviews).where(orm.reviews.c.id == review_id))).first()
+        return None if row is None else _review_from_row(row)
+
+    async def get_by_booking(self, booking_id: str) -> Review | None:
+        t = orm.reviews
+        row = (await self.session.execute(select(t).where(t.c.booking_id == booking_id))).first()
+        return None if row is None else _review_from_row(row)
+
+    async def save(self, review: Review) -> None:
+        reply = (
+            {"text": review.reply_text, "author_id": review.reply_author, "time": review.reply_time.isoformat()}
+            if review.reply_time
+            else None
+        )
+        t = orm.reviews
+        await self.session.execute(
+            update(t)
+            .where(t.c.id == review.id)
+            .values(reply=reply, hidden=review.hidden, hide_reason=review.hide_reason, updated_at=review.updated_at)
+        )
+
+    async def apply_rating(self, place_id: str, rating: int, delta: int) -> None:
+        """Incremental aggregate: add (delta=1) or remove (delta=-1) one rating; never a recount."""
+        t = orm.place_ratings
+        stmt = pg_insert(t).values(place_id=place_id, rating_sum=rating * delta, rating_count=delta)
+        await self.session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["place_id"],
+                set_={
+                    "rating_sum": t.c.rating_sum + rating * delta,
+                    "rating_count": t.c.rating_count + delta,
+                },
+            )
+        )
+
+    async def rating_of(self, place_id: str) -> tuple[int, int]:
+        t = orm.place_ratings
+        row = (await self.session.execute(select(t).where(t.c.place_id == place_id))).first()
+        return (0, 0) if row is None else (row.rating_sum, row.rating_count)
+
+    async def list(self, place_id: str, include_hidden: bool, page_size: int, after: tuple | None) -> list[Review]:
+        t = orm.reviews
+        stmt = select(t).where(t.c.place_id == place_id)
+        if not include_hidden:
+            stmt = stmt.where(t.c.hidden.is_(False))
+        if after is not None:
+            stmt = stmt.where(
+                tuple_(t.c.created_at, t.c.id)
+                < tuple_(bindparam("a_t", datetime.fromisoformat(after[0]), type_=t.c.created_at.type), after[1])
+            )
+        rows = (
+            await self.session.execute(stmt.order_by(t.c.created_at.desc(), t.c.id.desc()).limit(page_size + 1))
+        ).all()
+        return [_review_from_row(r) for r in rows]
+
+
+def _entry_from_row(r) -> WaitlistEntry:
+    return WaitlistEntry(
+        id=str(r.id),
+        place_id=str(r.place_id),
+        client_id=str(r.client_id),
+        range=TimeRange(r.during.lower, r.during.upper),
+        guests=r.guests,
+        units=r.units,
+        state=WaitState(r.state),
+        created_at=r.created_at,
+        updated_at=r.updated_at,
+        hold_id=r.hold_id,
+        offer_expire_time=r.offer_expire_time,
+    )
+
+
+class SqlAlchemyWaitlistRepository:
+    def __init__(self, session: AsyncSession):
+        self.session = session
+
+    async def add(self, e: WaitlistEntry) -> None:
+        await self.session.execute(
+            insert(orm.waitlist).values(
+                id=e.id,
+                place_id=e.place_id,
+                client_id=e.client_id,
+                during=Range(e.range.start, e.range.end, bounds="[)"),
+                guests=e.guests,
+                units=e.units,
+                state=e.state.value,
+                created_at=e.created_at,
+                updated_at=e.updated_at,
+            )
+        )
+
+    async def get(self, entry_id: str) -> WaitlistEntry | None:
+        row = (await self.session.execute(select(orm.waitlist).where(orm.waitlist.c.id == entry_id))).first()
+        return None if row is None else _entry_from_row(row)
+
+    async def save(self, e: WaitlistEntry) -> None:
+        t = orm.waitlist
+        await self.session.execute(
+            update(t)
+            .where(t.c.id == e.id)
+            .values(
+                state=e.state.value, hold_id=e.hold_id, offer_expire_time=e.offer_expire_time, updated_at=e.updated_at
+            )
+        )
+
+    async def first_waiting(self, place_id: str, ranges) -> WaitlistEntry | None:
+        """The longest-waiting WAITING entry overlapping any freed range, locked (others skip it)."""
+        t = orm.waitlist
+        rows = (
+            await self.session.execute(
+                select(t)
+                .where(
+                    t.c.place_id == place_id,
+                    t.c.state == WaitState.WAITING.value,
+                    t.c.during.op("&&")(
+                        func.ANY(
+                            bindparam(
+                                "freed", [Range(r.start, r.end, bounds="[)") for r in ranges], type_=orm.TSTZRANGE_ARRAY
+                            )
+                        )
+                    ),
+                )
+                .order_by(t.c.created_at)
+                .limit(1)
+                .with_for_update(skip_locked=True)
+            )
+        ).all()
+        return _entry_from_row(rows[0]) if rows else None
+
+    async def list(self, place_id: str, client_id: str, states, page_size: int, offset: int) -> list[WaitlistEntry]:
+        t = orm.waitlist
+        stmt = select(t).where(t.c.state.in_([s.value for s in states]))
+        if place_id:
+            stmt = stmt.where(t.c.place_id == place_id)
+        if client_id:
+            stmt = stmt.where(t.c.client_id == client_id)
+        stmt = stmt.order_by(func.lower(t.c.during), t.c.created_at, t.c.id).offset(offset).limit(page_size + 1)
+        return [_entry_from_row(r) for r in (await self.session.execute(stmt)).all()]

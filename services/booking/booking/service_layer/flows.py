@@ -1,0 +1,363 @@
+"""Multi-service flows, each a persisted saga: hold slots (availability) -> authorize payment
+(payments) -> confirm hold -> capture -> mark confirmed, with named compensations.
+
+Rules: no transaction spans a gRPC call (each step is: call the peer, then persist the outcome in
+its own short transaction); every peer call carries a request id derived from the booking, so a
+repeated step is the same call; the saga state is stored on the booking, so the recovery worker can
+resume or compensate a booking whose flow was interrupted."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from booking.domain.errors import BookingPaymentDeclined, SlotUnavailable
+from booking.domain.model import (
+    Booking,
+    BookingMode,
+    Money,
+    SagaState,
+    Status,
+    derived_request_id,
+)
+from kit.db import with_retries
+from kit.errors import FailedPrecondition, NotFound, ReservaError, Unavailable
+
+log = logging.getLogger("reserva.booking.saga")
+
+
+class SimulatedCrash(Exception):  # noqa: N818 - it stands for a process death, not an error
+    """Test-only: the process 'dies' after a saga step (settings.saga_crash_after_step)."""
+
+
+@dataclass
+class Deps:
+    """What the flows and handlers need; built by bootstrap (the composition root)."""
+
+    uow: Callable  # () -> BookingUnitOfWork
+    availability: object  # AvailabilityClient
+    payments: object  # PaymentsClient
+    settings: object  # BookingSettings
+    clock: Callable[[], datetime]
+    place_cache: object | None = None
+
+    @property
+    def recovery_after(self) -> timedelta:
+        return timedelta(seconds=self.settings.saga_recovery_after_s)
+
+
+class BookingSaga:
+    def __init__(self, deps: Deps):
+        self.d = deps
+
+    # ----- persistence of one step ----------------------------------------------------------
+    async def persist(self, booking_id: str, change: Callable[[Booking, datetime], None]) -> Booking:
+        """Load the booking, apply `change`, save it (version-checked) with its events. One transaction."""
+
+        async def attempt() -> Booking:
+            async with self.d.uow() as uow:
+                booking = await uow.bookings.get(booking_id)
+                expected = booking.version
+                change(booking, self.d.clock())
+                await uow.bookings.save(booking, expected)
+                uow.collect(booking)
+                await uow.commit()
+                return booking
+
+        return await with_retries(attempt)
+
+    def _checkpoint(self, step: str) -> None:
+        if self.d.settings.saga_crash_after_step == step:
+            raise SimulatedCrash(f"simulated crash after {step}")
+
+    def _saga(self, state: SagaState):
+        return lambda b, now: b.set_saga(state, now, self.d.recovery_after)
+
+    # ----- INSTANT: the whole story ---------------------------------------------------------
+    async def book_instantly(self, booking: Booking, payment_token: str) -> Booking:
+        """HELD booking (saga 'holding') -> CONFIRMED, or a terminal failure with compensations done."""
+        booking = await self.hold_slots(booking, ttl=timedelta(seconds=self.d.settings.hold_ttl_s))
+        booking = await self.authorize_payment(booking, payment_token, step="authorize")
+        return await self.confirm_and_capture(booking)
+
+    async def hold_slots(self, booking: Booking, ttl: timedelta) -> Booking:
+        try:
+            hold = await self.d.availability.hold_slots(
+                request_id=derived_request_id(booking.id, "hold"),
+                place_id=booking.place_id,
+                ranges=booking.ranges,
+                units=booking.units,
+                ttl=ttl,
+                booking_id=booking.id,
+                holder_id=booking.client_id,
+            )
+        except SlotUnavailable:
+            await self.persist(booking.id, self._reject_taken)
+            raise
+        except FailedPrecondition as refusal:  # outside opening hours, insufficient notice, ...
+            why = refusal.reason.lower()
+            await self.persist(booking.id, lambda b, now: self._reject_taken(b, now, why))
+            raise
+        except ReservaError:
+            # Peer down or deadline: the hold may or may not exist. The booking ends now; the
+            # recovery worker replays HoldSlots with the same request id and releases what it finds.
+            await self._abandon(booking, "availability_unavailable")
+            raise
+        self._checkpoint("hold")
+
+        def record(b: Booking, now: datetime) -> None:
+            b.hold_id = hold.id
+            b.set_saga(SagaState.AUTHORIZING, now, self.d.recovery_after)
+
+        return await self.persist(booking.id, record)
+
+    @staticmethod
+    def _reject_taken(b: Booking, now: datetime, why: str = "slot_unavailable") -> None:
+        b.failure_reason = why
+        if b.status is Status.HELD:
+            b.reject("system", why, now)
+        else:  # an approval that found the time taken: the request stays REQUESTED
+            b.set_saga(SagaState.DONE, now)
+
+    async def authorize_payment(self, booking: Booking, token: str, step: str) -> Booking:
+        try:
+            payment = await self.d.payments.authorize(
+                request_id=derived_request_id(booking.id, step),
+                booking_id=booking.id,
+                user_id=booking.client_id,
+                amount=booking.price,
+                token=token,
+                kind="full" if booking.deposit_policy.prepaid else "deposit",
+            )
+        except BookingPaymentDeclined as declined:
+            await self.release_hold(booking, "payment_failed")
+            reason = declined.metadata.get("failure_reason", "card_declined")
+            pid = declined.metadata.get("payment_id", "")
+            await self.persist(booking.id, lambda b, now: self._payment_failed(b, now, reason, pid))
+            raise
+        except ReservaError:
+            # Payments down or an unexpected refusal: nothing may stay half-booked. Release the
+            # slots now and end the booking; any authorization that did happen is voided by the
+            # recovery worker (saga left 'compensating').
+            await self._abandon(booking, "payments_unavailable")
+            raise
+        self._checkpoint("authorize")
+
+        def record(b: Booking, now: datetime) -> None:
+            b.payment_id, b.payment_status = payment.id, payment.status
+            b.set_saga(SagaState.CONFIRMING, now, self.d.recovery_after)
+
+        return await self.persist(booking.id, record)
+
+    @staticmethod
+    def _payment_failed(b: Booking, now: datetime, reason: str, payment_id: str) -> None:
+        b.payment_id = payment_id or b.payment_id
+        b.fail_payment(reason, now)
+        b.set_saga(SagaState.DONE, now)
+
+    async def _abandon(self, booking: Booking, why: str) -> None:
+        """An INSTANT booking ends EXPIRED with its slots released; an APPROVED one keeps its hold.
+        Either way the saga stays 'compensating' so the recovery worker voids any authorization."""
+        if booking.status is Status.HELD:
+            try:
+                await self.release_hold(booking, why)
+            except ReservaError:
+                log.warning("release failed; the recovery worker will retry", extra={"booking_id": booking.id})
+
+        def end(b: Booking, now: datetime) -> None:
+            b.failure_reason = why
+            if b.status is Status.HELD:
+                b.expire(now, why)
+            b.set_saga(SagaState.COMPENSATING, now, self.d.recovery_after)
+
+        await self.persist(booking.id, end)
+
+    async def confirm_and_capture(self, booking: Booking) -> Booking:
+        try:
+            await self.d.availability.confirm_hold(derived_request_id(booking.id, "confirm"), booking.hold_id)
+        except (FailedPrecondition, NotFound):
+            # The hold lapsed (too slow a payment): give the money back, end the booking.
+            await self.void_payments(booking, "hold_expired")
+            await self.persist(
+                booking.id, lambda b, now: (b.expire(now, "hold_expired"), b.set_saga(SagaState.DONE, now))
+            )
+            raise
+        self._checkpoint("confirm_hold")
+        booking = await self.persist(booking.id, self._saga(SagaState.CAPTURING))
+        status = booking.payment_status
+        if booking.deposit_policy.prepaid:
+            payment = await self.d.payments.capture(derived_request_id(booking.id, "capture"), booking.payment_id)
+            status = payment.status
+        self._checkpoint("capture")
+        return await self.persist(booking.id, lambda b, now: b.confirm(now, status))
+
+    # ----- compensations --------------------------------------------------------------------
+    async def release_hold(self, booking: Booking, reason: str) -> None:
+        if booking.hold_id:
+            await self.d.availability.release_hold(derived_request_id(booking.id, "release"), booking.hold_id, reason)
+
+    async def void_payments(self, booking: Booking, reason: str) -> None:
+        """Void every authorization of the booking (found through payments, so a payment whose id we
+        never recorded is voided too)."""
+        payments = (await self.d.payments.payments_by_booking([booking.id])).get(booking.id, [])
+        for p in payments:
+            if p.status in ("authorized", "pending"):
+                await self.d.payments.void(derived_request_id(booking.id, f"void:{p.id}"), p.id, reason)
+
+    # ----- REQUEST places -------------------------------------------------------------------
+    async def approve(self, booking: Booking, host_id: str) -> Booking:
+        """REQUESTED (saga 'holding') -> APPROVED with a hold; overlapping requests rejected."""
+        ttl = timedelta(seconds=self.d.settings.approval_payment_ttl_s)
+        booking = await self.hold_for_approval(booking, ttl)
+
+        async def attempt() -> Booking:
+            async with self.d.uow() as uow:
+                b = await uow.bookings.get(booking.id)
+                expected, now = b.version, self.d.clock()
+                b.approve(host_id, booking.hold_id, now, ttl)
+                await uow.bookings.save(b, expected)
+                rejected = await uow.bookings.reject_overlapping_requests(
+                    b.place_id, b.id, b.ranges, host_id, "another request was approved", now
+                )
+                uow.collect(b, *rejected)
+                await uow.commit()
+                return b
+
+        try:
+            return await with_retries(attempt)
+        except ReservaError:
+            await self.release_hold(booking, "approval_failed")
+            raise
+
+    async def hold_for_approval(self, booking: Booking, ttl: timedelta) -> Booking:
+        try:
+            hold = await self.d.availability.hold_slots(
+                request_id=derived_request_id(booking.id, "hold"),
+                place_id=booking.place_id,
+                ranges=booking.ranges,
+                units=booking.units,
+                ttl=ttl,
+                booking_id=booking.id,
+                holder_id=booking.client_id,
+            )
+        except FailedPrecondition:
+            await self.persist(booking.id, self._reject_taken)
+            raise
+        booking.hold_id = hold.id
+        return booking
+
+    async def pay_approved(self, booking: Booking, token: str, request_id: str) -> Booking:
+        """APPROVED (saga 'authorizing') -> CONFIRMED, or PAYMENT_FAILED with the hold released."""
+        booking = await self.authorize_payment(booking, token, step=f"authorize:{request_id}")
+        return await self.confirm_and_capture(booking)
+
+    # ----- after a cancellation, no-show or completion --------------------------------------
+    async def settle(self, booking: Booking) -> Booking:
+        """Carry out the money and calendar side of a terminal status (saga 'refunding'/'capturing')."""
+        refund_id = ""
+        if booking.status is Status.CANCELLED:
+            await self.release_hold(booking, "booking_cancelled")
+            refund_id = await self._settle_cancellation_money(booking)
+        elif booking.status in (Status.NO_SHOW, Status.COMPLETED) and booking.payment_status == "authorized":
+            amount = booking.deposit if booking.status is Status.NO_SHOW else booking.price
+            await self.d.payments.capture(derived_request_id(booking.id, "final_capture"), booking.payment_id, amount)
+
+        def done(b: Booking, now: datetime) -> None:
+            if refund_id and b.cancellation is not None:
+                b.cancellation = replace(b.cancellation, refund_id=refund_id)
+            if b.status in (Status.NO_SHOW, Status.COMPLETED) and b.payment_status == "authorized":
+                b.payment_status = "captured"
+            b.set_saga(SagaState.DONE, now)
+
+        return await self.persist(booking.id, done)
+
+    async def _settle_cancellation_money(self, booking: Booking) -> str:
+        c = booking.cancellation
+        if not booking.payment_id:
+            await self.void_payments(booking, "booking_cancelled")
+            return ""
+        if booking.payment_status == "captured":
+            if c.refund_minor <= 0:
+                return ""
+            refund_id, _ = await self.d.payments.refund(
+                derived_request_id(booking.id, "refund"),
+                booking.payment_id,
+                Money(c.refund_minor, booking.price.currency),
+                "booking_cancelled",
+            )
+            return refund_id
+        if booking.payment_status == "authorized":
+            kept = booking.charged_minor() - c.refund_minor
+            if kept > 0:
+                await self.d.payments.capture(
+                    derived_request_id(booking.id, "cancel_capture"),
+                    booking.payment_id,
+                    Money(kept, booking.price.currency),
+                )
+            else:
+                await self.d.payments.void(
+                    derived_request_id(booking.id, "cancel_void"), booking.payment_id, "cancelled"
+                )
+        return ""
+
+    # ----- recovery -------------------------------------------------------------------------
+    async def recover(self, booking: Booking) -> Booking:
+        """Bring a booking whose flow was interrupted to a defined state: resume when the client's
+        money is already authorized, compensate otherwise."""
+        state = booking.saga_state
+        log.info("recovering saga", extra={"booking_id": booking.id, "saga_state": state.value})
+        if state in (SagaState.CONFIRMING, SagaState.CAPTURING) and booking.status in (Status.HELD, Status.APPROVED):
+            try:
+                return await self.confirm_and_capture(booking)
+            except (FailedPrecondition, NotFound):
+                return await self.reload(booking.id)
+        if state in (SagaState.REFUNDING, SagaState.CAPTURING):
+            return await self.settle(booking)
+        if booking.status is Status.APPROVED:
+            # Only the payment attempt is undone; the approval's hold stays for the client.
+            await self.void_payments(booking, "saga_recovery")
+            return await self.persist(booking.id, lambda b, now: b.set_saga(SagaState.DONE, now))
+        # HOLDING, AUTHORIZING, COMPENSATING: undo whatever may exist, then end in a defined state.
+        if state in (SagaState.HOLDING, SagaState.COMPENSATING) and not booking.hold_id:
+            booking.hold_id = await self._find_hold(booking)
+        await self.release_hold(booking, "saga_recovery")
+        await self.void_payments(booking, "saga_recovery")
+
+        def end(b: Booking, now: datetime) -> None:
+            if b.status is Status.HELD:
+                b.expire(now, "saga_recovery")
+            elif b.status is Status.REQUESTED:
+                b.hold_id = ""  # an interrupted approval: the request stands, without a hold
+            b.set_saga(SagaState.DONE, now)
+
+        return await self.persist(booking.id, end)
+
+    async def reload(self, booking_id: str) -> Booking:
+        async with self.d.uow() as uow:
+            return await uow.bookings.get(booking_id)
+
+    async def _find_hold(self, booking: Booking) -> str:
+        """Replaying HoldSlots with the step's request id returns the hold if it was made (or makes
+        it, to be released right after). A conflict means nothing of ours is held."""
+        ttl = (
+            self.d.settings.hold_ttl_s
+            if booking.mode is BookingMode.INSTANT
+            else self.d.settings.approval_payment_ttl_s
+        )
+        try:
+            hold = await self.d.availability.hold_slots(
+                request_id=derived_request_id(booking.id, "hold"),
+                place_id=booking.place_id,
+                ranges=booking.ranges,
+                units=booking.units,
+                ttl=timedelta(seconds=ttl),
+                booking_id=booking.id,
+                holder_id=booking.client_id,
+            )
+        except (FailedPrecondition, NotFound):
+            return ""
+        except Unavailable:
+            raise
+        return hold.id

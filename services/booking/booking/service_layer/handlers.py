@@ -1,0 +1,795 @@
+"""One function per RPC. Each checks the caller's rights, runs short transactions (never across a
+gRPC call) and hands multi-service work to the saga in flows.py."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from booking.adapters.event_mapping import review_hidden, waitlist_offered
+from booking.adapters.repository import ListQuery, decode_page_token, encode_page_token
+from booking.domain import model
+from booking.domain.errors import (
+    BookingNotFound,
+    BookingPaymentDeclined,
+    IllegalStatusTransition,
+    NotBookingClient,
+    NotBookingParty,
+    NotOperator,
+    NotPlaceOwner,
+    PlaceInactive,
+    ReviewAlreadyExists,
+    ReviewNotFound,
+    SlotUnavailable,
+    StaleEtag,
+    TooManyPending,
+    WaitlistEntryNotFound,
+    invalid,
+)
+from booking.domain.model import (
+    Booking,
+    BookingMode,
+    Place,
+    Review,
+    SagaState,
+    Status,
+    TimeRange,
+    WaitlistEntry,
+    WaitState,
+    fingerprint,
+    normalize_ranges,
+)
+from booking.service_layer.flows import BookingSaga, Deps
+from kit.db import with_retries
+from kit.errors import FailedPrecondition, IdempotencyKeyReused, Unauthenticated
+from kit.identity import Caller
+
+
+# ----- input checks ---------------------------------------------------------------------------
+def require_request_id(request_id: str) -> None:
+    if not 1 <= len(request_id) <= 64:
+        raise invalid("INVALID_REQUEST_ID", "request_id is required (1-64 characters)")
+
+
+def require_uuid(value: str, field: str, reason: str = "INVALID_ID") -> str:
+    try:
+        return str(uuid.UUID(value))
+    except (ValueError, AttributeError, TypeError):
+        raise invalid(reason, f"{field} must be a UUID") from None
+
+
+def require_user(caller: Caller) -> str:
+    if not caller.user_id:
+        raise Unauthenticated("no authenticated caller")
+    return caller.user_id
+
+
+def _page_size(size: int) -> int:
+    if size == 0:
+        return 50
+    if not 1 <= size <= 200:
+        raise invalid("INVALID_PAGE_SIZE", "page_size must be 1-200")
+    return size
+
+
+@dataclass
+class CreateBooking:
+    request_id: str
+    place_id: str
+    ranges: list[TimeRange]
+    guests: int
+    units: int
+    payment_token: str
+    note: str
+
+
+def _check_create(cmd: CreateBooking, place: Place | None = None) -> tuple[TimeRange, ...]:
+    require_request_id(cmd.request_id)
+    require_uuid(cmd.place_id, "place_id")
+    ranges = normalize_ranges(cmd.ranges)
+    if cmd.guests < 1:
+        raise invalid("INVALID_GUESTS", "guests must be at least 1")
+    if cmd.units < 1:
+        raise invalid("INVALID_UNITS", "units must be at least 1")
+    if len(cmd.note) > 1000:
+        raise invalid("INVALID_NOTE", "note is at most 1000 characters")
+    if len(cmd.payment_token) > 255:
+        raise invalid("INVALID_PAYMENT_METHOD_TOKEN", "payment_method_token is at most 255 characters")
+    if place is not None:
+        if not place.active:
+            raise PlaceInactive(place.id)
+        if cmd.guests > place.capacity:
+            raise invalid("INVALID_GUESTS", f"guests must be 1-{place.capacity} for this place")
+        if cmd.units > place.unit_count:
+            raise invalid("INVALID_UNITS", f"units must be 1-{place.unit_count} for this place")
+        if place.booking_mode is BookingMode.INSTANT and not cmd.payment_token:
+            raise invalid("INVALID_PAYMENT_METHOD_TOKEN", "payment_method_token is required for instant booking")
+    return ranges
+
+
+async def _replay(deps: Deps, existing: Booking, fp: str) -> Booking:
+    """A retry of CreateBooking: the same answer as the first time (the booking, or its failure)."""
+    if existing.fingerprint != fp:
+        raise IdempotencyKeyReused("this request_id was already used with other parameters")
+    if existing.status is Status.REJECTED and existing.failure_reason == "slot_unavailable":
+        raise SlotUnavailable("the requested time is taken", place_id=existing.place_id)
+    if existing.status is Status.PAYMENT_FAILED:
+        raise BookingPaymentDeclined(existing.failure_reason or "card_declined")
+    return existing
+
+
+async def create_booking(deps: Deps, caller: Caller, cmd: CreateBooking) -> Booking:
+    """Book a place: REQUEST places -> REQUESTED; INSTANT places run the hold -> pay -> confirm saga."""
+    client_id = require_user(caller)
+    _check_create(cmd)
+    place = await deps.availability.get_place(cmd.place_id)
+    ranges = _check_create(cmd, place)
+    fp = fingerprint(cmd.place_id, ranges, cmd.guests, cmd.units, cmd.note, bool(cmd.payment_token))
+    now = deps.clock()
+    s = deps.settings
+    booking = Booking.create(
+        client_id=client_id,
+        place=place,
+        ranges=ranges,
+        guests=cmd.guests,
+        units=cmd.units,
+        note=cmd.note,
+        request_id=cmd.request_id,
+        fingerprint=fp,
+        now=now,
+        request_ttl=timedelta(seconds=s.request_ttl_s),
+        hold_ttl=timedelta(seconds=s.hold_ttl_s),
+    )
+    if booking.saga_state.in_progress:
+        booking.due_time = now + deps.recovery_after
+
+    async def insert() -> Booking | None:
+        async with deps.uow() as uow:
+            if await uow.bookings.count_pending(client_id) >= s.max_pending_per_client:
+                existing = await uow.bookings.get_by_request(client_id, cmd.request_id)
+                if existing is None:
+                    raise TooManyPending(s.max_pending_per_client)
+                return existing
+            if not await uow.bookings.add(booking):
+                return await uow.bookings.get_by_request(client_id, cmd.request_id)
+            uow.collect(booking)
+            await uow.commit()
+            return None
+
+    existing = await with_retries(insert)
+    if existing is not None:
+        return await _replay(deps, existing, fp)
+    if booking.mode is BookingMode.REQUEST:
+        return booking
+    return await BookingSaga(deps).book_instantly(booking, cmd.payment_token)
+
+
+# ----- reading --------------------------------------------------------------------------------
+async def _load(deps: Deps, booking_id: str, history: bool = False) -> Booking:
+    require_uuid(booking_id, "id", "INVALID_BOOKING_ID")
+    async with deps.uow() as uow:
+        booking = await uow.bookings.get(booking_id)
+        if booking is None:
+            raise BookingNotFound(booking_id)
+        if history:
+            await uow.bookings.load_history(booking)
+        return booking
+
+
+def _visible(booking: Booking, caller: Caller) -> None:
+    """Not yours to see is NOT_FOUND (its existence is not disclosed)."""
+    if not (caller.is_privileged or booking.is_party(caller.user_id)):
+        raise BookingNotFound(booking.id)
+
+
+async def get_booking(deps: Deps, caller: Caller, booking_id: str) -> tuple[Booking, str | None]:
+    """One booking with its history and the payment status from payments (one batched call)."""
+    require_user(caller)
+    booking = await _load(deps, booking_id, history=True)
+    _visible(booking, caller)
+    payment_status = None
+    if booking.payment_id:
+        try:
+            payments = (await deps.payments.payments_by_booking([booking.id])).get(booking.id, [])
+            latest = next((p for p in payments if p.id == booking.payment_id), None)
+            payment_status = latest.status if latest else None
+        except Exception:  # payments down: show the status last seen, never fail the read
+            payment_status = None
+    return booking, payment_status
+
+
+@dataclass
+class ListBookings:
+    client_id: str = ""
+    host_id: str = ""
+    place_id: str = ""
+    statuses: tuple[Status, ...] = ()
+    time_range: TimeRange | None = None
+    order_by: str = ""
+    page_size: int = 0
+    page_token: str = ""
+    full: bool = False
+
+
+_ORDER = {"start_time": "first_start", "create_time": "created_at", "update_time": "updated_at"}
+
+
+async def list_bookings(deps: Deps, caller: Caller, cmd: ListBookings) -> tuple[list[Booking], str, dict]:
+    """Bookings visible to the caller: one page query plus one GetPlaces call, whatever the page size."""
+    user = require_user(caller)
+    for value, field in ((cmd.client_id, "client_id"), (cmd.host_id, "host_id"), (cmd.place_id, "place_id")):
+        if value:
+            require_uuid(value, field)
+    order = (cmd.order_by or "start_time").strip().split()
+    if order[0] not in _ORDER or len(order) > 2 or (len(order) == 2 and order[1].lower() != "desc"):
+        raise invalid("INVALID_ORDER_BY", 'order_by is "start_time", "create_time" or "update_time" [desc]')
+    q = ListQuery(
+        client_id=cmd.client_id,
+        host_id=cmd.host_id,
+        place_id=cmd.place_id,
+        statuses=cmd.statuses,
+        overlapping=cmd.time_range,
+        order_field=_ORDER[order[0]],
+        descending=len(order) == 2,
+        page_size=_page_size(cmd.page_size),
+    )
+    if not caller.is_privileged:
+        if cmd.host_id and cmd.host_id != user:
+            raise NotPlaceOwner()
+        if cmd.client_id and cmd.client_id != user:
+            raise NotBookingParty()
+        if not cmd.host_id:
+            q.client_id = user
+    filters = fingerprint(q.client_id, q.host_id, q.place_id, q.statuses, q.overlapping, q.order_field, q.descending)
+    if cmd.page_token:
+        token = decode_page_token(cmd.page_token)
+        if token.get("f") != filters:
+            raise invalid("INVALID_PAGE_TOKEN", "the page token belongs to other filters")
+        value = datetime.fromisoformat(token["v"])
+        q.after = (value, token["id"])
+    async with deps.uow() as uow:
+        rows = await uow.bookings.list(q)
+    page, more = rows[: q.page_size], len(rows) > q.page_size
+    next_token = ""
+    if more:
+        last = page[-1]
+        v = {"first_start": last.start, "created_at": last.created_at, "updated_at": last.updated_at}[q.order_field]
+        next_token = encode_page_token({"f": filters, "v": v.isoformat(), "id": last.id})
+    places = await _place_summaries(deps, [b.place_id for b in page])
+    return page, next_token, places
+
+
+async def _place_summaries(deps: Deps, place_ids: list[str]) -> dict:
+    """Place summaries for a page: the cache first, then one GetPlaces call for the misses."""
+    if not place_ids:
+        return {}
+    cache = deps.place_cache
+    found = await cache.get_many(place_ids) if cache is not None else {}
+    missing = [p for p in dict.fromkeys(place_ids) if p not in found]
+    if missing:
+        try:
+            fetched = await deps.availability.get_places(missing)
+        except Exception:  # summaries are decoration: a list must not fail because of them
+            fetched = {}
+        found.update(fetched)
+        if cache is not None:
+            await cache.put_many(fetched)
+    return found
+
+
+# ----- host decisions -------------------------------------------------------------------------
+async def _claim(deps: Deps, caller: Caller, op: str, request_id: str, booking_id: str, *params) -> Booking:
+    """Load a booking and record the request id of a mutating call in the same transaction."""
+    require_request_id(request_id)
+    require_uuid(booking_id, "id", "INVALID_BOOKING_ID")
+    async with deps.uow() as uow:
+        booking = await uow.bookings.get(booking_id)
+        if booking is None:
+            raise BookingNotFound(booking_id)
+        _visible(booking, caller)
+        key = f"{op}:{caller.user_id}:{request_id}"
+        await uow.idempotency.claim(key, fingerprint(op, booking_id, *params), booking_id)
+        await uow.commit()
+        return booking
+
+
+def _check_etag(booking: Booking, etag: str) -> None:
+    if etag and etag != booking.etag:
+        raise StaleEtag()
+
+
+async def approve_booking(deps: Deps, caller: Caller, request_id: str, booking_id: str, etag: str) -> Booking:
+    """The host approves a request: hold the slots, reject the overlapping requests (one statement)."""
+    user = require_user(caller)
+    booking = await _claim(deps, caller, "approve", request_id, booking_id)
+    if booking.host_id != user:
+        raise NotPlaceOwner()
+    if booking.status is Status.APPROVED:
+        return booking  # a retry after success
+    _check_etag(booking, etag)
+    booking.require(Status.REQUESTED, action="approve")
+    saga = BookingSaga(deps)
+    booking = await saga.persist(booking.id, lambda b, now: b.set_saga(SagaState.HOLDING, now, deps.recovery_after))
+    return await saga.approve(booking, user)
+
+
+async def reject_booking(deps: Deps, caller: Caller, request_id: str, booking_id: str, reason: str, etag: str):
+    """The host declines a request."""
+    user = require_user(caller)
+    if len(reason) > 500:
+        raise invalid("INVALID_REASON", "reason is at most 500 characters")
+    booking = await _claim(deps, caller, "reject", request_id, booking_id, reason)
+    if booking.host_id != user and not caller.is_privileged:
+        raise NotPlaceOwner()
+    if booking.status is Status.REJECTED:
+        return booking
+    _check_etag(booking, etag)
+    if booking.saga_state.in_progress:
+        raise IllegalStatusTransition(f"{booking.status.value.upper()} (being approved)", "REJECTED", "reject")
+    return await BookingSaga(deps).persist(booking.id, lambda b, now: b.reject(user, reason, now))
+
+
+async def cancel_booking(deps: Deps, caller: Caller, request_id: str, booking_id: str, reason: str, etag: str):
+    """Client, host or operator cancels; the refund follows the policy (100 % when the host cancels)."""
+    user = require_user(caller)
+    if len(reason) > 500:
+        raise invalid("INVALID_REASON", "reason is at most 500 characters")
+    booking = await _claim(deps, caller, "cancel", request_id, booking_id, reason)
+    if booking.status is Status.CANCELLED:
+        return booking
+    _check_etag(booking, etag)
+    if booking.saga_state.in_progress:
+        raise IllegalStatusTransition(
+            f"{booking.status.value.upper()} (a payment is in progress)", "CANCELLED", "cancel"
+        )
+    by_host = user == booking.host_id or caller.is_privileged
+    saga = BookingSaga(deps)
+
+    def cancel(b: Booking, now: datetime) -> None:
+        b.cancel(user, by_host and user != b.client_id, reason, now)
+        if b.hold_id or b.payment_id:
+            b.set_saga(SagaState.REFUNDING, now, deps.recovery_after)
+
+    booking = await saga.persist(booking.id, cancel)
+    if booking.saga_state is SagaState.REFUNDING:
+        try:
+            booking = await saga.settle(booking)
+        except Exception:  # the cancellation stands; the recovery worker finishes the refund
+            pass
+    await offer_freed(deps, booking)
+    return booking
+
+
+async def confirm_booking(deps: Deps, caller: Caller, request_id: str, booking_id: str, token: str) -> Booking:
+    """The client pays an approved request."""
+    user = require_user(caller)
+    if not token or len(token) > 255:
+        raise invalid("INVALID_PAYMENT_METHOD_TOKEN", "payment_method_token is required (at most 255 characters)")
+    booking = await _claim(deps, caller, "confirm", request_id, booking_id, len(token))
+    if booking.client_id != user:
+        raise NotBookingClient()
+    if booking.status is Status.CONFIRMED:
+        return booking
+    booking.require(Status.APPROVED, action="confirm")
+    if booking.saga_state.in_progress:
+        raise IllegalStatusTransition("APPROVED (a payment is in progress)", "CONFIRMED", "confirm")
+    saga = BookingSaga(deps)
+    booking = await saga.persist(booking.id, lambda b, now: b.set_saga(SagaState.AUTHORIZING, now, deps.recovery_after))
+    return await saga.pay_approved(booking, token, request_id)
+
+
+async def mark_no_show(deps: Deps, caller: Caller, request_id: str, booking_id: str, reason: str) -> Booking:
+    """The host marks a started, confirmed booking as no-show; the deposit is kept."""
+    user = require_user(caller)
+    booking = await _claim(deps, caller, "no_show", request_id, booking_id, reason)
+    if booking.host_id != user:
+        raise NotPlaceOwner()
+    if booking.status is Status.NO_SHOW:
+        return booking
+    saga = BookingSaga(deps)
+
+    def no_show(b: Booking, now: datetime) -> None:
+        b.mark_no_show(user, reason, now)
+        if b.payment_status == "authorized":
+            b.set_saga(SagaState.CAPTURING, now, deps.recovery_after)
+
+    booking = await saga.persist(booking.id, no_show)
+    if booking.saga_state is SagaState.CAPTURING:
+        booking = await saga.settle(booking)
+    return booking
+
+
+async def complete_booking(deps: Deps, caller: Caller, request_id: str, booking_id: str) -> Booking:
+    """An operator (or the sweeper) completes a confirmed booking whose end has passed."""
+    require_user(caller)
+    if not caller.is_privileged:
+        raise NotOperator()
+    booking = await _claim(deps, caller, "complete", request_id, booking_id)
+    if booking.status is Status.COMPLETED:
+        return booking
+    return await complete(deps, booking, caller.user_id)
+
+
+async def complete(deps: Deps, booking: Booking, actor: str) -> Booking:
+    saga = BookingSaga(deps)
+
+    def finish(b: Booking, now: datetime) -> None:
+        b.complete(actor, now)
+        if b.payment_status == "authorized":
+            b.set_saga(SagaState.CAPTURING, now, deps.recovery_after)
+
+    booking = await saga.persist(booking.id, finish)
+    if booking.saga_state is SagaState.CAPTURING:
+        booking = await saga.settle(booking)
+    return booking
+
+
+async def reschedule_booking(
+    deps: Deps, caller: Caller, request_id: str, booking_id: str, ranges: list[TimeRange], etag: str
+) -> Booking:
+    """Hold the new ranges first, then move the booking and release the old hold; a lower price is refunded."""
+    user = require_user(caller)
+    new_ranges = normalize_ranges(ranges)
+    booking = await _claim(deps, caller, "reschedule", request_id, booking_id, new_ranges)
+    if not booking.is_party(user):
+        raise NotBookingParty()
+    if booking.ranges == new_ranges:
+        return booking
+    _check_etag(booking, etag)
+    booking.require(Status.CONFIRMED, action="reschedule")
+    if booking.start <= deps.clock():
+        raise IllegalStatusTransition("CONFIRMED (already started)", "CONFIRMED", "reschedule")
+    place = await deps.availability.get_place(booking.place_id)
+    new_price = model.quote_price(place, new_ranges, booking.units)
+    if new_price.amount_minor > booking.price.amount_minor and booking.deposit_policy.prepaid:
+        raise FailedPrecondition(
+            "the new ranges cost more than the booking; book them separately", reason="PRICE_INCREASE_NOT_SUPPORTED"
+        )
+    step = f"reschedule:{request_id}"
+    hold = await deps.availability.hold_slots(
+        request_id=model.derived_request_id(booking.id, f"{step}:hold"),
+        place_id=booking.place_id,
+        ranges=new_ranges,
+        units=booking.units,
+        ttl=timedelta(seconds=deps.settings.hold_ttl_s),
+        booking_id=booking.id,
+        holder_id=booking.client_id,
+    )
+    await deps.availability.confirm_hold(model.derived_request_id(booking.id, f"{step}:confirm"), hold.id)
+    old_hold = booking.hold_id
+
+    async def move() -> Booking:
+        async with deps.uow() as uow:
+            b = await uow.bookings.get(booking.id)
+            expected = b.version
+            b.reschedule(new_ranges, new_price, hold.id, user, deps.clock())
+            await uow.bookings.save(b, expected, ranges_changed=True)
+            uow.collect(b)
+            await uow.commit()
+            return b
+
+    try:
+        moved = await with_retries(move)
+    except Exception:
+        await deps.availability.release_hold(
+            model.derived_request_id(booking.id, f"{step}:undo"), hold.id, "reschedule_failed"
+        )
+        raise
+    await deps.availability.release_hold(
+        model.derived_request_id(booking.id, f"{step}:release"), old_hold, "rescheduled"
+    )
+    difference = booking.price.amount_minor - new_price.amount_minor
+    if difference > 0 and booking.payment_status == "captured":
+        await deps.payments.refund(
+            model.derived_request_id(booking.id, f"{step}:refund"),
+            booking.payment_id,
+            model.Money(difference, booking.price.currency),
+            "rescheduled",
+        )
+    return moved
+
+
+# ----- recurring series -----------------------------------------------------------------------
+@dataclass
+class CreateRecurring:
+    request_id: str
+    place_id: str
+    first: TimeRange
+    frequency: str  # daily | weekly
+    count: int
+    until: datetime | None
+    guests: int
+    units: int
+    payment_token: str
+    note: str
+    allow_partial: bool
+
+
+def occurrences(first: TimeRange, frequency: str, count: int, until: datetime | None, tz: str) -> list[TimeRange]:
+    """Same local wall time every day/week in the place's zone (across daylight-saving changes)."""
+    if frequency not in ("daily", "weekly"):
+        raise invalid("INVALID_RECURRENCE", "recurrence frequency must be DAILY or WEEKLY")
+    if (count == 0) == (until is None):
+        raise invalid("INVALID_RECURRENCE", "set exactly one of recurrence.count and recurrence.until")
+    if count and not 2 <= count <= 52:
+        raise invalid("INVALID_RECURRENCE", "recurrence.count must be 2-52")
+    try:
+        zone = ZoneInfo(tz or "UTC")
+    except ZoneInfoNotFoundError:
+        zone = ZoneInfo("UTC")
+    step = timedelta(days=1 if frequency == "daily" else 7)
+    local_start, length = first.start.astimezone(zone), first.duration
+    out: list[TimeRange] = []
+    for i in range(52):
+        naive = local_start.replace(tzinfo=None) + step * i
+        start = naive.replace(tzinfo=zone).astimezone(first.start.tzinfo)
+        if (count and i >= count) or (until is not None and start > until):
+            break
+        out.append(TimeRange(start, start + length))
+    if len(out) < 2:
+        raise invalid("INVALID_RECURRENCE", "the recurrence yields fewer than 2 occurrences")
+    return out
+
+
+async def create_recurring_bookings(deps: Deps, caller: Caller, cmd: CreateRecurring):
+    """Book every occurrence (all or nothing, unless allow_partial): hold them all first, then pay each."""
+    client_id = require_user(caller)
+    place = await deps.availability.get_place(require_uuid(cmd.place_id, "place_id"))
+    if place.booking_mode is not BookingMode.INSTANT:
+        raise FailedPrecondition("recurring bookings need an instant-book place", reason="RECURRING_NOT_SUPPORTED")
+    ranges = occurrences(cmd.first, cmd.frequency, cmd.count, cmd.until, place.time_zone)
+    series_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"series:{client_id}:{cmd.request_id}"))
+    saga = BookingSaga(deps)
+    held: list[Booking] = []
+    conflicts: list[TimeRange] = []
+    for i, r in enumerate(ranges):
+        single = CreateBooking(
+            f"{cmd.request_id[:56]}:{i}", cmd.place_id, [r], cmd.guests, cmd.units, cmd.payment_token, cmd.note
+        )
+        booking = await _insert_for_series(deps, client_id, place, single, series_id)
+        if booking.status is not Status.HELD or booking.saga_state is not SagaState.HOLDING:
+            held.append(booking)  # a retry: already processed
+            continue
+        try:
+            held.append(await saga.hold_slots(booking, timedelta(seconds=deps.settings.hold_ttl_s)))
+        except SlotUnavailable:
+            conflicts.append(r)
+    if conflicts and not cmd.allow_partial:
+        for b in held:
+            if b.status is Status.HELD:
+                await saga.release_hold(b, "series_conflict")
+                await saga.persist(
+                    b.id, lambda x, now: (x.expire(now, "series_conflict"), x.set_saga(SagaState.DONE, now))
+                )
+        raise SlotUnavailable(f"{len(conflicts)} occurrence(s) are taken", conflicts, place.id)
+    booked = []
+    for b in held:
+        if b.status is Status.HELD and b.saga_state is SagaState.AUTHORIZING:
+            b = await saga.authorize_payment(b, cmd.payment_token, step="authorize")
+            b = await saga.confirm_and_capture(b)
+        booked.append(b)
+    return booked, conflicts, series_id
+
+
+async def _insert_for_series(deps: Deps, client_id: str, place: Place, cmd: CreateBooking, series_id: str) -> Booking:
+    ranges = _check_create(cmd, place)
+    fp = fingerprint(cmd.place_id, ranges, cmd.guests, cmd.units, cmd.note, True)
+    now = deps.clock()
+    booking = Booking.create(
+        client_id=client_id,
+        place=place,
+        ranges=ranges,
+        guests=cmd.guests,
+        units=cmd.units,
+        note=cmd.note,
+        request_id=cmd.request_id,
+        fingerprint=fp,
+        now=now,
+        request_ttl=timedelta(seconds=deps.settings.request_ttl_s),
+        hold_ttl=timedelta(seconds=deps.settings.hold_ttl_s),
+        series_id=series_id,
+    )
+    booking.due_time = now + deps.recovery_after
+    async with deps.uow() as uow:
+        if not await uow.bookings.add(booking):
+            existing = await uow.bookings.get_by_request(client_id, cmd.request_id)
+            return await _replay(deps, existing, fp)
+        await uow.commit()
+    return booking
+
+
+# ----- waitlist -------------------------------------------------------------------------------
+async def join_waitlist(
+    deps: Deps, caller: Caller, request_id: str, place_id: str, r: TimeRange, guests: int, units: int
+):
+    """Wait for a taken range; the first waiter is offered a short hold when it frees up."""
+    client_id = require_user(caller)
+    require_request_id(request_id)
+    place = await deps.availability.get_place(require_uuid(place_id, "place_id"))
+    if not 1 <= guests <= place.capacity:
+        raise invalid("INVALID_GUESTS", f"guests must be 1-{place.capacity}")
+    units = units or 1
+    if r.start <= deps.clock():
+        raise invalid("INVALID_TIME_RANGE", "the range must be in the future")
+    entry_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"waitlist:{client_id}:{request_id}"))
+    now = deps.clock()
+    entry = WaitlistEntry(entry_id, place.id, client_id, r, guests, units, WaitState.WAITING, now, now)
+    async with deps.uow() as uow:
+        existing = await uow.idempotency.claim(
+            f"join_waitlist:{client_id}:{request_id}", fingerprint(place_id, r, guests, units), entry_id
+        )
+        if existing:
+            return await uow.waitlist.get(existing)
+        await uow.waitlist.add(entry)
+        await uow.commit()
+    entry.position = 1
+    return entry
+
+
+async def leave_waitlist(deps: Deps, caller: Caller, request_id: str, entry_id: str) -> WaitlistEntry:
+    user = require_user(caller)
+    require_request_id(request_id)
+    require_uuid(entry_id, "id")
+    async with deps.uow() as uow:
+        entry = await uow.waitlist.get(entry_id)
+        if entry is None or (entry.client_id != user and not caller.is_privileged):
+            raise WaitlistEntryNotFound(entry_id)
+        entry.leave(deps.clock())
+        await uow.waitlist.save(entry)
+        await uow.commit()
+    if entry.hold_id:
+        await deps.availability.release_hold(
+            model.derived_request_id(entry.id, "leave"), entry.hold_id, "waitlist_left"
+        )
+    return entry
+
+
+async def list_waitlist(deps: Deps, caller: Caller, place_id: str, client_id: str, states, page_size: int, token: str):
+    user = require_user(caller)
+    if bool(place_id) == bool(client_id):
+        raise invalid("INVALID_ARGUMENT", "set exactly one of place_id and client_id")
+    if place_id:
+        place = await deps.availability.get_place(require_uuid(place_id, "place_id"))
+        if place.owner_id != user and not caller.is_privileged:
+            raise NotPlaceOwner()
+    elif client_id != user and not caller.is_privileged:
+        raise NotBookingParty()
+    size = _page_size(page_size)
+    offset = int(decode_page_token(token)["o"]) if token else 0
+    async with deps.uow() as uow:
+        rows = await uow.waitlist.list(
+            place_id, client_id, states or (WaitState.WAITING, WaitState.OFFERED), size, offset
+        )
+    page = rows[:size]
+    return page, encode_page_token({"o": offset + size}) if len(rows) > size else ""
+
+
+async def offer_freed(deps: Deps, booking: Booking) -> None:
+    """Ranges of a place freed up: offer a short hold to the longest-waiting client, if any. The entry
+    is claimed in one transaction, held by a peer call outside it, and recorded in a second one."""
+    try:
+        ttl = timedelta(seconds=deps.settings.waitlist_offer_ttl_s)
+        async with deps.uow() as uow:
+            entry = await uow.waitlist.first_waiting(booking.place_id, booking.ranges)
+            if entry is None:
+                return
+            now = deps.clock()
+            entry.offer("", now + ttl, now)
+            await uow.waitlist.save(entry)
+            await uow.commit()
+        try:
+            hold = await deps.availability.hold_slots(
+                request_id=model.derived_request_id(entry.id, "offer"),
+                place_id=entry.place_id,
+                ranges=(entry.range,),
+                units=entry.units,
+                ttl=ttl,
+                booking_id="",
+                holder_id=entry.client_id,
+            )
+        except Exception:
+            entry.state = WaitState.WAITING  # still taken (or peer down): keep waiting
+            hold = None
+        async with deps.uow() as uow:
+            if hold is not None:
+                entry.hold_id = hold.id
+                uow.events.append(waitlist_offered(entry))
+            await uow.waitlist.save(entry)
+            await uow.commit()
+    except Exception:  # an offer is a courtesy; the freed time is bookable by anyone anyway
+        return
+
+
+# ----- reviews --------------------------------------------------------------------------------
+async def create_review(deps: Deps, caller: Caller, request_id: str, booking_id: str, rating: int, text: str) -> Review:
+    """The client of a completed booking reviews it once; the place's aggregate is updated incrementally."""
+    user = require_user(caller)
+    require_request_id(request_id)
+    booking = await _load(deps, booking_id)
+    _visible(booking, caller)
+    review = Review.write(booking, user, rating, text, deps.clock())
+    async with deps.uow() as uow:
+        if not await uow.reviews.add(review):
+            existing = await uow.reviews.get_by_booking(booking.id)
+            if existing.rating == rating and existing.text == text:
+                return existing  # a retry
+            raise ReviewAlreadyExists()
+        await uow.reviews.apply_rating(review.place_id, rating, +1)
+        from booking.adapters.waitlist_events import review_created
+
+        uow.events.append(review_created(review))
+        await uow.commit()
+    return review
+
+
+async def reply_to_review(deps: Deps, caller: Caller, request_id: str, review_id: str, text: str) -> Review:
+    user = require_user(caller)
+    require_request_id(request_id)
+    require_uuid(review_id, "review_id")
+    async with deps.uow() as uow:
+        review = await uow.reviews.get(review_id)
+        if review is None:
+            raise ReviewNotFound(review_id)
+        review.reply(user, text, deps.clock())
+        await uow.reviews.save(review)
+        await uow.commit()
+    return review
+
+
+async def hide_review(deps: Deps, caller: Caller, request_id: str, review_id: str, reason: str) -> Review:
+    require_user(caller)
+    if not caller.is_agent:
+        raise NotOperator()
+    require_request_id(request_id)
+    require_uuid(review_id, "review_id")
+    async with deps.uow() as uow:
+        review = await uow.reviews.get(review_id)
+        if review is None:
+            raise ReviewNotFound(review_id)
+        if review.hide(reason, deps.clock()):
+            await uow.reviews.save(review)
+            await uow.reviews.apply_rating(review.place_id, review.rating, -1)
+            uow.events.append(review_hidden(review))
+            await uow.commit()
+    return review
+
+
+async def list_reviews(deps: Deps, caller: Caller, place_id: str, include_hidden: bool, page_size: int, token: str):
+    if include_hidden and not caller.is_agent:
+        raise NotOperator()
+    require_uuid(place_id, "place_id")
+    size = _page_size(page_size)
+    after = None
+    if token:
+        t = decode_page_token(token)
+        after = (t["t"], t["id"])
+    async with deps.uow() as uow:
+        rows = await uow.reviews.list(place_id, include_hidden, size, after)
+    page = rows[:size]
+    next_token = (
+        encode_page_token({"t": page[-1].created_at.isoformat(), "id": page[-1].id}) if len(rows) > size else ""
+    )
+    return page, next_token
+
+
+# ----- stats ----------------------------------------------------------------------------------
+async def get_booking_stats(deps: Deps, caller: Caller, window: TimeRange, host_id: str, place_id: str, tz: str):
+    """Counts per local day and status, cancellation rate and revenue, by one aggregate query."""
+    user = require_user(caller)
+    if window.duration > timedelta(days=366):
+        raise invalid("INVALID_TIME_RANGE", "time_range is at most 366 days")
+    try:
+        ZoneInfo(tz or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        raise invalid("INVALID_TIME_ZONE", f"unknown time zone {tz!r}") from None
+    if not caller.is_privileged:
+        if host_id and host_id != user:
+            raise NotPlaceOwner()
+        host_id = user
+    for v, f in ((host_id, "host_id"), (place_id, "place_id")):
+        if v:
+            require_uuid(v, f)
+    async with deps.uow() as uow:
+        return await uow.bookings.stats(host_id, place_id, window, tz or "UTC")

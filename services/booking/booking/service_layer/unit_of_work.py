@@ -1,0 +1,35 @@
+"""The booking unit of work: one short transaction, repositories on its session, and the aggregate's
+events staged into the outbox by the same commit."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from booking.adapters.repository import (
+    SqlAlchemyBookingRepository,
+    SqlAlchemyIdempotencyRepository,
+    SqlAlchemyReviewRepository,
+    SqlAlchemyWaitlistRepository,
+)
+from booking.domain.model import Booking, BookingEvent
+from kit.db import SqlAlchemyUnitOfWork
+
+
+class BookingUnitOfWork(SqlAlchemyUnitOfWork):
+    event_mapper: Callable[[BookingEvent], object]
+
+    def __init__(self, session_factory, probe, outbox, event_mapper):
+        super().__init__(session_factory, probe, outbox)
+        self.event_mapper = event_mapper
+
+    def _open(self) -> None:
+        self.bookings = SqlAlchemyBookingRepository(self.session)
+        self.idempotency = SqlAlchemyIdempotencyRepository(self.session)
+        self.reviews = SqlAlchemyReviewRepository(self.session)
+        self.waitlist = SqlAlchemyWaitlistRepository(self.session)
+
+    def collect(self, *bookings: Booking) -> None:
+        """Move the aggregates' pending events into this transaction's outbox batch."""
+        for booking in bookings:
+            self.events.extend(self.event_mapper(e) for e in booking.events)
+            booking.events.clear()
