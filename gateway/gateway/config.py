@@ -40,4 +40,8 @@ class GatewaySettings(ServiceSettings):
     # How long a POST's response is replayed for the same Idempotency-Key.
     idempotency_ttl_s: int = 24 * 3600
     report_cache_ttl_s: int = 60
+    # The first agent, created at start-up if missing (agents create every other agent). An empty
+    # password disables it; the default is for development only and is logged as such.
+    bootstrap_agent_email: str = "agent@reserva.local"
+    bootstrap_agent_password: str = "reserva-agent-dev-password"
     bulk_batch_size: int = 100

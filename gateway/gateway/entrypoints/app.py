@@ -3,6 +3,7 @@ OpenAPI document (errors documented as application/problem+json)."""
 
 from __future__ import annotations
 
+import logging
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, Request
@@ -24,7 +25,11 @@ from gateway.entrypoints.routes import (
     users,
 )
 from gateway.entrypoints.schemas import Problem
+from gateway.service_layer import handlers
 from kit.context import current_operation
+from kit.errors import ReservaError
+
+log = logging.getLogger("reserva.gateway")
 
 _ERROR_STATUSES = {
     "400": "Malformed request (for example invalid JSON)",
@@ -41,6 +46,18 @@ _ERROR_STATUSES = {
 }
 
 
+async def _ensure_bootstrap_agent(gateway) -> None:
+    settings = gateway.settings
+    if not settings.bootstrap_agent_password:
+        return
+    if settings.bootstrap_agent_password == GatewaySettings.model_fields["bootstrap_agent_password"].default:
+        log.warning("the bootstrap agent uses the development password; set GATEWAY_BOOTSTRAP_AGENT_PASSWORD")
+    try:
+        await handlers.ensure_agent(gateway.identity, settings.bootstrap_agent_email, settings.bootstrap_agent_password)
+    except ReservaError as error:
+        log.error("could not create the bootstrap agent", extra={"reason": error.reason})
+
+
 async def name_operation(request: Request) -> None:
     """Name the operation after the route (lock probe readings and logs group by it)."""
     route = request.scope.get("route")
@@ -51,6 +68,7 @@ def create_app(settings: GatewaySettings, gateway_factory=build_gateway) -> Fast
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         app.state.gateway = gateway_factory(settings)
+        await _ensure_bootstrap_agent(app.state.gateway)
         try:
             yield
         finally:

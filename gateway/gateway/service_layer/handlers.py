@@ -75,6 +75,20 @@ async def register_user(deps: IdentityDeps, new: NewUser, by_agent: bool = False
     return created
 
 
+async def ensure_agent(deps: IdentityDeps, email: str, password: str) -> bool:
+    """Create the bootstrap agent unless a user with that e-mail exists; True if created."""
+    async with deps.uow() as uow:
+        existing = await uow.users.get_by_email(model.normalize_email(email))
+    if existing is not None:
+        return False
+    new = NewUser(email=email, password=password, name="Reserva agent", roles=frozenset({model.AGENT}))
+    try:
+        await register_user(deps, new, by_agent=True)
+    except EmailAlreadyRegistered:
+        return False  # another gateway replica created it meanwhile
+    return True
+
+
 async def _issue(deps: IdentityDeps, uow: IdentityUnitOfWork, user: User) -> TokenPair:
     refresh = deps.new_refresh_token()
     expires = deps.clock() + timedelta(seconds=deps.refresh_ttl_s)

@@ -12,7 +12,11 @@ import pytest
 from gateway.bootstrap import start
 from gateway.config import GatewaySettings
 
-DOWN = "127.0.0.1:9"  # discard port: nothing listens, connections are refused
+DOWN = "127.0.0.1:9"
+AGENT_EMAIL, AGENT_PASSWORD = (
+    "agent@it.example.com",
+    "integration-agent-pw",
+)  # discard port: nothing listens, connections are refused
 
 
 @pytest.fixture(scope="session")
@@ -28,6 +32,9 @@ async def gateway_url(settings_for):
         rate_limit_per_user="100000/minute",
         rate_limit_per_ip="100000/minute",
         max_body_bytes=64 * 1024,
+        bulk_batch_size=2,
+        bootstrap_agent_email=AGENT_EMAIL,
+        bootstrap_agent_password=AGENT_PASSWORD,
     )
     running = await start(settings)
     yield running.url
@@ -52,3 +59,10 @@ async def register(http: httpx.AsyncClient, roles=("client",), password="correct
 
 def auth(user: dict) -> dict[str, str]:
     return {"Authorization": f"Bearer {user['access_token']}"}
+
+
+@pytest.fixture
+async def agent(http) -> dict:
+    tokens = await http.post("/v1/auth/token", json={"email": AGENT_EMAIL, "password": AGENT_PASSWORD})
+    assert tokens.status_code == 200, tokens.text
+    return tokens.json()

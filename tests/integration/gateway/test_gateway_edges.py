@@ -1,0 +1,94 @@
+"""What the edge answers when the caller sends nonsense or a service is down: problem+json with a
+clear status and code, never a 500 or a traceback."""
+
+import uuid
+
+import pytest
+from conftest import auth, register
+
+pytestmark = pytest.mark.asyncio
+PROBLEM = "application/problem+json"
+
+
+def assert_problem(reply, status: int, code: str | None = None) -> dict:
+    assert reply.status_code == status, reply.text
+    assert reply.headers["content-type"].startswith(PROBLEM)
+    body = reply.json()
+    assert body["status"] == status and body["title"] and body["type"].startswith("https://")
+    assert "Traceback" not in reply.text
+    if code:
+        assert body["code"] == code
+    return body
+
+
+async def test_bad_json_is_a_400(http):
+    reply = await http.post("/v1/auth/register", content=b'{"email": ', headers={"content-type": "application/json"})
+    assert_problem(reply, 400, "INVALID_JSON")
+
+
+async def test_wrong_types_and_missing_fields_are_422_naming_the_field(http):
+    wrong = await http.post("/v1/auth/register", json={"email": 5, "password": ["x"], "name": "n"})
+    body = assert_problem(wrong, 422, "INVALID_ARGUMENT")
+    assert {tuple(e["loc"]) for e in body["errors"]} >= {("body", "email"), ("body", "password")}
+    missing = await http.post("/v1/auth/token", json={})
+    assert {e["loc"][-1] for e in assert_problem(missing, 422)["errors"]} == {"email", "password"}
+
+
+async def test_a_huge_payload_is_413_before_it_is_parsed(http):
+    reply = await http.post(
+        "/v1/auth/register", content=b"{" + b" " * (200 * 1024) + b"}", headers={"content-type": "application/json"}
+    )
+    assert_problem(reply, 413, "PAYLOAD_TOO_LARGE")
+
+
+async def test_unknown_routes_and_methods_are_problems_too(http):
+    assert_problem(await http.get("/v1/nothing-here"), 404, "NOT_FOUND")
+    assert_problem(await http.delete("/v1/auth/token"), 405, "METHOD_NOT_ALLOWED")
+
+
+async def test_a_service_that_is_down_is_503_with_retry_after(http):
+    user = await register(http)
+    reply = await http.get("/v1/places", headers=auth(user))
+    assert_problem(reply, 503, "AVAILABILITY_UNAVAILABLE")
+    assert int(reply.headers["retry-after"]) >= 1
+
+
+async def test_health_reports_each_service_not_serving_and_the_gateway_up(http):
+    assert (await http.get("/healthz")).json() == {"status": "ok"}
+    health = (await http.get("/v1/health")).json()
+    assert health == {
+        "status": "NOT_SERVING",
+        "services": {n: "NOT_SERVING" for n in ("availability", "booking", "payments", "notifications")},
+    }
+
+
+async def test_a_retried_post_returns_the_original_response(http):
+    body = {"email": f"idem{uuid.uuid4().hex[:8]}@example.com", "password": "long enough pw", "name": "Idem"}
+    key = {"Idempotency-Key": uuid.uuid4().hex}
+    first = await http.post("/v1/auth/register", json=body, headers=key)
+    second = await http.post("/v1/auth/register", json=body, headers=key)
+    assert first.status_code == second.status_code == 201
+    assert first.json() == second.json()
+    assert second.headers["idempotent-replayed"] == "true"
+    other = await http.post("/v1/auth/register", json=body | {"name": "Other"}, headers=key)
+    assert_problem(other, 422, "IDEMPOTENCY_KEY_REUSED")
+
+
+async def test_repeated_failed_logins_for_one_account_are_rate_limited(http):
+    email = f"target{uuid.uuid4().hex[:8]}@example.com"
+    statuses = [
+        (await http.post("/v1/auth/token", json={"email": email, "password": "guess"})).status_code for _ in range(12)
+    ]
+    assert statuses[:10] == [401] * 10
+    limited = await http.post("/v1/auth/token", json={"email": email, "password": "guess"})
+    assert_problem(limited, 429, "RATE_LIMITED")
+    assert int(limited.headers["retry-after"]) >= 1
+
+
+async def test_a_cursor_from_another_list_or_garbage_is_422(http, agent):
+    assert_problem(await http.get("/v1/users", params={"page_token": "%%%"}, headers=auth(agent)), 422)
+    assert_problem(
+        await http.get("/v1/users", params={"page_token": "eyJrIjoicGxhY2VzIiwicCI6IngifQ"}, headers=auth(agent)),
+        422,
+        "INVALID_PAGE_TOKEN",
+    )
