@@ -9,13 +9,13 @@ from datetime import UTC, date, datetime, timedelta
 import grpc
 import pytest
 from google.rpc import error_details_pb2, status_pb2
-from reserva.availability.v1 import availability_pb2 as pb
-from reserva.availability.v1 import availability_pb2_grpc
-from reserva.type.v1 import types_pb2
 
 from availability.bootstrap import start
 from availability.config import AvailabilitySettings
 from kit.identity import Caller
+from reserva.availability.v1 import availability_pb2 as pb
+from reserva.availability.v1 import availability_pb2_grpc
+from reserva.type.v1 import types_pb2
 
 
 @pytest.fixture(scope="session")

@@ -20,14 +20,13 @@ from conftest import (
     rid,
     trange,
 )
+
 from reserva.availability.v1 import availability_pb2 as pb
 
 H = timedelta(hours=1)
 
 
-async def test_a_hold_takes_its_ranges_and_a_second_one_gets_slot_unavailable_with_the_conflicts(
-    stub, lock_readings
-):
+async def test_a_hold_takes_its_ranges_and_a_second_one_gets_slot_unavailable_with_the_conflicts(stub, lock_readings):
     place = await create_place(stub)
     start = future_hour()
     hold = await As(stub, SERVICE).HoldSlots(hold_request(place.id, (start, start + 2 * H)))
@@ -210,7 +209,9 @@ async def test_blocks_are_for_owners_and_take_every_unit_until_unblocked(stub, l
     owner = host()
     place = await create_place(stub, owner, unit_count=2)
     start = future_hour()
-    block_request = pb.BlockTimeRequest(request_id=rid(), place_id=place.id, ranges=[trange(start, start + H)], reason="paint")
+    block_request = pb.BlockTimeRequest(
+        request_id=rid(), place_id=place.id, ranges=[trange(start, start + H)], reason="paint"
+    )
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await As(stub, host()).BlockTime(block_request)
     assert error_info(caught.value)[0] == "NOT_PLACE_OWNER"

@@ -7,6 +7,7 @@ import grpc
 import pytest
 from conftest import AGENT, SERVICE, As, client, create_place, error_info, host, place_message, rid
 from google.protobuf import field_mask_pb2
+
 from reserva.availability.v1 import availability_pb2 as pb
 from reserva.type.v1 import types_pb2
 
@@ -136,7 +137,9 @@ async def test_update_refuses_output_only_paths_and_strangers(stub):
         await As(stub, owner).UpdatePlace(bad_mask)
     assert error_info(caught.value)[0] == "INVALID_UPDATE_MASK"
     stranger = pb.UpdatePlaceRequest(
-        request_id=rid(), place=pb.Place(id=place.id, title="Mine"), update_mask=field_mask_pb2.FieldMask(paths=["title"])
+        request_id=rid(),
+        place=pb.Place(id=place.id, title="Mine"),
+        update_mask=field_mask_pb2.FieldMask(paths=["title"]),
     )
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await As(stub, host()).UpdatePlace(stranger)

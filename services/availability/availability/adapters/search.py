@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,14 +24,16 @@ SEARCH_SQL = text(
            AND (CAST(:min_price AS bigint) IS NULL OR (price_currency = :currency AND price_amount >= :min_price))
            AND (CAST(:max_price AS bigint) IS NULL OR (price_currency = :currency AND price_amount <= :max_price))
     ), busy AS (
-        SELECT e.place_id, array_agg(e.unit) AS units, array_agg(lower(e.during)) AS starts,
-               array_agg(upper(e.during)) AS ends
+        -- JSON, not arrays: asyncpg would introspect array types inside the transaction (16 catalog locks).
+        SELECT e.place_id,
+               json_agg(json_build_array(e.unit, extract(epoch FROM lower(e.during)),
+                                         extract(epoch FROM upper(e.during)))) AS busy
           FROM availability.calendar_entries e
          WHERE e.live AND e.during && tstzrange(:busy_start, :busy_end, '[)')
            AND (e.expires_at IS NULL OR e.expires_at > :now)
          GROUP BY e.place_id
     )
-    SELECT c.*, b.units, b.starts, b.ends
+    SELECT c.*, b.busy
       FROM candidates c LEFT JOIN busy b ON b.place_id = c.id
     """
 )
@@ -99,7 +102,14 @@ class SqlAlchemySearch:
                 booking_mode=r.booking_mode,
                 cover_photo_url=r.photo_urls[0] if r.photo_urls else "",
                 schedule=Schedule.from_dict(r.schedule),
-                busy=list(zip(r.units, r.starts, r.ends, strict=True)) if r.units else [],
+                busy=_busy(r.busy),
             )
             for r in rows
         ]
+
+
+def _busy(raw) -> list[tuple[int, datetime, datetime]]:
+    if not raw:
+        return []
+    items = json.loads(raw) if isinstance(raw, str) else raw
+    return [(int(u), datetime.fromtimestamp(float(s), UTC), datetime.fromtimestamp(float(e), UTC)) for u, s, e in items]
