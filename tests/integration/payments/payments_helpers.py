@@ -68,7 +68,7 @@ def authorize_request(amount=10_000, currency="EUR", token="tok_success", kind=p
         request_id=str(uuid.uuid4()),
         booking_id=str(uuid.uuid4()),
         user_id=str(uuid.uuid4()),
-        amount=money(amount, currency),
+        amount=amount if isinstance(amount, types_pb2.Money) else money(amount, currency),
         payment_method_token=token,
         kind=kind,
     )

@@ -111,8 +111,19 @@ class SandboxCardProcessor:
         self.webhook_secret = webhook_secret
         self.slow_delay_s, self.timeout_delay_s = slow_delay_s, timeout_delay_s
         self.webhook_delay_s, self.webhooks_enabled = webhook_delay_s, webhooks_enabled
-        self.deliver: Deliver | None = None
+        self._deliver: Deliver | None = None
+        self._wired = asyncio.Event()
         self._outgoing: asyncio.Queue[tuple[bytes, float]] = asyncio.Queue()
+
+    @property
+    def deliver(self) -> Deliver | None:
+        """Where webhooks go; None holds them back until set."""
+        return self._deliver
+
+    @deliver.setter
+    def deliver(self, target: Deliver | None) -> None:
+        self._deliver = target
+        (self._wired.set if target else self._wired.clear)()
 
     # ---- the processor's API -----------------------------------------------------------------
 
@@ -247,8 +258,9 @@ class SandboxCardProcessor:
             except TimeoutError:
                 continue
             await asyncio.sleep(max(0.0, due - loop.time()))
+            await self._wired.wait()  # until an endpoint is wired (stop cancels this worker)
             for attempt in range(5):
-                if self.deliver is None or stop.is_set():
+                if stop.is_set():
                     break
                 try:
                     await self.deliver(body, sign(self.webhook_secret, body, int(self.clock().timestamp())))
