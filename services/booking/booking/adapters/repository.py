@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, func, insert, select, text, tuple_, update
-from sqlalchemy.dialects.postgresql import Range
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -170,10 +169,26 @@ def _history_rows(b: Booking, changes: list[StatusChange]) -> list[dict]:
     ]
 
 
-def _range_rows(b: Booking) -> list[dict]:
-    return [
-        {"booking_id": b.id, "place_id": b.place_id, "during": Range(r.start, r.end, bounds="[)")} for r in b.ranges
-    ]
+# Ranges travel as JSON and become tstzrange in SQL: a range- or array-typed parameter makes asyncpg
+# introspect the catalog on each new connection (about 17 extra locks inside the transaction).
+_RANGES_FROM_JSON = (
+    "SELECT tstzrange((x->>0)::timestamptz, (x->>1)::timestamptz, '[)') AS during "
+    "FROM jsonb_array_elements(CAST(:ranges AS jsonb)) AS x"
+)
+_INSERT_RANGES = text(
+    f"""
+    INSERT INTO booking.booking_ranges (booking_id, place_id, during)
+    SELECT :booking_id, :place_id, u.during FROM ({_RANGES_FROM_JSON}) u
+    """
+)
+
+
+def _ranges_param(ranges) -> str:
+    return json.dumps(_ranges_json(ranges))
+
+
+def _range_params(b: Booking) -> dict:
+    return {"booking_id": b.id, "place_id": b.place_id, "ranges": _ranges_param(b.ranges)}
 
 
 @dataclass
@@ -205,7 +220,7 @@ class SqlAlchemyBookingRepository:
         ).scalar()
         if inserted is None:
             return False
-        await self.session.execute(insert(orm.booking_ranges), _range_rows(booking))
+        await self.session.execute(_INSERT_RANGES, _range_params(booking))
         await self.session.execute(insert(orm.booking_history), _history_rows(booking, booking.new_history))
         booking.new_history.clear()
         return True
@@ -251,7 +266,7 @@ class SqlAlchemyBookingRepository:
         if ranges_changed:
             r = orm.booking_ranges
             await self.session.execute(r.delete().where(r.c.place_id == booking.place_id, r.c.booking_id == booking.id))
-            await self.session.execute(insert(r), _range_rows(booking))
+            await self.session.execute(_INSERT_RANGES, _range_params(booking))
 
     async def count_pending(self, client_id: str) -> int:
         return (
@@ -268,16 +283,15 @@ class SqlAlchemyBookingRepository:
         """Reject every other REQUESTED booking of the place overlapping `ranges`: one UPDATE ... FROM
         booking_ranges ... RETURNING plus one INSERT of their history rows. Returns the rejected."""
         stmt = text(
-            """
+            f"""
             WITH rejected AS (
                 UPDATE booking.bookings b
                    SET status = 'rejected', saga_state = 'done', expire_time = NULL, due_time = NULL,
                        updated_at = :now, version = b.version + 1
                   FROM (SELECT DISTINCT r.booking_id
-                          FROM booking.booking_ranges r
-                         WHERE r.place_id = :place_id
-                           AND r.during && ANY(:ranges)
-                           AND r.booking_id <> :approved_id) hit
+                          FROM ({_RANGES_FROM_JSON}) u
+                          JOIN booking.booking_ranges r ON r.place_id = :place_id AND r.during && u.during
+                         WHERE r.booking_id <> :approved_id) hit
                  WHERE b.id = hit.booking_id AND b.status = 'requested'
                 RETURNING b.*
             ), history AS (
@@ -287,7 +301,7 @@ class SqlAlchemyBookingRepository:
             )
             SELECT * FROM rejected
             """
-        ).bindparams(bindparam("ranges", type_=orm.TSTZRANGE_ARRAY))
+        )
         rows = (
             await self.session.execute(
                 stmt,
@@ -297,7 +311,7 @@ class SqlAlchemyBookingRepository:
                     "approved_id": approved_id,
                     "actor": actor,
                     "reason": reason,
-                    "ranges": [Range(r.start, r.end, bounds="[)") for r in ranges],
+                    "ranges": _ranges_param(ranges),
                 },
             )
         ).all()
@@ -506,7 +520,7 @@ def _entry_from_row(r) -> WaitlistEntry:
         id=str(r.id),
         place_id=str(r.place_id),
         client_id=str(r.client_id),
-        range=TimeRange(r.during.lower, r.during.upper),
+        range=TimeRange(r.range_start, r.range_end),
         guests=r.guests,
         units=r.units,
         state=WaitState(r.state),
@@ -517,27 +531,42 @@ def _entry_from_row(r) -> WaitlistEntry:
     )
 
 
+_W = orm.waitlist
+_W_SELECT = select(
+    *[c for c in _W.c if c.name != "during"],
+    func.lower(_W.c.during).label("range_start"),
+    func.upper(_W.c.during).label("range_end"),
+)
+
+
 class SqlAlchemyWaitlistRepository:
     def __init__(self, session: AsyncSession):
         self.session = session
 
     async def add(self, e: WaitlistEntry) -> None:
         await self.session.execute(
-            insert(orm.waitlist).values(
-                id=e.id,
-                place_id=e.place_id,
-                client_id=e.client_id,
-                during=Range(e.range.start, e.range.end, bounds="[)"),
-                guests=e.guests,
-                units=e.units,
-                state=e.state.value,
-                created_at=e.created_at,
-                updated_at=e.updated_at,
-            )
+            text(
+                """
+                INSERT INTO booking.waitlist
+                       (id, place_id, client_id, during, guests, units, state, created_at, updated_at)
+                VALUES (:id, :place_id, :client_id, tstzrange(:s, :e, '[)'), :guests, :units, :state, :now, :now)
+                """
+            ),
+            {
+                "id": e.id,
+                "place_id": e.place_id,
+                "client_id": e.client_id,
+                "s": e.range.start,
+                "e": e.range.end,
+                "guests": e.guests,
+                "units": e.units,
+                "state": e.state.value,
+                "now": e.created_at,
+            },
         )
 
     async def get(self, entry_id: str) -> WaitlistEntry | None:
-        row = (await self.session.execute(select(orm.waitlist).where(orm.waitlist.c.id == entry_id))).first()
+        row = (await self.session.execute(_W_SELECT.where(orm.waitlist.c.id == entry_id))).first()
         return None if row is None else _entry_from_row(row)
 
     async def save(self, e: WaitlistEntry) -> None:
@@ -552,31 +581,27 @@ class SqlAlchemyWaitlistRepository:
 
     async def first_waiting(self, place_id: str, ranges) -> WaitlistEntry | None:
         """The longest-waiting WAITING entry overlapping any freed range, locked (others skip it)."""
-        t = orm.waitlist
         rows = (
             await self.session.execute(
-                select(t)
-                .where(
-                    t.c.place_id == place_id,
-                    t.c.state == WaitState.WAITING.value,
-                    t.c.during.op("&&")(
-                        func.ANY(
-                            bindparam(
-                                "freed", [Range(r.start, r.end, bounds="[)") for r in ranges], type_=orm.TSTZRANGE_ARRAY
-                            )
-                        )
-                    ),
-                )
-                .order_by(t.c.created_at)
-                .limit(1)
-                .with_for_update(skip_locked=True)
+                text(
+                    f"""
+                    SELECT w.*, lower(w.during) AS range_start, upper(w.during) AS range_end
+                      FROM booking.waitlist w
+                     WHERE w.place_id = :place_id AND w.state = 'waiting'
+                       AND EXISTS (SELECT 1 FROM ({_RANGES_FROM_JSON}) u WHERE w.during && u.during)
+                     ORDER BY w.created_at
+                     LIMIT 1
+                       FOR UPDATE SKIP LOCKED
+                    f"""
+                ),
+                {"place_id": place_id, "ranges": _ranges_param(ranges)},
             )
         ).all()
         return _entry_from_row(rows[0]) if rows else None
 
     async def list(self, place_id: str, client_id: str, states, page_size: int, offset: int) -> list[WaitlistEntry]:
         t = orm.waitlist
-        stmt = select(t).where(t.c.state.in_([s.value for s in states]))
+        stmt = _W_SELECT.where(t.c.state.in_([s.value for s in states]))
         if place_id:
             stmt = stmt.where(t.c.place_id == place_id)
         if client_id:
