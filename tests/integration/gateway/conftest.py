@@ -4,8 +4,6 @@ Redis of this test run. Its peers point at a closed port: every service is down,
 
 from __future__ import annotations
 
-import uuid
-
 import httpx
 import pytest
 
@@ -45,20 +43,6 @@ async def gateway_url(settings_for):
 async def http(gateway_url):
     async with httpx.AsyncClient(base_url=gateway_url, timeout=20) as client:
         yield client
-
-
-async def register(http: httpx.AsyncClient, roles=("client",), password="correct horse battery") -> dict:
-    email = f"u{uuid.uuid4().hex[:12]}@example.com"
-    body = {"email": email, "password": password, "name": "Test User", "roles": list(roles)}
-    created = await http.post("/v1/auth/register", json=body)
-    assert created.status_code == 201, created.text
-    tokens = await http.post("/v1/auth/token", json={"email": email, "password": password})
-    assert tokens.status_code == 200, tokens.text
-    return {**created.json(), "password": password, **tokens.json()}
-
-
-def auth(user: dict) -> dict[str, str]:
-    return {"Authorization": f"Bearer {user['access_token']}"}
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ clear status and code, never a 500 or a traceback."""
 import uuid
 
 import pytest
-from conftest import auth, register
+from gateway_it_support import auth, register
 
 pytestmark = pytest.mark.asyncio
 PROBLEM = "application/problem+json"

@@ -4,7 +4,7 @@ profiles, and the agents' user management."""
 import uuid
 
 import pytest
-from conftest import auth, register
+from gateway_it_support import auth, register
 
 pytestmark = pytest.mark.asyncio
 

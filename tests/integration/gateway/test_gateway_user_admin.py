@@ -4,7 +4,7 @@ bulk operations in batches, statistics by aggregate SQL."""
 import uuid
 
 import pytest
-from conftest import auth, register
+from gateway_it_support import auth, register
 
 pytestmark = pytest.mark.asyncio
 

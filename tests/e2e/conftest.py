@@ -1,0 +1,46 @@
+"""The whole platform (four services and the gateway, each its own process) on this test run's
+database and Redis namespace, started once per session; e2e tests talk to it over HTTP."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from kit.platform import Platform
+
+E2E_AGENT_EMAIL, E2E_AGENT_PASSWORD = "agent@e2e.example.com", "e2e-agent-password"
+# Low enough that one test can reach it, high enough for the rest (and schemathesis) never to.
+E2E_USER_RATE_LIMIT = 240
+
+
+@pytest.fixture(scope="session")
+def platform(infra, database, redis_namespace):
+    platform = Platform(
+        admin_database_url=infra.admin_database_url,
+        database=database,
+        redis_url=infra.redis_url,
+        redis_namespace=redis_namespace,
+        fixed_ports=False,
+        extra_env={
+            "GATEWAY_BOOTSTRAP_AGENT_EMAIL": E2E_AGENT_EMAIL,
+            "GATEWAY_BOOTSTRAP_AGENT_PASSWORD": E2E_AGENT_PASSWORD,
+            "GATEWAY_RATE_LIMIT_PER_USER": f"{E2E_USER_RATE_LIMIT}/minute",
+            "GATEWAY_RATE_LIMIT_PER_IP": "1000000/minute",
+            "GATEWAY_RATE_LIMIT_LOGIN": "1000/minute",
+            "GATEWAY_LOCK_PROBE_STRICT": "true",
+        },
+    )
+    platform.start(timeout_s=90)
+    yield platform
+    platform.stop()
+
+
+@pytest.fixture(scope="session")
+def gateway_url(platform) -> str:
+    return platform.gateway_url
+
+
+@pytest.fixture
+async def api(gateway_url):
+    async with httpx.AsyncClient(base_url=gateway_url, timeout=30) as client:
+        yield client
