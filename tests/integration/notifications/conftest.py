@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import grpc
 import pytest
 from google.protobuf import any_pb2, timestamp_pb2
+
 from kit.cache import make_redis
 from kit.identity import Caller
 from notifications.adapters.smtp_sink import start_smtp_sink

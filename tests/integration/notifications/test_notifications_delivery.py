@@ -12,6 +12,7 @@ from conftest import (
     set_preferences,
     wait_until,
 )
+
 from reserva.notifications.v1 import notifications_pb2 as pb
 
 
@@ -30,9 +31,7 @@ async def test_a_confirmed_booking_produces_exactly_one_email_with_its_details(
     html = message.get_body(("html",)).get_content()
     assert event.booking_id in text and "125.50 EUR" in text
     assert event.booking_id in html and "<h1>Booking confirmed</h1>" in html
-    page = await wait_until(
-        lambda: _with_status(stub, client, pb.CHANNEL_EMAIL, pb.Notification.SENT)
-    )
+    page = await wait_until(lambda: _with_status(stub, client, pb.CHANNEL_EMAIL, pb.Notification.SENT))
     assert page.attempts == 1
     await asyncio.sleep(0.3)
     assert len(smtp_sink.to(address)) == 1

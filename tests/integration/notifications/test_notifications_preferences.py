@@ -16,10 +16,13 @@ from conftest import (
     set_preferences,
     wait_until,
 )
+
 from kit.grpc_client import error_from_rpc
 from notifications.adapters.sms import SANDBOX_REJECTED_NUMBER
 from reserva.notifications.v1 import notifications_pb2 as pb
 from reserva.type.v1 import types_pb2
+
+WEBHOOK = ["webhook_url", "webhook_secret"]
 
 
 async def _rows(stub, user_id, count):
@@ -148,8 +151,16 @@ async def test_a_stale_etag_is_aborted(stub):
     [
         (["email"], {"email": "not-an-email"}, "INVALID_EMAIL"),
         (["phone"], {"phone": "0612345678"}, "INVALID_PHONE"),
-        (["webhook_url", "webhook_secret"], {"webhook_url": "ftp://x", "webhook_secret": "s" * 20}, "INVALID_WEBHOOK_URL"),
-        (["webhook_url", "webhook_secret"], {"webhook_url": "http://example.com/h", "webhook_secret": "s" * 20}, "INVALID_WEBHOOK_URL"),
+        (
+            ["webhook_url", "webhook_secret"],
+            {"webhook_url": "ftp://x", "webhook_secret": "s" * 20},
+            "INVALID_WEBHOOK_URL",
+        ),
+        (
+            ["webhook_url", "webhook_secret"],
+            {"webhook_url": "http://example.com/h", "webhook_secret": "s" * 20},
+            "INVALID_WEBHOOK_URL",
+        ),
         (["time_zone"], {"time_zone": "Mars/Olympus"}, "INVALID_TIME_ZONE"),
         (["etag"], {}, "INVALID_UPDATE_MASK"),
         (["shoe_size"], {}, "INVALID_UPDATE_MASK"),

@@ -16,12 +16,13 @@ from conftest import (
     set_preferences,
     wait_until,
 )
+from sqlalchemy import text
+
 from kit.grpc_client import error_from_rpc
 from notifications.adapters.smtp_sink import free_port
 from reserva.notifications.v1 import notifications_pb2 as pb
 from reserva.notifications.v1 import notifications_pb2_grpc
 from reserva.payments.v1 import events_pb2 as payment_events
-from sqlalchemy import text
 
 AGENT = caller_metadata(str(uuid.uuid4()), "agent")
 
@@ -75,7 +76,7 @@ async def test_an_email_waiting_for_a_retry_goes_out_once_smtp_is_back(notificat
 
 
 async def test_a_crashed_consumers_pending_message_is_reclaimed_and_sent_once(
-    notifications_factory, redis, namespace, smtp_sink
+    notifications_factory, redis, namespace, smtp_sink, settings_for
 ):
     stream = f"{namespace}:events:booking"
     await redis.xgroup_create(stream, "notifications", id="0", mkstream=True)
@@ -87,19 +88,41 @@ async def test_a_crashed_consumers_pending_message_is_reclaimed_and_sent_once(
     taken = await redis.xreadgroup("notifications", "crashed-worker", {stream: ">"}, count=10)
     assert taken[0][1][0][0].decode() == message_id
 
+    # The address is stored before any consumer can take the message over.
+    await _store_email(settings_for, client, address)
+
     service = await notifications_factory()
     async with grpc.aio.insecure_channel(service.address) as channel:
         stub = notifications_pb2_grpc.NotificationServiceStub(channel)
-        await set_preferences(stub, client, ["email"], email=address)
         await emails_to(smtp_sink, address)
 
         async def acknowledged():
             return (await redis.xpending(stream, "notifications"))["pending"] == 0
 
         await wait_until(acknowledged)
+        await wait_until(lambda: _email_row(stub, client, pb.Notification.SENT))
         assert len(smtp_sink.to(address)) == 1
         page = await history(stub, client)
         assert [n.status for n in page.notifications if n.channel == pb.CHANNEL_EMAIL] == [pb.Notification.SENT]
+
+
+async def _store_email(settings_for, user_id: str, address: str) -> None:
+    from kit.identity import Caller
+    from kit.runtime import build_runtime
+    from notifications.adapters import orm
+    from notifications.bootstrap import build_services
+    from notifications.config import NotificationsSettings
+    from notifications.service_layer.handlers import PreferencesUpdate, update_preferences
+
+    settings = settings_for("notifications", NotificationsSettings)
+    runtime = build_runtime(settings, orm.outbox)
+    services, _, webhooks = build_services(settings, runtime)
+    try:
+        update = PreferencesUpdate(user_id, ("email",), {"email": address})
+        await update_preferences(services, Caller(user_id), str(uuid.uuid4()), "fp", update)
+    finally:
+        await webhooks.aclose()
+        await runtime.close()
 
 
 @pytest.mark.parametrize(
@@ -107,15 +130,11 @@ async def test_a_crashed_consumers_pending_message_is_reclaimed_and_sent_once(
     [
         (lambda: b"\xff\xfe not a protobuf", "MALFORMED_ENVELOPE"),
         (
-            lambda: envelope(
-                "booking.teleported", payment_events.PaymentVoided(payment_id=str(uuid.uuid4())), "x"
-            ),
+            lambda: envelope("booking.teleported", payment_events.PaymentVoided(payment_id=str(uuid.uuid4())), "x"),
             "UNKNOWN_EVENT_TYPE",
         ),
         (
-            lambda: envelope(
-                "booking.confirmed", payment_events.PaymentVoided(payment_id=str(uuid.uuid4())), "x"
-            ),
+            lambda: envelope("booking.confirmed", payment_events.PaymentVoided(payment_id=str(uuid.uuid4())), "x"),
             "MALFORMED_PAYLOAD",
         ),
         (
@@ -164,7 +183,9 @@ async def test_an_event_failing_every_attempt_is_dead_lettered_and_replays_once_
         await publish(redis, namespace, "booking", envelope("booking.confirmed", event, event.booking_id, event_id))
 
         async def listed():
-            reply = await stub.ListDeadLetters(pb.ListDeadLettersRequest(event_type="booking.confirmed"), metadata=AGENT)
+            reply = await stub.ListDeadLetters(
+                pb.ListDeadLettersRequest(event_type="booking.confirmed"), metadata=AGENT
+            )
             return [d for d in reply.dead_letters if d.event_id == event_id]
 
         [letter] = await wait_until(listed)
@@ -177,7 +198,9 @@ async def test_an_event_failing_every_attempt_is_dead_lettered_and_replays_once_
     await emails_to(smtp_sink, address)
     assert (await stub.ReplayDeadLetter(request, metadata=AGENT)).state == pb.DeadLetter.REPLAYED
     with pytest.raises(grpc.aio.AioRpcError) as again:
-        await stub.ReplayDeadLetter(pb.ReplayDeadLetterRequest(request_id=str(uuid.uuid4()), id=letter.id), metadata=AGENT)
+        await stub.ReplayDeadLetter(
+            pb.ReplayDeadLetterRequest(request_id=str(uuid.uuid4()), id=letter.id), metadata=AGENT
+        )
     assert again.value.code() is grpc.StatusCode.FAILED_PRECONDITION
     assert error_from_rpc(again.value).reason == "DEAD_LETTER_ALREADY_REPLAYED"
     remaining = await stub.ListDeadLetters(pb.ListDeadLettersRequest(event_type="booking.confirmed"), metadata=AGENT)

@@ -9,6 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from conftest import booking_confirmed, emails_to, envelope, history, publish, set_preferences, wait_until
+
 from notifications.adapters.webhook import SIGNATURE_HEADER, verify_signature
 from reserva.booking.v1 import events_pb2 as booking_events
 from reserva.notifications.v1 import notifications_pb2 as pb
@@ -18,6 +19,7 @@ async def test_a_reminder_fires_once_and_a_cancelled_bookings_reminder_never_doe
     notifications_factory, redis, namespace, smtp_sink
 ):
     import grpc
+
     from reserva.notifications.v1 import notifications_pb2_grpc
 
     service = await notifications_factory(reminder_offsets_s=[3600, 86400])

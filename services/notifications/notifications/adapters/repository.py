@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, insert, select, text, tuple_, update
+from sqlalchemy import DateTime, func, insert, literal, select, text, tuple_, update
+from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,6 +24,11 @@ from notifications.domain.model import (
     Reminder,
     Status,
 )
+
+
+def _keyset(after: tuple[datetime, str]):
+    return tuple_(literal(after[0], DateTime(timezone=True)), literal(after[1], UUID(as_uuid=False)))
+
 
 DUE_STATUSES = (Status.QUEUED.value, Status.DEFERRED.value, Status.SENDING.value)
 
@@ -205,7 +211,7 @@ class SqlAlchemyNotificationRepository:
         if unread_only:
             query = query.where(t.c.read.is_(False))
         if after is not None:
-            query = query.where(tuple_(t.c.created_at, t.c.id) < tuple_(*after))
+            query = query.where(tuple_(t.c.created_at, t.c.id) < _keyset(after))
         query = query.order_by(t.c.created_at.desc(), t.c.id.desc()).limit(limit)
         return [_notification_from_row(r) for r in await self.session.execute(query)]
 
@@ -441,7 +447,7 @@ class SqlAlchemyDeadLetterRepository:
         if event_type:
             query = query.where(t.c.event_type == event_type)
         if after is not None:
-            query = query.where(tuple_(t.c.create_time, t.c.id) > tuple_(*after))
+            query = query.where(tuple_(t.c.create_time, t.c.id) > _keyset(after))
         query = query.order_by(t.c.create_time, t.c.id).limit(limit)
         return [_dead_letter_from_row(r) for r in await self.session.execute(query)]
 

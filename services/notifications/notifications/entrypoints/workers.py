@@ -14,7 +14,6 @@ from collections.abc import Awaitable, Callable
 from redis.exceptions import RedisError, ResponseError
 
 from kit.context import current_operation
-
 from notifications.adapters.event_codec import decode, envelope_header
 from notifications.domain.errors import EventRejected
 from notifications.service_layer.consuming import record_dead_letter, record_event
