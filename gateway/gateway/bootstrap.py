@@ -86,7 +86,8 @@ def build_gateway(settings: GatewaySettings) -> Gateway:
     limiter = RateLimiter(
         settings.redis_url,
         settings.redis_namespace,
-        settings.redis_timeout_s,
+        # Counting needs a round trip per request; under bursts a too-short timeout would fail open.
+        max(settings.redis_timeout_s, 2.0),
         {"user": settings.rate_limit_per_user, "ip": settings.rate_limit_per_ip, "login": settings.rate_limit_login},
     )
     return Gateway(

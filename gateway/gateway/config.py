@@ -42,6 +42,6 @@ class GatewaySettings(ServiceSettings):
     report_cache_ttl_s: int = 60
     # The first agent, created at start-up if missing (agents create every other agent). An empty
     # password disables it; the default is for development only and is logged as such.
-    bootstrap_agent_email: str = "agent@reserva.local"
+    bootstrap_agent_email: str = "agent@reserva.dev"
     bootstrap_agent_password: str = "reserva-agent-dev-password"
     bulk_batch_size: int = 100

@@ -14,10 +14,10 @@ from gateway.config import GatewaySettings
 PASSWORD = "reserva-demo-password"
 USERS = [
     # e-mail, name, roles, time zone, locale
-    ("ops.agent@reserva.local", "Olga Ops", ["agent"], "Europe/Berlin", "en-GB"),
-    ("host.berlin@reserva.local", "Hanna Gastgeber", ["host"], "Europe/Berlin", "de-DE"),
-    ("host.newyork@reserva.local", "Henry Host", ["host"], "America/New_York", "en-US"),
-    ("client@reserva.local", "Clara Client", ["client"], "Europe/Berlin", "en-GB"),
+    ("ops.agent@reserva.dev", "Olga Ops", ["agent"], "Europe/Berlin", "en-GB"),
+    ("host.berlin@reserva.dev", "Hanna Gastgeber", ["host"], "Europe/Berlin", "de-DE"),
+    ("host.newyork@reserva.dev", "Henry Host", ["host"], "America/New_York", "en-US"),
+    ("client@reserva.dev", "Clara Client", ["client"], "Europe/Berlin", "en-GB"),
 ]
 
 
@@ -43,13 +43,13 @@ def _place(title, city, address, tz, currency, price, mode, capacity, hours) -> 
 
 
 PLACES = {
-    "host.berlin@reserva.local": [
+    "host.berlin@reserva.dev": [
         _place("Spree Meeting Room", "Berlin", "Friedrichstrasse 1", "Europe/Berlin", "EUR", 2500, "INSTANT", 8,
                _hours(range(1, 6), 8, 20) + _hours([6], 10, 16)),
         _place("Kreuzberg Photo Studio", "Berlin", "Oranienstrasse 20", "Europe/Berlin", "EUR", 4000, "REQUEST", 4,
                _hours(range(1, 8), 9, 21)),
     ],
-    "host.newyork@reserva.local": [
+    "host.newyork@reserva.dev": [
         _place("Midtown Conference Room", "New York", "5th Avenue 500", "America/New_York", "USD", 6000, "INSTANT",
                12, _hours(range(1, 6), 7, 19)),
         _place("Brooklyn Loft", "New York", "Bedford Ave 100", "America/New_York", "USD", 3500, "REQUEST", 20,

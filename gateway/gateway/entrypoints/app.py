@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.openapi.utils import get_openapi
+from sqlalchemy.exc import DBAPIError
 
 from gateway.bootstrap import build_gateway
 from gateway.config import GatewaySettings
@@ -54,8 +55,9 @@ async def _ensure_bootstrap_agent(gateway) -> None:
         log.warning("the bootstrap agent uses the development password; set GATEWAY_BOOTSTRAP_AGENT_PASSWORD")
     try:
         await handlers.ensure_agent(gateway.identity, settings.bootstrap_agent_email, settings.bootstrap_agent_password)
-    except ReservaError as error:
-        log.error("could not create the bootstrap agent", extra={"reason": error.reason})
+    except (ReservaError, DBAPIError, OSError) as error:
+        # The API still starts (the database may come back); identity calls answer 503 meanwhile.
+        log.error("could not create the bootstrap agent", extra={"error": repr(error)[:300]})
 
 
 async def name_operation(request: Request) -> None:

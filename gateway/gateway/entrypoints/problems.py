@@ -13,11 +13,14 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from google.protobuf import json_format
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from kit.db import sqlstate_of
 from kit.error_table import INTERNAL_MESSAGE, http_status_for
-from kit.errors import ReservaError
+from kit.errors import ReservaError, Unavailable
 from kit.grpc_client import error_from_rpc
+from kit.interceptors import as_domain_error
 from reserva.availability.v1 import availability_pb2
 
 log = logging.getLogger("reserva.gateway.errors")
@@ -78,6 +81,26 @@ def error_response(error: ReservaError, request: Request | None = None) -> Respo
     )
 
 
+# SQLSTATE classes meaning "the database cannot serve now": connection exceptions, insufficient
+# resources (too many connections), operator intervention (shutdown, starting up).
+_UNAVAILABLE_SQLSTATE_PREFIXES = ("08", "53", "57P")
+
+
+def database_error(error: Exception) -> ReservaError | None:
+    """The identity database's transient failures as domain errors (409 retry / 503), else None."""
+    if isinstance(error, OSError):
+        return Unavailable("the identity database is unreachable; retry later", reason="IDENTITY_UNAVAILABLE")
+    if not isinstance(error, DBAPIError):
+        return None
+    mapped = as_domain_error(error)
+    if mapped is not None:
+        return mapped
+    state = sqlstate_of(error) or ""
+    if error.connection_invalidated or state.startswith(_UNAVAILABLE_SQLSTATE_PREFIXES) or not state:
+        return Unavailable("the identity database is unavailable; retry later", reason="IDENTITY_UNAVAILABLE")
+    return None
+
+
 def _validation_errors(error: RequestValidationError) -> list[dict]:
     # The offending input is not echoed back: it may be huge or sensitive.
     return [
@@ -120,5 +143,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def on_bug(request: Request, error: Exception) -> Response:
+        mapped = database_error(error)
+        if mapped is not None:
+            log.warning("database trouble", extra={"path": request.url.path, "reason": mapped.reason})
+            return error_response(mapped, request)
         log.exception("unexpected error", extra={"path": request.url.path})
         return problem_response(500, "INTERNAL", INTERNAL_MESSAGE)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import AwareDatetime
 
 from gateway.entrypoints.cursors import decode_cursor, encode_cursor
@@ -104,8 +104,12 @@ async def list_bookings(
 
 
 @router.get("/v1/bookings/{booking_id}", summary="One booking with its history")
-async def get_booking(booking_id: Uuid, request: Request, _: Principal = Depends(authenticated)) -> dict[str, Any]:
+async def get_booking(
+    booking_id: Uuid, request: Request, response: Response, _: Principal = Depends(authenticated)
+) -> dict[str, Any]:
     booking = await gateway_of(request).peers.booking.call("GetBooking", bk.GetBookingRequest(id=booking_id))
+    if booking.etag:
+        response.headers["ETag"] = booking.etag
     return _with_place(booking, await _place_summaries(request, [booking.place_id]))
 
 

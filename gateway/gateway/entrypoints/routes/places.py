@@ -22,12 +22,13 @@ IfMatch = Header(default=None, alias="If-Match", max_length=200, description="Th
 
 
 def _etag(value: str | None) -> str:
-    return (value or "").strip().removeprefix("W/").strip('"')
+    """The services' etags are HTTP entity tags already ("3", W/"3"): If-Match passes through."""
+    return (value or "").strip()
 
 
 def _place_response(place: av.Place, response: Response) -> dict[str, Any]:
     if place.etag:
-        response.headers["ETag"] = f'"{place.etag}"'
+        response.headers["ETag"] = place.etag if place.etag.endswith('"') else f'"{place.etag}"'
     return to_json(place)
 
 

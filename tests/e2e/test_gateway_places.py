@@ -1,0 +1,117 @@
+"""Places through the gateway: create, read, list and walk pages, update with If-Match, free
+slots, search, iCalendar, delete; and who may not touch someone else's place."""
+
+import pytest
+from gateway_e2e_support import assert_problem, auth, new_place, new_user, place_body
+
+pytestmark = [pytest.mark.xdist_group("e2e"), pytest.mark.asyncio]
+
+
+async def test_a_host_creates_a_place_and_reads_it_with_its_etag(api):
+    host = await new_user(api, "host")
+    place = await new_place(api, host, title="Sunny room")
+    assert place["owner_id"] == host["id"] and place["active"] is True and place["title"] == "Sunny room"
+    fetched = await api.get(f"/v1/places/{place['id']}", headers=auth(host))
+    assert fetched.status_code == 200 and fetched.json()["id"] == place["id"]
+    assert fetched.headers["etag"] == fetched.json()["etag"]
+
+
+async def test_a_client_cannot_create_a_place(api):
+    client = await new_user(api, "client")
+    assert_problem(await api.post("/v1/places", json=place_body(), headers=auth(client)), 403, code="ROLE_REQUIRED")
+
+
+async def test_invalid_place_input_is_422_naming_the_problem(api):
+    host = await new_user(api, "host")
+    bad_zone = await api.post("/v1/places", json=place_body(time_zone="Mars/Base"), headers=auth(host))
+    assert_problem(bad_zone, 422)
+    wrong_type = await api.post("/v1/places", json=place_body(capacity="many"), headers=auth(host))
+    assert ["body", "capacity"] in [e["loc"] for e in assert_problem(wrong_type, 422)["errors"]]
+
+
+async def test_listing_a_hosts_places_walks_every_page_once(api):
+    host = await new_user(api, "host")
+    created = {(await new_place(api, host))["id"] for _ in range(5)}
+    seen, cursor, pages = [], None, 0
+    while True:
+        params = {"owner_id": host["id"], "page_size": 2} | ({"page_token": cursor} if cursor else {})
+        page = await api.get("/v1/places", params=params, headers=auth(host))
+        assert page.status_code == 200, page.text
+        seen += [p["id"] for p in page.json()["places"]]
+        cursor, pages = page.json()["next_page_token"], pages + 1
+        if not cursor:
+            break
+    assert sorted(seen) == sorted(created) and pages == 3
+
+
+async def test_an_update_with_a_stale_if_match_is_412(api):
+    host = await new_user(api, "host")
+    place = await new_place(api, host)
+    etag = place["etag"]
+    first = await api.patch(
+        f"/v1/places/{place['id']}", json={"title": "Renamed"}, headers=auth(host) | {"If-Match": etag}
+    )
+    assert first.status_code == 200 and first.json()["title"] == "Renamed"
+    stale = await api.patch(
+        f"/v1/places/{place['id']}", json={"title": "Again"}, headers=auth(host) | {"If-Match": etag}
+    )
+    assert_problem(stale, 412, code="CONCURRENT_MODIFICATION")
+
+
+async def test_another_host_can_neither_update_nor_delete_nor_export_a_place(api):
+    owner, other = await new_user(api, "host"), await new_user(api, "host")
+    place = await new_place(api, owner)
+    update = await api.patch(f"/v1/places/{place['id']}", json={"title": "Mine now"}, headers=auth(other))
+    assert_problem(update, 403, 404)
+    assert_problem(await api.delete(f"/v1/places/{place['id']}", headers=auth(other)), 403, 404)
+    assert_problem(await api.get(f"/v1/places/{place['id']}/calendar.ics", headers=auth(other)), 403, 404)
+    unchanged = await api.get(f"/v1/places/{place['id']}", headers=auth(owner))
+    assert unchanged.json()["title"] == place["title"] and unchanged.json()["active"] is True
+
+
+async def test_free_slots_and_search_find_an_open_place(api):
+    host, client = await new_user(api, "host"), await new_user(api, "client")
+    place = await new_place(api, host)
+    from datetime import UTC, datetime, timedelta
+
+    day = (datetime.now(UTC) + timedelta(days=5)).date()
+    slots = await api.get(
+        f"/v1/places/{place['id']}/free-slots",
+        params={"start_date": day.isoformat(), "end_date": day.isoformat(), "duration_minutes": 60, "page_size": 5},
+        headers=auth(client),
+    )
+    assert slots.status_code == 200, slots.text
+    assert len(slots.json()["slots"]) == 5 and slots.json()["next_page_token"]
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    found = await api.get(
+        "/v1/search",
+        params={
+            "city": place["city"],
+            "start_time": start.isoformat(),
+            "end_time": (start + timedelta(days=1)).isoformat(),
+            "duration_minutes": 120,
+        },
+        headers=auth(client),
+    )
+    assert found.status_code == 200, found.text
+    assert [r["place"]["id"] for r in found.json()["results"]] == [place["id"]]
+
+
+async def test_the_owner_exports_the_calendar_and_deletes_the_place(api):
+    host = await new_user(api, "host")
+    place = await new_place(api, host)
+    ics = await api.get(f"/v1/places/{place['id']}/calendar.ics", headers=auth(host))
+    assert ics.status_code == 200 and ics.headers["content-type"].startswith("text/calendar")
+    assert ics.text.startswith("BEGIN:VCALENDAR")
+    deleted = await api.delete(f"/v1/places/{place['id']}", headers=auth(host))
+    assert deleted.status_code == 200 and deleted.json()["active"] is False
+
+
+async def test_an_unknown_place_is_404_and_a_malformed_id_422(api):
+    user = await new_user(api)
+    assert_problem(
+        await api.get("/v1/places/00000000-0000-4000-8000-000000000000", headers=auth(user)),
+        404,
+        code="PLACE_NOT_FOUND",
+    )
+    assert_problem(await api.get("/v1/places/not-a-uuid", headers=auth(user)), 422)
