@@ -3,6 +3,7 @@ the servicer and the workers (outbox relay, sweeper + saga recovery). Nothing at
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from functools import partial
 
@@ -35,6 +36,7 @@ def build_deps(settings: BookingSettings, runtime, clock=utc_now) -> Deps:
         payments=PaymentsClient.connect(settings.payments_addr, settings.peer_deadline_s),
         settings=settings,
         clock=clock,
+        admission=asyncio.Semaphore(settings.max_concurrent_flows),
         place_cache=PlaceSummaryCache(
             Cache(runtime.redis, settings.redis_namespace, "booking:place"), settings.place_cache_ttl_s
         ),

@@ -28,6 +28,10 @@ class BookingSettings(ServiceSettings):
     saga_recovery_after_s: float = 30.0
     waitlist_offer_ttl_s: int = 900
 
+    # Admission control: booking flows running at once; the rest queue (within their deadline)
+    # instead of exhausting the database pool and the peers.
+    max_concurrent_flows: int = 16
+
     workers_enabled: bool = True
     sweeper_interval_s: float = 1.0
     sweeper_batch_size: int = 20

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 from datetime import datetime
 
 from sqlalchemy import update
@@ -58,7 +59,9 @@ async def sweep_once(deps: Deps, now: datetime | None = None) -> int:
     """One batch: returns how many bookings were handled."""
     token = current_operation.set("sweeper")
     try:
-        now = now or deps.clock()
+        if now is not None:  # a given time (tests, replays) is the clock of the whole sweep
+            deps = replace(deps, clock=lambda: now)
+        now = deps.clock()
         due = await claim_due(deps, now, deps.settings.sweeper_batch_size)
         for booking in due:
             try:

@@ -8,6 +8,7 @@ resume or compensate a booking whose flow was interrupted."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -42,6 +43,7 @@ class Deps:
     settings: object  # BookingSettings
     clock: Callable[[], datetime]
     place_cache: object | None = None
+    admission: asyncio.Semaphore | None = None
 
     @property
     def recovery_after(self) -> timedelta:

@@ -122,6 +122,13 @@ async def _replay(deps: Deps, existing: Booking, fp: str) -> Booking:
 
 async def create_booking(deps: Deps, caller: Caller, cmd: CreateBooking) -> Booking:
     """Book a place: REQUEST places -> REQUESTED; INSTANT places run the hold -> pay -> confirm saga."""
+    if deps.admission is None:
+        return await _create_booking(deps, caller, cmd)
+    async with deps.admission:
+        return await _create_booking(deps, caller, cmd)
+
+
+async def _create_booking(deps: Deps, caller: Caller, cmd: CreateBooking) -> Booking:
     client_id = require_user(caller)
     _check_create(cmd)
     place = await deps.availability.get_place(cmd.place_id)

@@ -1,0 +1,275 @@
+"""The saga's failure paths, idempotent retries, authorization, bad input, expiry by the sweeper,
+the 500-client race and a crash between steps, against real servers."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import grpc
+import pytest
+from conftest import (
+    AGENT,
+    As,
+    booking_settings,
+    create_request,
+    error_info,
+    future_hour,
+    make_place,
+    rid,
+    user,
+)
+
+from booking.bootstrap import start as start_booking
+from booking.entrypoints.workers import sweep_once
+from reserva.availability.v1 import availability_pb2 as apb
+from reserva.booking.v1 import booking_pb2 as bpb
+
+B = bpb.Booking
+
+
+async def _fail(call) -> grpc.aio.AioRpcError:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call
+    return caught.value
+
+
+async def test_a_declined_card_ends_payment_failed_and_frees_the_slot(bstub, astub, admin_sql):
+    client = user()
+    place = await make_place(astub, user("host"))
+    start = future_hour(days=10)
+    request = create_request(place.id, (start, start + timedelta(hours=1)), token="tok_decline_card")
+    error = await _fail(As(bstub, client).CreateBooking(request))
+    assert error.code() is grpc.StatusCode.FAILED_PRECONDITION and error_info(error)[0] == "PAYMENT_DECLINED"
+    row = await admin_sql.fetchrow(
+        "SELECT id, status, hold_id FROM booking.bookings WHERE client_id = $1::uuid", client.user_id
+    )
+    assert row["status"] == "payment_failed"
+    assert await admin_sql.fetchval("SELECT state FROM availability.holds WHERE id = $1::uuid", row["hold_id"]) == (
+        "released"
+    )
+    retry = await _fail(As(bstub, client).CreateBooking(request))
+    assert error_info(retry)[0] == "PAYMENT_DECLINED"
+
+
+async def test_a_taken_slot_answers_slot_unavailable_with_the_conflict(bstub, astub, admin_sql):
+    place = await make_place(astub, user("host"))
+    start = future_hour(days=11)
+    await As(bstub, user()).CreateBooking(create_request(place.id, (start, start + timedelta(hours=2))))
+    loser = user()
+    request = create_request(place.id, (start + timedelta(hours=1), start + timedelta(hours=3)))
+    error = await _fail(As(bstub, loser).CreateBooking(request))
+    reason, _, details = error_info(error)
+    assert error.code() is grpc.StatusCode.FAILED_PRECONDITION and reason == "SLOT_UNAVAILABLE"
+    conflict = apb.SlotConflict()
+    assert details and details[0].Unpack(conflict) and conflict.conflicting_ranges
+    status = await admin_sql.fetchval("SELECT status FROM booking.bookings WHERE client_id = $1::uuid", loser.user_id)
+    assert status == "rejected"
+
+
+async def test_payments_down_answers_unavailable_and_leaves_nothing_half_booked(
+    settings_for, peer_servers, astub, admin_sql
+):
+    availability, _ = peer_servers
+    settings = booking_settings(settings_for, (availability, type("Gone", (), {"address": "127.0.0.1:1"})()))
+    server = await start_booking(settings)
+    try:
+        async with grpc.aio.insecure_channel(server.address) as channel:
+            from reserva.booking.v1 import booking_pb2_grpc
+
+            stub = booking_pb2_grpc.BookingServiceStub(channel)
+            client = user()
+            place = await make_place(astub, user("host"))
+            start = future_hour(days=12)
+            error = await _fail(
+                As(stub, client).CreateBooking(create_request(place.id, (start, start + timedelta(hours=1))))
+            )
+            assert error.code() is grpc.StatusCode.UNAVAILABLE
+            row = await admin_sql.fetchrow(
+                "SELECT status, hold_id FROM booking.bookings WHERE client_id = $1::uuid", client.user_id
+            )
+            assert row["status"] == "expired"
+            hold = await admin_sql.fetchval("SELECT state FROM availability.holds WHERE id = $1::uuid", row["hold_id"])
+            assert hold == "released"
+    finally:
+        await server.stop(0)
+
+
+async def test_a_retry_returns_the_same_booking_and_other_parameters_are_refused(bstub, astub):
+    client = user()
+    place = await make_place(astub, user("host"))
+    start = future_hour(days=13)
+    request = create_request(place.id, (start, start + timedelta(hours=1)))
+    first = await As(bstub, client).CreateBooking(request)
+    again = await As(bstub, client).CreateBooking(request)
+    assert again.id == first.id and again.status == B.CONFIRMED
+    request.guests = 3
+    error = await _fail(As(bstub, client).CreateBooking(request))
+    assert error.code() is grpc.StatusCode.INVALID_ARGUMENT and error_info(error)[0] == "IDEMPOTENCY_KEY_REUSED"
+
+
+async def test_strangers_cannot_see_or_cancel_and_hosts_cannot_approve_others_places(bstub, astub):
+    host, client, stranger = user("host"), user(), user()
+    place = await make_place(astub, host, mode="request")
+    start = future_hour(days=14)
+    booking = await As(bstub, client).CreateBooking(create_request(place.id, (start, start + timedelta(hours=1))))
+    error = await _fail(As(bstub, stranger).GetBooking(bpb.GetBookingRequest(id=booking.id)))
+    assert error.code() is grpc.StatusCode.NOT_FOUND
+    error = await _fail(As(bstub, stranger).CancelBooking(bpb.CancelBookingRequest(request_id=rid(), id=booking.id)))
+    assert error.code() is grpc.StatusCode.NOT_FOUND
+    other_host = user("host")
+    error = await _fail(
+        As(bstub, other_host).ApproveBooking(bpb.ApproveBookingRequest(request_id=rid(), id=booking.id))
+    )
+    assert error.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.PERMISSION_DENIED)
+    error = await _fail(As(bstub, client).ApproveBooking(bpb.ApproveBookingRequest(request_id=rid(), id=booking.id)))
+    assert error.code() is grpc.StatusCode.PERMISSION_DENIED and error_info(error)[0] == "NOT_PLACE_OWNER"
+    mine = await As(bstub, client).ListBookings(bpb.ListBookingsRequest())
+    assert [b.id for b in mine.bookings] == [booking.id]
+    theirs = await As(bstub, host).ListBookings(bpb.ListBookingsRequest(host_id=host.user_id))
+    assert [b.id for b in theirs.bookings] == [booking.id]
+    assert not (await As(bstub, stranger).ListBookings(bpb.ListBookingsRequest())).bookings
+
+
+@pytest.mark.parametrize(
+    "mutate, reason",
+    [
+        (lambda r: r.ClearField("ranges"), "INVALID_TIME_RANGE"),
+        (lambda r: setattr(r, "guests", 0), "INVALID_GUESTS"),
+        (lambda r: setattr(r, "guests", 99), "INVALID_GUESTS"),
+        (lambda r: setattr(r, "request_id", ""), "INVALID_REQUEST_ID"),
+        (lambda r: setattr(r, "place_id", "not-a-uuid"), "INVALID_ID"),
+        (lambda r: setattr(r, "note", "x" * 1001), "INVALID_NOTE"),
+    ],
+)
+async def test_bad_input_is_invalid_argument_with_a_reason(bstub, astub, mutate, reason):
+    place = await make_place(astub, user("host"))
+    start = future_hour(days=15)
+    request = create_request(place.id, (start, start + timedelta(hours=1)))
+    mutate(request)
+    error = await _fail(As(bstub, user()).CreateBooking(request))
+    assert error.code() is grpc.StatusCode.INVALID_ARGUMENT and error_info(error)[0] == reason
+
+
+async def test_reversed_range_is_invalid_argument(bstub, astub):
+    place = await make_place(astub, user("host"))
+    start = future_hour(days=15)
+    error = await _fail(As(bstub, user()).CreateBooking(create_request(place.id, (start, start - timedelta(hours=1)))))
+    assert error.code() is grpc.StatusCode.INVALID_ARGUMENT and error_info(error)[0] == "INVALID_TIME_RANGE"
+
+
+async def test_the_sweeper_expires_pending_requests_and_unpaid_approvals(bstub, astub, booking_server, admin_sql):
+    host, client = user("host"), user()
+    place = await make_place(astub, host, mode="request")
+    start = future_hour(days=16)
+    requested = await As(bstub, client).CreateBooking(create_request(place.id, (start, start + timedelta(hours=1))))
+    later = start + timedelta(hours=2)
+    approved = await As(bstub, client).CreateBooking(create_request(place.id, (later, later + timedelta(hours=1))))
+    await As(bstub, host).ApproveBooking(bpb.ApproveBookingRequest(request_id=rid(), id=approved.id))
+    deps = booking_server.deps
+    future = deps.clock() + timedelta(days=3)
+    while await sweep_once(deps, now=future):
+        pass
+    for b in (requested, approved):
+        got = await As(bstub, AGENT).GetBooking(bpb.GetBookingRequest(id=b.id))
+        assert got.status == B.EXPIRED
+    hold = await admin_sql.fetchval(
+        "SELECT h.state FROM availability.holds h JOIN booking.bookings b ON b.hold_id = h.id::text "
+        "WHERE b.id = $1::uuid",
+        approved.id,
+    )
+    assert hold == "released"
+
+
+async def test_the_sweeper_completes_bookings_after_their_end(bstub, astub, booking_server):
+    client = user()
+    place = await make_place(astub, user("host"))
+    start = future_hour(days=17)
+    booking = await As(bstub, client).CreateBooking(create_request(place.id, (start, start + timedelta(hours=1))))
+    deps = booking_server.deps
+    while await sweep_once(deps, now=start + timedelta(hours=2)):
+        pass
+    got = await As(bstub, client).GetBooking(bpb.GetBookingRequest(id=booking.id))
+    assert got.status == B.COMPLETED
+
+
+async def test_500_clients_racing_for_10_slots_get_exactly_10_bookings(bstub, astub, admin_sql):
+    place = await make_place(astub, user("host"))
+    base = future_hour(days=20, hour=0)
+    slots = [(base + timedelta(hours=i), base + timedelta(hours=i + 1)) for i in range(10)]
+    clients = [user() for _ in range(500)]
+
+    async def attempt(i: int):
+        try:
+            return await As(bstub, clients[i]).CreateBooking(create_request(place.id, slots[i % 10]))
+        except grpc.aio.AioRpcError as error:
+            return error
+
+    results = await asyncio.gather(*(attempt(i) for i in range(500)))
+    confirmed = [r for r in results if isinstance(r, bpb.Booking) and r.status == B.CONFIRMED]
+    errors = [r for r in results if isinstance(r, grpc.aio.AioRpcError)]
+    reasons = sorted(error_info(e)[0] or e.code().name for e in errors)
+    assert len(confirmed) == 10, {r: reasons.count(r) for r in set(reasons)}
+    assert len(errors) == 490
+    assert {error_info(e)[0] for e in errors} == {"SLOT_UNAVAILABLE"}
+    overlaps = await admin_sql.fetchval(
+        """
+        SELECT count(*) FROM availability.calendar_entries a
+          JOIN availability.calendar_entries b
+            ON a.place_id = b.place_id AND a.unit = b.unit AND (a.hold_id, a.id) < (b.hold_id, b.id)
+               AND a.during && b.during
+         WHERE a.place_id = $1::uuid AND a.live AND b.live
+        """,
+        place.id,
+    )
+    live = await admin_sql.fetchval(
+        "SELECT count(DISTINCT hold_id) FROM availability.calendar_entries WHERE place_id = $1::uuid AND live", place.id
+    )
+    assert live == 10
+    assert overlaps == 0
+    orphan_payments = await admin_sql.fetchval(
+        """
+        SELECT count(*) FROM payments.payments p
+         WHERE p.status IN ('authorized', 'captured')
+           AND NOT EXISTS (SELECT 1 FROM booking.bookings b
+                            WHERE b.id = p.booking_id AND b.status = 'confirmed')
+           AND p.booking_id IN (SELECT id FROM booking.bookings WHERE place_id = $1::uuid)
+        """,
+        place.id,
+    )
+    assert orphan_payments == 0
+
+
+async def test_a_crash_after_the_hold_is_recovered_to_a_terminal_state(settings_for, peer_servers, astub, admin_sql):
+    crashing = await start_booking(booking_settings(settings_for, peer_servers, saga_crash_after_step="authorize"))
+    client = user()
+    place = await make_place(astub, user("host"))
+    start = future_hour(days=21)
+    try:
+        async with grpc.aio.insecure_channel(crashing.address) as channel:
+            from reserva.booking.v1 import booking_pb2_grpc
+
+            stub = booking_pb2_grpc.BookingServiceStub(channel)
+            error = await _fail(
+                As(stub, client).CreateBooking(create_request(place.id, (start, start + timedelta(hours=1))))
+            )
+            assert error.code() is grpc.StatusCode.INTERNAL
+    finally:
+        await crashing.stop(0)
+    row = await admin_sql.fetchrow(
+        "SELECT id, status, saga_state, hold_id FROM booking.bookings WHERE client_id = $1::uuid", client.user_id
+    )
+    assert (row["status"], row["saga_state"]) == ("held", "authorizing")
+    booking_id, hold_id = row["id"], row["hold_id"]
+    restarted = await start_booking(booking_settings(settings_for, peer_servers))
+    try:
+        deps = restarted.deps
+        while await sweep_once(deps, now=deps.clock() + timedelta(minutes=5)):
+            pass
+    finally:
+        await restarted.stop(0)
+    row = await admin_sql.fetchrow("SELECT status, saga_state FROM booking.bookings WHERE id = $1", booking_id)
+    assert (row["status"], row["saga_state"]) == ("expired", "done")
+    statuses = await admin_sql.fetch("SELECT status FROM payments.payments WHERE booking_id = $1", booking_id)
+    assert [p["status"] for p in statuses] == ["voided"]
+    assert await admin_sql.fetchval("SELECT state FROM availability.holds WHERE id = $1::uuid", hold_id) == "released"
