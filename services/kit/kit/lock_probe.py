@@ -101,7 +101,7 @@ class LockProbe:
             if self.strict:
                 raise LockBudgetExceeded(f"{self.service}.{operation}: {problem}")
         elif self.budget.near_limit(reading):
-            log.warning("lock usage within 80%% of budget", extra={"reading": reading.__dict__})
+            log.warning("lock usage within 80% of budget", extra={"reading": reading.__dict__})
         else:
             log.debug("locks", extra={"reading": reading.__dict__})
         return reading
