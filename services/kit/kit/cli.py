@@ -36,11 +36,13 @@ def cmd_protos(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    from kit.infra import ensure_infrastructure
+    from kit.infra import ensure_postgres
 
-    infra = ensure_infrastructure()
-    asyncio.run(migrate_all(infra.admin_database_url, _database_name(), down=args.down))
-    print("migrations:", "downgraded to base" if args.down else "at head")
+    # Migrations need no Redis: a Kubernetes migration Job gets only the database's address.
+    admin_url, _embedded = ensure_postgres()
+    asyncio.run(migrate_all(admin_url, _database_name(), down=args.down, services=args.service))
+    which = ", ".join(args.service) if args.service else "every service"
+    print(f"migrations of {which}:", "downgraded to base" if args.down else "at head")
     return 0
 
 
@@ -113,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("pytest_args", nargs=argparse.REMAINDER)
     p = sub.add_parser("migrate", help="run every service's migrations (explicitly; never at start)")
     p.add_argument("--down", action="store_true", help="downgrade every service to base")
+    p.add_argument(
+        "--service", action="append", choices=list(SCHEMAS), help="only this service (repeatable; default all)"
+    )
     p = sub.add_parser("protos", help="generate Python code and stubs from protos/")
     p.add_argument("--check", action="store_true", help="fail if the generated code is stale")
     p = sub.add_parser("bench", help="run the benchmarks and print figures")
