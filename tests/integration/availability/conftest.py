@@ -20,7 +20,10 @@ from reserva.type.v1 import types_pb2
 
 @pytest.fixture(scope="session")
 async def availability_server(settings_for):
-    settings = settings_for("availability", AvailabilitySettings, sweeper_interval_s=0.2)
+    # A small pool: the shared PostgreSQL serves every engineer's test run at once.
+    settings = settings_for(
+        "availability", AvailabilitySettings, sweeper_interval_s=0.2, db_pool_size=8, db_max_overflow=0
+    )
     running = await start(settings)
     yield running
     await running.stop(0)

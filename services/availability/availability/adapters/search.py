@@ -23,13 +23,19 @@ SEARCH_SQL = text(
            AND rating_average >= :min_rating
            AND (CAST(:min_price AS bigint) IS NULL OR (price_currency = :currency AND price_amount >= :min_price))
            AND (CAST(:max_price AS bigint) IS NULL OR (price_currency = :currency AND price_amount <= :max_price))
+    ), pad AS (
+        -- Read busy ranges around the window only as far as the widest buffer of the candidates.
+        SELECT make_interval(secs => coalesce(max(greatest((schedule->>'buffer_before')::int,
+                                                           (schedule->>'buffer_after')::int)), 0)) AS width
+          FROM candidates
     ), busy AS (
         -- JSON, not arrays: asyncpg would introspect array types inside the transaction (16 catalog locks).
         SELECT e.place_id,
                json_agg(json_build_array(e.unit, extract(epoch FROM lower(e.during)),
                                          extract(epoch FROM upper(e.during)))) AS busy
           FROM availability.calendar_entries e
-         WHERE e.live AND e.during && tstzrange(:busy_start, :busy_end, '[)')
+          JOIN pad ON true
+         WHERE e.live AND e.during && tstzrange(CAST(:busy_start AS timestamptz) - pad.width, CAST(:busy_end AS timestamptz) + pad.width, '[)')
            AND (e.expires_at IS NULL OR e.expires_at > :now)
          GROUP BY e.place_id
     )

@@ -174,8 +174,9 @@ def free_slots(
             for interval in sorted(schedule.opening_hours, key=lambda i: i.start_minute):
                 if interval.weekday != day.isoweekday():
                     continue
-                minute = -(-interval.start_minute // step) * step
-                while minute < interval.end_minute:
+                low, high = _minute_bounds(day, interval.start_minute, interval.end_minute, tz, window)
+                minute = -(-low // step) * step
+                while minute < high:
                     start = local_to_utc(day, minute, tz)
                     minute += step
                     if start is None or start < earliest or start > latest:
@@ -199,3 +200,14 @@ def _bookable_date(schedule: Schedule, day: date) -> bool:
     if schedule.last_bookable_date and day > schedule.last_bookable_date:
         return False
     return is_open_day(schedule, day)
+
+
+def _minute_bounds(day: date, start: int, end: int, tz: ZoneInfo, window: TimeRange | None) -> tuple[int, int]:
+    """The part of a local interval worth trying for slot starts inside `window` (with a margin of
+    three hours for offset changes on the day), so a narrow search converts few local times."""
+    if window is None:
+        return start, end
+    midnight = datetime.combine(day, time(0), tzinfo=tz).astimezone(UTC)
+    lo = int((window.start - midnight).total_seconds() // 60) - 180
+    hi = int((window.end - midnight).total_seconds() // 60) + 180
+    return max(start, lo), min(end, hi)

@@ -320,7 +320,6 @@ def _sort_key(hit: SearchHit):
 
 
 async def _search_all(deps: Deps, q: SearchQuery, now: datetime, currency, low, high) -> list[SearchHit]:
-    # Buffers are at most a day each way: read the busy ranges of a window widened by a day.
     async with deps.uow() as uow:
         rows = await uow.search.candidates(
             q.filters.city,
@@ -329,8 +328,8 @@ async def _search_all(deps: Deps, q: SearchQuery, now: datetime, currency, low, 
             currency,
             low,
             high,
-            q.window.start - DAY,
-            q.window.end + DAY,
+            q.window.start,
+            q.window.end,
             now,
         )
     hits = []
