@@ -15,6 +15,13 @@ from kit import lock_probe
 from kit.paths import REPO_ROOT, SCHEMAS
 from kit.platform import ENV_PREFIX
 
+# Connections are the scarce resource when two test processes each run five services in-process and
+# the e2e platform runs five more: keep every pool small (the e2e processes inherit these variables).
+TEST_POOL_SIZE = os.environ.get("RESERVA_TEST_DB_POOL_SIZE", "4")
+for _prefix in ENV_PREFIX.values():
+    os.environ.setdefault(f"{_prefix}_DB_POOL_SIZE", TEST_POOL_SIZE)
+    os.environ.setdefault(f"{_prefix}_DB_MAX_OVERFLOW", "6")
+
 
 @pytest.fixture(scope="session")
 def infra():
@@ -74,6 +81,7 @@ def settings_for(infra, database, redis_namespace):
             lock_probe_strict=True,
             log_json=False,
         )
+        values.update(db_pool_size=int(TEST_POOL_SIZE), db_max_overflow=6)
         values.update(overrides)
         return settings_class(**values)
 
