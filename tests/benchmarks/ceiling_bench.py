@@ -158,9 +158,7 @@ async def main() -> int:
                             pb.HoldSlotsRequest(
                                 request_id=str(uuid.uuid4()),
                                 place_id=place,
-                                ranges=[
-                                    types_pb2.TimeRange(start_time=ts(start), end_time=ts(start + timedelta(hours=1)))
-                                ],
+                                ranges=[hour],
                                 holder_id="bench",
                                 booking_id=str(uuid.uuid4()),
                             ),
