@@ -20,7 +20,7 @@ from sqlalchemy.exc import DBAPIError
 from kit.context import current_caller, current_deadline, current_operation
 from kit.db import RETRYABLE_SQLSTATES, TIMEOUT_SQLSTATES, sqlstate_of
 from kit.error_table import INTERNAL_MESSAGE, grpc_status_for
-from kit.errors import Conflict, ReservaError
+from kit.errors import Conflict, InvalidArgument, ReservaError
 from kit.identity import Caller
 
 log = logging.getLogger("reserva.rpc")
@@ -54,6 +54,11 @@ def as_domain_error(error: BaseException) -> ReservaError | None:
         state = sqlstate_of(error)
         if state in RETRYABLE_SQLSTATES or state in TIMEOUT_SQLSTATES:
             return Conflict("the database was busy (lock or statement timeout); retry the request")
+        if state and state.startswith("22"):
+            # SQLSTATE class 22, data exceptions: a value the caller sent that PostgreSQL cannot
+            # store (a NUL character, a number or date out of range). The caller's to fix.
+            detail = str(getattr(error.orig, "args", [""])[0] or "").split("\n")[0][:200]
+            return InvalidArgument(f"a value in the request cannot be stored: {detail}", reason="INVALID_VALUE")
     return None
 
 
