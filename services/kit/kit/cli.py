@@ -73,6 +73,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     for name, child in platform.children.items():
         kind = "http" if name == "gateway" else "grpc"
         print(f"  {name:<14} {kind}://127.0.0.1:{child.port}")
+    if platform.smtp_sink is not None:
+        print(f"  mail catcher   smtp://127.0.0.1:{platform.smtp_sink.port} -> {platform.smtp_sink.mbox_path}")
     print(f"  API docs       {platform.gateway_url}/docs\nCtrl-C stops everything.", flush=True)
     try:
         while all(c.process.poll() is None for c in platform.children.values()):

@@ -49,6 +49,8 @@ class Platform:
     fixed_ports: bool = True
     extra_env: dict[str, str] = field(default_factory=dict)
     children: dict[str, ChildProcess] = field(default_factory=dict)
+    # The local mail catcher e-mail is delivered to, unless NOTIFICATIONS_SMTP_HOST points elsewhere.
+    smtp_sink: object | None = None
 
     def address(self, name: str) -> str:
         return f"127.0.0.1:{self.children[name].port}"
@@ -104,7 +106,22 @@ class Platform:
         self.children[name] = child
         return child
 
+    def _start_mail_catcher(self) -> None:
+        if "NOTIFICATIONS_SMTP_HOST" in os.environ or "NOTIFICATIONS_SMTP_HOST" in self.extra_env:
+            return
+        from notifications.adapters.smtp_sink import start_smtp_sink
+
+        mail_dir = REPO_ROOT / ".data" / "mail"
+        mail_dir.mkdir(parents=True, exist_ok=True)
+        port = 8025 if self.fixed_ports else 0
+        try:
+            self.smtp_sink = start_smtp_sink("127.0.0.1", port, str(mail_dir / f"{self.database}.mbox"))
+        except OSError:  # 8025 taken (another platform): any free port will do
+            self.smtp_sink = start_smtp_sink("127.0.0.1", 0, str(mail_dir / f"{self.database}.mbox"))
+        self.extra_env.update(NOTIFICATIONS_SMTP_HOST="127.0.0.1", NOTIFICATIONS_SMTP_PORT=str(self.smtp_sink.port))
+
     def start(self, timeout_s: float = 60.0) -> None:
+        self._start_mail_catcher()
         for group in SERVICE_ORDER:
             started = [self._spawn(name) for name in group]
             deadline = time.monotonic() + timeout_s
@@ -139,3 +156,6 @@ class Platform:
                         child.process.wait(grace_s)
                     except subprocess.TimeoutExpired:
                         child.process.kill()
+        if self.smtp_sink is not None:
+            self.smtp_sink.stop()
+            self.smtp_sink = None
