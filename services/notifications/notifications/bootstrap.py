@@ -89,6 +89,7 @@ async def start(settings: NotificationsSettings) -> RunningServer:
         claim_idle_ms=settings.claim_idle_ms,
         claim_interval_s=settings.claim_interval_s,
         max_attempts=settings.max_event_attempts,
+        concurrency=settings.consumer_concurrency,
         on_recorded=wake_sender.set,
     )
     lease = timedelta(seconds=settings.send_lease_s)

@@ -30,6 +30,8 @@ class NotificationsSettings(ServiceSettings):
     consumer_name: str = ""  # default: host-pid-random, unique per process
     consumer_batch: int = 50
     consumer_block_ms: int = 1000
+    # Messages of one batch processed at once (in per-aggregate order).
+    consumer_concurrency: int = 8
     # Pending messages idle this long (their consumer is presumably dead) are claimed (XAUTOCLAIM).
     claim_idle_ms: int = 30_000
     claim_interval_s: float = 5.0

@@ -72,6 +72,13 @@ def envelope_header(raw: bytes) -> tuple[str, str]:
     return envelope.event_id[:100], envelope.event_type[:100]
 
 
+def aggregate_of(raw: bytes) -> str:
+    """The aggregate id of an envelope (events of one aggregate are processed in order)."""
+    envelope = envelope_pb2.EventEnvelope()
+    envelope.ParseFromString(raw)
+    return envelope.aggregate_id
+
+
 def decode(raw: bytes) -> IncomingEvent:
     envelope = parse_envelope(raw)
     payload_type = PAYLOAD_TYPES.get(envelope.event_type)

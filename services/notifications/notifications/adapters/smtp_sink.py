@@ -36,18 +36,20 @@ class SmtpSink:
         self.host, self.port = host, port or free_port(host)
         self.mbox_path = mbox_path
         self.messages: list[EmailMessage] = []
+        # time.perf_counter() at each message's arrival, parallel to `messages` (for benchmarks).
+        self.received_at: list[float] = []
         self._changed = threading.Condition()
+        # One mailbox kept open: reopening scans the whole file on every append.
+        self._box = mailbox.mbox(mbox_path) if mbox_path else None
         self.controller = Controller(_Collector(self), hostname=host, port=self.port)
 
     def _store(self, message: EmailMessage, raw: bytes) -> None:
-        if self.mbox_path:
-            box = mailbox.mbox(self.mbox_path)
-            try:
-                box.add(raw)
-                box.flush()
-            finally:
-                box.close()
+        if self._box is not None:
+            # Arrival time (epoch seconds) for readers in other processes, e.g. the benchmark.
+            self._box.add(b"X-Sink-Received-At: %.6f\r\n" % time.time() + raw)
+            self._box.flush()
         with self._changed:
+            self.received_at.append(time.perf_counter())
             self.messages.append(message)
             self._changed.notify_all()
 
@@ -57,6 +59,8 @@ class SmtpSink:
 
     def stop(self) -> None:
         self.controller.stop()
+        if self._box is not None:
+            self._box.close()
 
     def to(self, address: str) -> list[EmailMessage]:
         return [m for m in list(self.messages) if address in str(m["To"])]

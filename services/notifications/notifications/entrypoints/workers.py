@@ -9,12 +9,13 @@ import os
 import socket
 import time
 import uuid
+from collections import defaultdict
 from collections.abc import Awaitable, Callable
 
 from redis.exceptions import RedisError, ResponseError
 
 from kit.context import current_operation
-from notifications.adapters.event_codec import decode, envelope_header
+from notifications.adapters.event_codec import aggregate_of, decode, envelope_header
 from notifications.domain.errors import EventRejected
 from notifications.service_layer.consuming import record_dead_letter, record_event
 from notifications.service_layer.context import Services
@@ -24,6 +25,18 @@ log = logging.getLogger("reserva.notifications.workers")
 
 def default_consumer_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+def _lane(fields: dict, message_id: str) -> str:
+    raw = fields.get(b"envelope", fields.get("envelope"))
+    if raw is not None:
+        try:
+            aggregate = aggregate_of(raw)
+        except Exception:  # malformed: its own lane; handle() dead-letters it
+            aggregate = ""
+        if aggregate:
+            return aggregate
+    return message_id
 
 
 def _text(value) -> str:
@@ -49,12 +62,14 @@ class EventConsumer:
         claim_idle_ms: int = 30_000,
         claim_interval_s: float = 5.0,
         max_attempts: int = 5,
+        concurrency: int = 8,
         on_recorded: Callable[[], None] = lambda: None,
     ):
         self.svc, self.redis, self.streams, self.group, self.consumer = svc, redis, streams, group, consumer
         self.batch, self.block_ms = batch, block_ms
         self.claim_idle_ms, self.claim_interval_s, self.max_attempts = claim_idle_ms, claim_interval_s, max_attempts
         self.on_recorded = on_recorded
+        self.concurrency = concurrency
         self._last_error: dict[tuple[str, str], str] = {}
 
     async def ensure_groups(self) -> None:
@@ -87,12 +102,28 @@ class EventConsumer:
         replies = await self.redis.xreadgroup(
             self.group, self.consumer, {s: ">" for s in self.streams}, count=self.batch, block=self.block_ms
         )
-        handled = 0
-        for stream, messages in replies or []:
-            for message_id, fields in messages:
-                await self.handle(_text(stream), _text(message_id), fields, delivered=1)
-                handled += 1
-        return handled
+        items = [
+            (_text(stream), _text(message_id), fields, 1)
+            for stream, messages in replies or []
+            for message_id, fields in messages
+        ]
+        await self.handle_all(items)
+        return len(items)
+
+    async def handle_all(self, items: list[tuple[str, str, dict, int]]) -> None:
+        """Handles a batch concurrently in lanes, one lane per aggregate, so that the events of one
+        booking keep their stream order (a cancellation never overtakes its confirmation)."""
+        lanes: dict[str, list] = defaultdict(list)
+        for item in items:
+            lanes[_lane(item[2], item[1])].append(item)
+        gate = asyncio.Semaphore(self.concurrency)
+
+        async def run_lane(lane: list) -> None:
+            async with gate:
+                for stream, message_id, fields, delivered in lane:
+                    await self.handle(stream, message_id, fields, delivered)
+
+        await asyncio.gather(*(run_lane(lane) for lane in lanes.values()))
 
     async def reclaim(self) -> int:
         """Takes over messages idle past `claim_idle_ms`, whoever held them, and retries them."""
@@ -105,13 +136,15 @@ class EventConsumer:
                 )
                 next_start, messages = _text(reply[0]), reply[1]
                 counts = await self._delivery_counts(stream, [_text(m[0]) for m in messages if m])
+                items = []
                 for message_id, fields in (m for m in messages if m):
                     message_id = _text(message_id)
                     if not fields:  # trimmed from the stream meanwhile: nothing left to process
                         await self.redis.xack(stream, self.group, message_id)
                         continue
-                    await self.handle(stream, message_id, fields, delivered=counts.get(message_id, 1))
-                    handled += 1
+                    items.append((stream, message_id, fields, counts.get(message_id, 1)))
+                await self.handle_all(items)
+                handled += len(items)
                 if next_start == "0-0" or not messages:
                     break
                 start = next_start
