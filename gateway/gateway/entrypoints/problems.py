@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kit.db import sqlstate_of
 from kit.error_table import INTERNAL_MESSAGE, http_status_for
-from kit.errors import ReservaError, Unavailable
+from kit.errors import InvalidArgument, ReservaError, Unavailable
 from kit.grpc_client import error_from_rpc
 from kit.interceptors import as_domain_error
 from reserva.availability.v1 import availability_pb2
@@ -88,6 +88,8 @@ _UNAVAILABLE_SQLSTATE_PREFIXES = ("08", "53", "57P")
 
 def database_error(error: Exception) -> ReservaError | None:
     """The identity database's transient failures as domain errors (409 retry / 503), else None."""
+    if isinstance(error, UnicodeError):  # e.g. a lone surrogate the database driver cannot encode
+        return InvalidArgument("the request contains text that is not valid Unicode", reason="INVALID_ARGUMENT")
     if isinstance(error, OSError):
         return Unavailable("the identity database is unreachable; retry later", reason="IDENTITY_UNAVAILABLE")
     if not isinstance(error, DBAPIError):
@@ -96,6 +98,8 @@ def database_error(error: Exception) -> ReservaError | None:
     if mapped is not None:
         return mapped
     state = sqlstate_of(error) or ""
+    if state.startswith("22"):  # data exception: a value PostgreSQL cannot take (e.g. a NUL character)
+        return InvalidArgument("a value in the request cannot be stored or searched", reason="INVALID_ARGUMENT")
     if error.connection_invalidated or state.startswith(_UNAVAILABLE_SQLSTATE_PREFIXES) or not state:
         return Unavailable("the identity database is unavailable; retry later", reason="IDENTITY_UNAVAILABLE")
     return None

@@ -4,13 +4,19 @@ mapping (snake_case, RFC 3339 timestamps, durations like "1800s", money in minor
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, EmailStr, Field
 
 _UUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-Uuid = Annotated[str, Field(pattern=_UUID, examples=["3fa85f64-5717-4562-b3fc-2c963f66afa6"])]
+# Canonical (lower-case) form before anything reaches a service.
+Uuid = Annotated[
+    str,
+    Field(pattern=_UUID, examples=["3fa85f64-5717-4562-b3fc-2c963f66afa6"]),
+    AfterValidator(lambda value: str(uuid.UUID(value))),
+]
 Duration = Annotated[str, Field(pattern=r"^[0-9]{1,9}(\.[0-9]{1,9})?s$", examples=["1800s"])]
 Role = Literal["client", "host", "agent"]
 

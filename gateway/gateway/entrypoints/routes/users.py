@@ -61,7 +61,7 @@ async def patch_me(
 @router.get("/v1/users", response_model=UserPage, summary="Agents: list and search users")
 async def list_users(
     request: Request,
-    q: str = Query(default="", max_length=200, description="Substring of e-mail or name"),
+    q: str = Query(default="", max_length=200, pattern=r"^[^\x00]*$", description="Substring of e-mail or name"),
     role: Literal["client", "host", "agent"] | None = None,
     active: bool | None = None,
     page_size: int = Query(default=50, ge=1, le=200),
