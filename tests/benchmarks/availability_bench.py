@@ -216,12 +216,16 @@ async def main() -> dict:
             outcome = {"ok": 0, "slot_unavailable": 0, "aborted": 0, "other": 0}
 
             async def worker(w: int) -> None:
+                mine = 0
                 while queue:
                     n = queue.pop()
+                    mine += 1
                     place = place_ids[0] if contended else place_ids[w]
-                    # Free hours far from the seeded entries: day 91+ (seeded entries end at day 90).
-                    hour = (n % 16) if contended else n // 32
-                    start = base + timedelta(days=91 + hour // 20, hours=hour % 20)
+                    # Free hours after the seeded entries (they end on day 90). Low contention: every
+                    # caller its own place and hours; high: all callers on 16 hours of one place.
+                    hour = (n % 16) if contended else mine
+                    day = (120 if contended else 91) + hour // 20
+                    start = base + timedelta(days=day, hours=hour % 20)
                     request = pb.HoldSlotsRequest(
                         request_id=str(uuid.uuid4()),
                         place_id=place,

@@ -10,13 +10,11 @@ from datetime import UTC, datetime
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from availability.domain.model import Schedule
-
 SEARCH_SQL = text(
     """
     WITH candidates AS (
         SELECT id, title, city, capacity, unit_count, price_amount, price_currency, rating_average,
-               rating_count, time_zone, booking_mode, photo_urls, schedule
+               rating_count, time_zone, booking_mode, photo_urls, schedule::text AS schedule_text
           FROM availability.places
          WHERE lower(city) = lower(:city) AND active
            AND capacity >= :min_capacity
@@ -25,8 +23,8 @@ SEARCH_SQL = text(
            AND (CAST(:max_price AS bigint) IS NULL OR (price_currency = :currency AND price_amount <= :max_price))
     ), pad AS (
         -- Read busy ranges around the window only as far as the widest buffer of the candidates.
-        SELECT make_interval(secs => coalesce(max(greatest((schedule->>'buffer_before')::int,
-                                                           (schedule->>'buffer_after')::int)), 0)) AS width
+        SELECT make_interval(secs => coalesce(max(greatest((schedule_text::jsonb->>'buffer_before')::int,
+                                                           (schedule_text::jsonb->>'buffer_after')::int)), 0)) AS width
           FROM candidates
     ), busy AS (
         -- JSON, not arrays: asyncpg would introspect array types inside the transaction (16 catalog locks).
@@ -35,7 +33,9 @@ SEARCH_SQL = text(
                                          extract(epoch FROM upper(e.during)))) AS busy
           FROM availability.calendar_entries e
           JOIN pad ON true
-         WHERE e.live AND e.during && tstzrange(CAST(:busy_start AS timestamptz) - pad.width, CAST(:busy_end AS timestamptz) + pad.width, '[)')
+         WHERE e.live
+           AND e.during && tstzrange(CAST(:busy_start AS timestamptz) - pad.width,
+                                     CAST(:busy_end AS timestamptz) + pad.width, '[)')
            AND (e.expires_at IS NULL OR e.expires_at > :now)
          GROUP BY e.place_id
     )
@@ -59,7 +59,7 @@ class SearchRow:
     time_zone: str
     booking_mode: str
     cover_photo_url: str
-    schedule: Schedule
+    schedule_text: str  # raw JSON: places sharing a schedule share its parsing and candidate slots
     busy: list[tuple[int, datetime, datetime]]
 
 
@@ -107,7 +107,7 @@ class SqlAlchemySearch:
                 time_zone=r.time_zone,
                 booking_mode=r.booking_mode,
                 cover_photo_url=r.photo_urls[0] if r.photo_urls else "",
-                schedule=Schedule.from_dict(r.schedule),
+                schedule_text=r.schedule_text,
                 busy=_busy(r.busy),
             )
             for r in rows

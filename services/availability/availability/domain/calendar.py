@@ -11,12 +11,14 @@ from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from availability.domain.errors import ScheduleRefusal, invalid
 from availability.domain.model import DAY, Schedule, TimeRange
 
 
+@lru_cache(maxsize=131_072)
 def local_to_utc(day: date, minute: int, tz: ZoneInfo) -> datetime | None:
     """The UTC instant of a local wall time (fold=0), or None if that wall time does not exist."""
     if minute >= 1440:
@@ -162,7 +164,41 @@ def free_slots(
 ) -> list[TimeRange]:
     """Bookable slots of exactly `duration` starting on local dates first..last, earliest first,
     stepping by the granularity; inside `window` when given; at most `limit`."""
-    if not duration_fits(schedule, duration) or units > unit_count:
+    if units > unit_count:
+        return []
+    candidates = candidate_slots(schedule, tz, first, last, duration, now, window)
+    return unoccupied(candidates, schedule, busy, unit_count, units, limit)
+
+
+def unoccupied(
+    candidates: list[TimeRange], schedule: Schedule, busy: Busy, unit_count: int, units: int, limit: int | None
+) -> list[TimeRange]:
+    """The candidates that `units` units can still take, buffers included, at most `limit`."""
+    found: list[TimeRange] = []
+    for slot in candidates:
+        if not busy.by_unit:
+            found.append(slot)
+        else:
+            guarded = slot.widened(schedule.buffer_before, schedule.buffer_after)
+            if len(busy.free_units(guarded, unit_count)) >= units:
+                found.append(slot)
+        if limit is not None and len(found) >= limit:
+            break
+    return found
+
+
+def candidate_slots(
+    schedule: Schedule,
+    tz: ZoneInfo,
+    first: date,
+    last: date,
+    duration: timedelta,
+    now: datetime,
+    window: TimeRange | None = None,
+) -> list[TimeRange]:
+    """Every slot the schedule allows (ignoring the calendar), earliest first. Places sharing a
+    schedule and zone share this list, which is what makes a search over thousands cheap."""
+    if not duration_fits(schedule, duration):
         return []
     step = int(schedule.slot_granularity.total_seconds() // 60)
     periods = open_periods(schedule, tz, first - DAY, last + timedelta(days=duration.days + 2))
@@ -184,14 +220,11 @@ def free_slots(
                     slot = TimeRange(start, start + duration)
                     if window is not None and not (window.start <= slot.start and slot.end <= window.end):
                         continue
-                    if not _within(periods, slot):
-                        continue
-                    guarded = slot.widened(schedule.buffer_before, schedule.buffer_after)
-                    if len(busy.free_units(guarded, unit_count)) >= units:
+                    if _within(periods, slot):
                         slots.append(slot)
         day += DAY
     slots.sort()
-    return slots[:limit] if limit is not None else slots
+    return slots
 
 
 def _bookable_date(schedule: Schedule, day: date) -> bool:

@@ -3,15 +3,16 @@ of work whose locks the probe measures (budget: 10)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import and_, or_
 
 from availability.adapters.orm import places as places_table
-from availability.domain.calendar import Busy, free_slots
+from availability.domain.calendar import Busy, candidate_slots, free_slots, unoccupied
 from availability.domain.errors import NotPlaceOwner, PlaceInactive, invalid
-from availability.domain.model import DAY, Money, Place, TimeRange
+from availability.domain.model import DAY, Money, Place, Schedule, TimeRange, zone
 from availability.service_layer import pagination
 from availability.service_layer.handlers import Deps, get_place
 from kit.identity import Caller
@@ -334,25 +335,18 @@ async def _search_all(deps: Deps, q: SearchQuery, now: datetime, currency, low, 
         )
     hits = []
     units = q.units or 1
+    # Candidate slots depend only on (schedule, zone): computed once per distinct pair.
+    shared: dict[tuple[str, str], tuple[Schedule, list[TimeRange]]] = {}
     for row in rows:
-        from availability.domain.model import zone
-
-        tz = zone(row.time_zone)
-        first = q.window.start.astimezone(tz).date()
-        last = q.window.end.astimezone(tz).date()
-        slots = free_slots(
-            row.schedule,
-            tz,
-            first,
-            last,
-            q.duration,
-            now,
-            Busy.of(row.busy),
-            row.unit_count,
-            units,
-            window=q.window,
-            limit=q.max_slots or 3,
-        )
+        key = (row.schedule_text, row.time_zone)
+        if key not in shared:
+            schedule, tz = Schedule.from_dict(json.loads(row.schedule_text)), zone(row.time_zone)
+            first, last = q.window.start.astimezone(tz).date(), q.window.end.astimezone(tz).date()
+            shared[key] = (schedule, candidate_slots(schedule, tz, first, last, q.duration, now, q.window))
+        schedule, candidates = shared[key]
+        if not candidates or units > row.unit_count:
+            continue
+        slots = unoccupied(candidates, schedule, Busy.of(row.busy), row.unit_count, units, q.max_slots or 3)
         if slots:
             summary = {
                 "id": row.id,
