@@ -16,11 +16,12 @@ from google.rpc import error_details_pb2, status_pb2
 from opentelemetry import metrics, propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from kit.context import current_caller, current_deadline, current_operation
 from kit.db import RETRYABLE_SQLSTATES, TIMEOUT_SQLSTATES, sqlstate_of
 from kit.error_table import INTERNAL_MESSAGE, grpc_status_for
-from kit.errors import Conflict, InvalidArgument, ReservaError
+from kit.errors import Conflict, InvalidArgument, ReservaError, Unavailable
 from kit.identity import Caller
 
 log = logging.getLogger("reserva.rpc")
@@ -50,8 +51,22 @@ def status_trailers(code: grpc.StatusCode, error: ReservaError, extra: list[Mess
 def as_domain_error(error: BaseException) -> ReservaError | None:
     if isinstance(error, ReservaError):
         return error
+    if isinstance(error, ConnectionError | TimeoutError) and not isinstance(error, ReservaError):
+        # The database (or Redis) refused or dropped the connection: nothing was committed.
+        return Unavailable("a backing store is unreachable right now; retry shortly", reason="STORE_UNAVAILABLE")
+    if isinstance(error, PoolTimeout):
+        return Unavailable(
+            "the service is overloaded (no database connection free); retry shortly", reason="OVERLOADED"
+        )
     if isinstance(error, DBAPIError):
         state = sqlstate_of(error)
+        # Connection exceptions (08), insufficient resources such as too many connections (53), a
+        # backend terminated by an operator or a shutdown (57P01-57P03): the database, not the
+        # request, is the problem, and a retry is safe (the transaction did not commit).
+        if error.connection_invalidated or (
+            state and (state[:2] in ("08", "53") or state in ("57P01", "57P02", "57P03"))
+        ):
+            return Unavailable("the database is unavailable right now; retry shortly", reason="DATABASE_UNAVAILABLE")
         if state in RETRYABLE_SQLSTATES or state in TIMEOUT_SQLSTATES:
             return Conflict("the database was busy (lock or statement timeout); retry the request")
         if state and state.startswith("22"):
