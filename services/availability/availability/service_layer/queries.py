@@ -283,7 +283,7 @@ async def search_availability(deps: Deps, q: SearchQuery) -> tuple[list[SearchHi
     now = deps.clock()
     size = pagination.page_size(q.page_size)
     _validate_search(q, now)
-    currency, low, high = _price_filters(q.filters)
+    _price_filters(q.filters)
     query = pagination.query_hash(
         "search",
         q.filters.__dict__.__repr__(),
@@ -296,14 +296,13 @@ async def search_availability(deps: Deps, q: SearchQuery) -> tuple[list[SearchHi
     position = pagination.decode(q.page_token, query)
     version = await deps.search_cache.version()
     # `now` moves the minimum notice: results are cached for the current minute only.
-    cache_key = f"{version}:{query}:{now.strftime('%Y%m%d%H%M')}"
-    cached = await deps.search_cache.get(cache_key) if version is not None else None
-    if cached is not None:
-        hits = [_hit_from_json(h) for h in cached]
-    else:
-        hits = await _search_all(deps, q, now, currency, low, high)
-        if version is not None:
-            await deps.search_cache.put(cache_key, [_hit_to_json(h) for h in hits])
+    base_key = f"{version}:{query}:{now.strftime('%Y%m%d%H%M')}"
+    page_key = f"{base_key}:{size}:{q.page_token}"
+    if version is not None:
+        cached_page = await deps.search_cache.get(page_key)
+        if cached_page is not None:
+            return [_hit_from_json(h) for h in cached_page[0]], cached_page[1]
+    hits = await _all_hits(deps, q, now, base_key if version is not None else None)
     if position:
         hits = [h for h in hits if _sort_key(h) > (datetime.fromisoformat(position[0]), -position[1], position[2])]
     page = hits[:size]
@@ -313,7 +312,22 @@ async def search_availability(deps: Deps, q: SearchQuery) -> tuple[list[SearchHi
         next_token = pagination.encode(
             query, [last.slots[0].start.isoformat(), last.place["rating_average"], last.place["id"]]
         )
+    if version is not None:
+        await deps.search_cache.put(page_key, [[_hit_to_json(h) for h in page], next_token])
     return page, next_token
+
+
+async def _all_hits(deps: Deps, q: SearchQuery, now: datetime, cache_key: str | None) -> list[SearchHit]:
+    """Every hit of the query in order: from the cache (all pages of one query share it) or the database."""
+    if cache_key is not None:
+        cached = await deps.search_cache.get(cache_key)
+        if cached is not None:
+            return [_hit_from_json(h) for h in cached]
+    currency, low, high = _price_filters(q.filters)
+    hits = await _search_all(deps, q, now, currency, low, high)
+    if cache_key is not None:
+        await deps.search_cache.put(cache_key, [_hit_to_json(h) for h in hits])
+    return hits
 
 
 def _sort_key(hit: SearchHit):
