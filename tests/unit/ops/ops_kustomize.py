@@ -12,16 +12,17 @@ from pathlib import Path
 import yaml
 
 SUPPORTED_KEYS = {"apiVersion", "kind", "namespace", "resources", "images", "patches"}
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 CLUSTER_SCOPED_KINDS = {"Namespace", "ClusterRole", "ClusterRoleBinding", "PersistentVolume", "StorageClass"}
 
 
 def load_documents(path: Path) -> list[dict]:
-    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+    return [doc for doc in yaml.load_all(path.read_text(), Loader=_Loader) if doc]
 
 
 def render(directory: Path) -> list[dict]:
     """Objects of the kustomization in `directory`, like `kubectl kustomize directory`."""
-    spec = yaml.safe_load((directory / "kustomization.yaml").read_text())
+    spec = yaml.load((directory / "kustomization.yaml").read_text(), Loader=_Loader)
     unknown = set(spec) - SUPPORTED_KEYS
     if unknown:
         raise ValueError(f"{directory}/kustomization.yaml uses {sorted(unknown)}, which this renderer does not")
@@ -47,7 +48,7 @@ def _matches(obj: dict, target: dict) -> bool:
 
 
 def apply_patch_file(objects: list[dict], path: Path, target: dict | None) -> None:
-    documents = list(yaml.safe_load_all(path.read_text()))
+    documents = list(yaml.load_all(path.read_text(), Loader=_Loader))
     if len(documents) == 1 and isinstance(documents[0], list):  # JSON 6902
         if not target:
             raise ValueError(f"{path}: a JSON 6902 patch needs a target")

@@ -6,6 +6,8 @@ documented for prod, and settings that the services actually read."""
 
 from __future__ import annotations
 
+import functools
+import json
 import re
 
 import kubernetes_validate
@@ -34,9 +36,19 @@ def _settings_class(service: str):
     return next(v for k, v in vars(module).items() if k.endswith("Settings") and k != "ServiceSettings")
 
 
-@pytest.fixture(scope="module", params=OVERLAYS)
+@functools.cache
+def _rendered(name: str) -> str:
+    return json.dumps(render(DEPLOY / "overlays" / name))
+
+
+def rendered(name: str) -> list[dict]:
+    """The overlay's objects (rendered once per process; each caller gets its own copy)."""
+    return json.loads(_rendered(name))
+
+
+@pytest.fixture(params=OVERLAYS)
 def overlay(request) -> tuple[str, list[dict]]:
-    return request.param, render(DEPLOY / "overlays" / request.param)
+    return request.param, rendered(request.param)
 
 
 def _of_kind(objects, kind) -> dict[str, dict]:
@@ -228,11 +240,11 @@ def _secret_refs(objects) -> set[tuple[str, str, bool]]:
 
 
 def test_dev_defines_every_secret_it_uses_and_prod_defines_none_but_documents_them():
-    dev = render(DEPLOY / "overlays" / "dev")
+    dev = rendered("dev")
     secrets = {name: s.get("stringData", {}) for name, s in _of_kind(dev, "Secret").items()}
     for name, key, optional in _secret_refs(dev):
         assert optional or key in secrets.get(name, {}), (name, key)
-    prod = render(DEPLOY / "overlays" / "prod")
+    prod = rendered("prod")
     assert not _of_kind(prod, "Secret"), "prod must not carry credentials"
     runbook = (DEPLOY / "RUNBOOK.md").read_text()
     for name, _, _ in _secret_refs(prod):
@@ -241,7 +253,7 @@ def test_dev_defines_every_secret_it_uses_and_prod_defines_none_but_documents_th
 
 
 def test_dev_service_credentials_match_the_roles_provisioning_creates():
-    dev = render(DEPLOY / "overlays" / "dev")
+    dev = rendered("dev")
     secrets = _of_kind(dev, "Secret")
     for service, (_, role, _) in SCHEMAS.items():
         data = secrets[f"reserva-{service}-db"]["stringData"]
@@ -264,10 +276,10 @@ def test_every_service_setting_in_the_manifests_is_one_the_service_reads(overlay
 
 
 def test_dev_runs_postgres_with_the_default_lock_table_and_redis_in_cluster_while_prod_uses_managed_ones():
-    dev = _of_kind(render(DEPLOY / "overlays" / "dev"), "StatefulSet")
+    dev = _of_kind(rendered("dev"), "StatefulSet")
     assert set(dev) == {"postgres", "redis"}
     assert "max_locks_per_transaction=64" in pod_specs(dev["postgres"])[0]["containers"][0]["args"]
-    assert not _of_kind(render(DEPLOY / "overlays" / "prod"), "StatefulSet")
+    assert not _of_kind(rendered("prod"), "StatefulSet")
 
 
 def test_the_image_runs_as_a_non_root_user_with_a_health_check_and_a_service_selecting_entry_point():
