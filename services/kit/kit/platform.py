@@ -64,6 +64,9 @@ class Platform:
         env = dict(os.environ)
         env.update(self.extra_env)
         port = DEFAULT_PORTS[name] if self.fixed_ports else 0
+        if name in self.children and self.children[name].port:
+            # A restarted child (start_one after kill) keeps its port: its peers were told that one.
+            port = self.children[name].port
         env.update(
             {
                 f"{prefix}_DATABASE_URL": service_database_url(self.admin_database_url, self.database, name),
