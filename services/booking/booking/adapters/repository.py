@@ -347,7 +347,10 @@ class SqlAlchemyBookingRepository:
             stmt = stmt.where(B.c.first_start < q.overlapping.end, B.c.last_end > q.overlapping.start)
         if q.after is not None:
             key = tuple_(sort_col, B.c.id)
-            value = tuple_(bindparam("after_v", q.after[0], type_=sort_col.type), bindparam("after_id", q.after[1]))
+            value = tuple_(
+                bindparam("after_v", q.after[0], type_=sort_col.type),
+                bindparam("after_id", q.after[1], type_=B.c.id.type),
+            )
             stmt = stmt.where(key < value if q.descending else key > value)
         order = [sort_col.desc(), B.c.id.desc()] if q.descending else [sort_col, B.c.id]
         rows = (await self.session.execute(stmt.order_by(*order).limit(q.page_size + 1))).all()
@@ -507,7 +510,10 @@ class SqlAlchemyReviewRepository:
         if after is not None:
             stmt = stmt.where(
                 tuple_(t.c.created_at, t.c.id)
-                < tuple_(bindparam("a_t", datetime.fromisoformat(after[0]), type_=t.c.created_at.type), after[1])
+                < tuple_(
+                    bindparam("a_t", datetime.fromisoformat(after[0]), type_=t.c.created_at.type),
+                    bindparam("a_id", after[1], type_=t.c.id.type),
+                )
             )
         rows = (
             await self.session.execute(stmt.order_by(t.c.created_at.desc(), t.c.id.desc()).limit(page_size + 1))
