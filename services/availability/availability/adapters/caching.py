@@ -4,6 +4,7 @@ place change bumps, so a stale entry is simply never read again (and expires by 
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import datetime
 from types import SimpleNamespace
@@ -50,6 +51,7 @@ class SearchCache:
 
     def __init__(self, cache: Cache, ttl_s: int = 60):
         self.cache, self.ttl_s = cache, ttl_s
+        self._pending: set[asyncio.Task] = set()
 
     async def version(self) -> str | None:
         """The current calendar version, or None when Redis is unreachable (then: no caching)."""
@@ -67,4 +69,7 @@ class SearchCache:
         return json.loads(raw) if raw is not None else None
 
     async def put(self, key: str, value: list) -> None:
-        await self.cache.set(key, json.dumps(value).encode(), self.ttl_s)
+        """Store in the background: the caller's answer never waits for Redis."""
+        task = asyncio.create_task(self.cache.set(key, json.dumps(value).encode(), self.ttl_s))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)

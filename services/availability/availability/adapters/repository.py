@@ -111,9 +111,54 @@ class SqlAlchemyPlaceRepository:
         ).one()
         place.update_time = row.update_time
 
-    async def list(self, where: list, order: list, limit: int) -> list[Place]:
+    async def list_filtered(
+        self, f, active: bool | None, currency, low, high, fields: list[tuple[str, bool]], position, limit: int
+    ) -> list[Place]:
+        """Places matching the filter `f`, ordered by `fields` (name, descending) then id, after
+        the keyset `position` (the sort values and id of the previous page's last place)."""
+        c = places.c
+        where = [c.capacity >= f.min_capacity, c.rating_average >= f.min_rating]
+        if f.city:
+            where.append(func.lower(c.city) == f.city.lower())
+        if f.owner_id:
+            where.append(c.owner_id == f.owner_id)
+        if active is not None:
+            where.append(c.active.is_(active))
+        if currency:
+            where.append(c.price_currency == currency)
+        if low is not None:
+            where.append(c.price_amount >= low)
+        if high is not None:
+            where.append(c.price_amount <= high)
+        if position:
+            where.append(_keyset(fields, position))
+        order = [SORTABLE[n].desc() if desc else SORTABLE[n].asc() for n, desc in fields] + [c.id.asc()]
         query = select(places).where(*where).order_by(*order).limit(limit)
         return [place_from_row(r) for r in (await self.session.execute(query)).all()]
+
+
+SORTABLE = {
+    "price_per_hour": places.c.price_amount,
+    "rating_average": places.c.rating_average,
+    "capacity": places.c.capacity,
+    "create_time": places.c.create_time,
+    "title": places.c.title,
+}
+
+
+def _keyset(fields: list[tuple[str, bool]], position: list):
+    """(a, b, id) after (va, vb, vid) with per-field directions, as an OR chain."""
+    columns = [(SORTABLE[n], desc) for n, desc in fields] + [(places.c.id, False)]
+    values = [_typed(n, v) for (n, _), v in zip(fields, position[:-1], strict=True)] + [position[-1]]
+    clauses = []
+    for i, (column, desc) in enumerate(columns):
+        equal = [c == v for (c, _), v in zip(columns[:i], values[:i], strict=True)]
+        clauses.append(and_(*equal, column < values[i] if desc else column > values[i]))
+    return or_(*clauses)
+
+
+def _typed(name: str, value):
+    return datetime.fromisoformat(value) if name == "create_time" else value
 
 
 class SqlAlchemyRequestRepository:

@@ -7,9 +7,6 @@ import json
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import and_, or_
-
-from availability.adapters.orm import places as places_table
 from availability.domain.calendar import Busy, candidate_slots, free_slots, unoccupied
 from availability.domain.errors import NotPlaceOwner, PlaceInactive, invalid
 from availability.domain.model import DAY, Money, Place, Schedule, TimeRange, zone
@@ -17,13 +14,7 @@ from availability.service_layer import pagination
 from availability.service_layer.handlers import Deps, get_place
 from kit.identity import Caller
 
-SORTABLE = {
-    "price_per_hour": places_table.c.price_amount,
-    "rating_average": places_table.c.rating_average,
-    "capacity": places_table.c.capacity,
-    "create_time": places_table.c.create_time,
-    "title": places_table.c.title,
-}
+SORTABLE = ("price_per_hour", "rating_average", "capacity", "create_time", "title")
 
 
 @dataclass
@@ -68,21 +59,6 @@ def _order(order_by: str) -> list[tuple[str, bool]]:
     return fields
 
 
-def _keyset(fields: list[tuple[str, bool]], position: list):
-    """(a, b, id) after (va, vb, vid) with per-field directions, as an OR chain."""
-    columns = [(SORTABLE[n], desc) for n, desc in fields] + [(places_table.c.id, False)]
-    values = [_typed(n, v) for (n, _), v in zip(fields, position[:-1], strict=True)] + [position[-1]]
-    clauses = []
-    for i, (column, desc) in enumerate(columns):
-        equal = [c == v for (c, _), v in zip(columns[:i], values[:i], strict=True)]
-        clauses.append(and_(*equal, column < values[i] if desc else column > values[i]))
-    return or_(*clauses)
-
-
-def _typed(name: str, value):
-    return datetime.fromisoformat(value) if name == "create_time" else value
-
-
 def _sort_value(place: Place, name: str):
     return {
         "price_per_hour": place.price_per_hour.amount_minor,
@@ -102,31 +78,14 @@ async def list_places(
     fields = _order(order_by)
     query = pagination.query_hash("places", f.__dict__.__repr__(), order_by)
     position = pagination.decode(token, query)
-    c = places_table.c
-    where = [c.capacity >= f.min_capacity, c.rating_average >= f.min_rating]
-    if f.city:
-        where.append(c.city.ilike(f.city.replace("%", r"\%").replace("_", r"\_")))
-    if f.owner_id:
-        where.append(c.owner_id == f.owner_id)
     active = f.active
     if active is None and not (f.owner_id and f.owner_id == caller.user_id):
         active = True
-    if active is not None:
-        where.append(c.active.is_(active))
-    if currency:
-        where.append(c.price_currency == currency)
-    if low is not None:
-        where.append(c.price_amount >= low)
-    if high is not None:
-        where.append(c.price_amount <= high)
-    if position:
-        try:
-            where.append(_keyset(fields, position))
-        except (ValueError, TypeError) as error:
-            raise invalid("page_token is malformed", "INVALID_PAGE_TOKEN", "page_token") from error
-    order = [SORTABLE[n].desc() if desc else SORTABLE[n].asc() for n, desc in fields] + [c.id.asc()]
     async with deps.uow() as uow:
-        found = await uow.places.list(where, order, size + 1)
+        try:
+            found = await uow.places.list_filtered(f, active, currency, low, high, fields, position, size + 1)
+        except (ValueError, TypeError, IndexError) as error:
+            raise invalid("page_token is malformed", "INVALID_PAGE_TOKEN", "page_token") from error
     page, more = found[:size], len(found) > size
     next_token = ""
     if more:
