@@ -3,7 +3,6 @@ the servicer and the workers (outbox relay, sweeper + saga recovery). Nothing at
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 from functools import partial
 
@@ -15,6 +14,7 @@ from booking.adapters.place_cache import PlaceSummaryCache
 from booking.config import BookingSettings
 from booking.entrypoints.servicer import BookingServicer, slot_conflict_details
 from booking.entrypoints.workers import run_sweeper
+from booking.service_layer.admission import Admission
 from booking.service_layer.flows import Deps
 from booking.service_layer.unit_of_work import BookingUnitOfWork
 from kit.cache import Cache
@@ -32,11 +32,13 @@ def utc_now() -> datetime:
 def build_deps(settings: BookingSettings, runtime, clock=utc_now) -> Deps:
     return Deps(
         uow=partial(BookingUnitOfWork, runtime.session_factory, runtime.probe, runtime.outbox, to_outbox),
-        availability=AvailabilityClient.connect(settings.availability_addr, settings.peer_deadline_s),
+        availability=AvailabilityClient.connect(
+            settings.availability_addr, settings.peer_deadline_s, settings.max_holds_in_flight_per_place
+        ),
         payments=PaymentsClient.connect(settings.payments_addr, settings.peer_deadline_s),
         settings=settings,
         clock=clock,
-        admission=asyncio.Semaphore(settings.max_concurrent_flows),
+        admission=Admission(settings.max_concurrent_flows, settings.flow_reserve_s),
         place_cache=PlaceSummaryCache(
             Cache(runtime.redis, settings.redis_namespace, "booking:place"), settings.place_cache_ttl_s
         ),
@@ -54,6 +56,7 @@ async def start(settings: BookingSettings | None = None, configure_logging: bool
         workers = [runtime.relay().run, partial(run_sweeper, deps)]
 
     async def close() -> None:
+        await deps.admission.drain(settings.shutdown_grace_s)
         await deps.availability.close()
         await deps.payments.close()
         await runtime.close()

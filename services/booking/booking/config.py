@@ -31,6 +31,12 @@ class BookingSettings(ServiceSettings):
     # Admission control: booking flows running at once; the rest queue (within their deadline)
     # instead of exhausting the database pool and the peers.
     max_concurrent_flows: int = 16
+    # A flow is admitted only while its caller has at least this long left (a saga's few peer calls).
+    flow_reserve_s: float = 2.0
+    # HoldSlots calls in flight per place from this process. Availability serializes a place's
+    # holds anyway (advisory lock); more callers would only queue inside PostgreSQL, holding
+    # connections and running into lock_timeout.
+    max_holds_in_flight_per_place: int = 2
 
     workers_enabled: bool = True
     sweeper_interval_s: float = 1.0

@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import asyncio
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from booking.adapters.proto_time import duration, from_ts, range_from_proto, range_to_proto
-from booking.domain.errors import PlaceNotFound, SlotUnavailable
+from booking.domain.errors import PeerUnavailable, PlaceNotFound, SlotUnavailable
 from booking.domain.model import (
     BookingMode,
     DepositKind,
@@ -17,7 +19,7 @@ from booking.domain.model import (
     RefundPolicy,
     TimeRange,
 )
-from kit.errors import FailedPrecondition, NotFound, ReservaError
+from kit.errors import ErrorKind, FailedPrecondition, NotFound, ReservaError
 from kit.grpc_client import PeerClient, make_channel
 from kit.identity import SYSTEM
 from reserva.availability.v1 import availability_pb2, availability_pb2_grpc
@@ -80,15 +82,36 @@ def _translate(error: ReservaError, place_id: str = "") -> ReservaError:
     return error
 
 
+class PlaceGates:
+    """At most `per_place` calls in flight per place; a place's gate exists while someone uses it."""
+
+    def __init__(self, per_place: int):
+        self.per_place = per_place
+        self._gates: dict[str, list] = {}  # place id -> [semaphore, users]
+
+    @asynccontextmanager
+    async def enter(self, place_id: str):
+        gate = self._gates.setdefault(place_id, [asyncio.Semaphore(self.per_place), 0])
+        gate[1] += 1
+        try:
+            async with gate[0]:
+                yield
+        finally:
+            gate[1] -= 1
+            if gate[1] == 0:
+                del self._gates[place_id]
+
+
 class AvailabilityClient:
-    def __init__(self, peer: PeerClient):
+    def __init__(self, peer: PeerClient, holds_per_place: int = 2):
         self.peer = peer
+        self.hold_gates = PlaceGates(holds_per_place)
 
     @classmethod
-    def connect(cls, address: str, deadline_s: float) -> AvailabilityClient:
+    def connect(cls, address: str, deadline_s: float, holds_per_place: int = 2) -> AvailabilityClient:
         channel = make_channel(address, SERVICE, IDEMPOTENT)
         stub = availability_pb2_grpc.AvailabilityServiceStub(channel)
-        return cls(PeerClient("availability", channel, stub, deadline_s))
+        return cls(PeerClient("availability", channel, stub, deadline_s), holds_per_place)
 
     async def close(self) -> None:
         await self.peer.channel.close()
@@ -97,6 +120,10 @@ class AvailabilityClient:
         try:
             return await self.peer.call(method, request, caller=SYSTEM)
         except ReservaError as error:
+            if error.kind is ErrorKind.INTERNAL:
+                # A fault inside the peer is not ours to report as INTERNAL: to our caller it is a
+                # dependency that failed (the flow compensates), and retrying later is safe.
+                raise PeerUnavailable("the availability service failed; retry shortly", "AVAILABILITY_FAILED") from None
             raise _translate(error, place_id) from None
 
     async def get_place(self, place_id: str) -> Place:
@@ -134,7 +161,9 @@ class AvailabilityClient:
             booking_id=booking_id,
             holder_id=holder_id,
         )
-        return self._hold(await self._call("HoldSlots", request, place_id))
+        # Queued here, not on the place's advisory lock inside availability's PostgreSQL.
+        async with self.hold_gates.enter(place_id):
+            return self._hold(await self._call("HoldSlots", request, place_id))
 
     async def confirm_hold(self, request_id: str, hold_id: str) -> HoldRef:
         reply = await self._call(

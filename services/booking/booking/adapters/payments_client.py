@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from booking.domain.errors import BookingPaymentDeclined
+from booking.domain.errors import BookingPaymentDeclined, PeerUnavailable
 from booking.domain.model import Money
-from kit.errors import ReservaError
+from kit.errors import ErrorKind, ReservaError
 from kit.grpc_client import PeerClient, make_channel
 from kit.identity import SYSTEM
 from reserva.payments.v1 import payments_pb2, payments_pb2_grpc
@@ -78,6 +78,8 @@ class PaymentsClient:
         try:
             return await self.peer.call(method, request, caller=SYSTEM)
         except ReservaError as error:
+            if error.kind is ErrorKind.INTERNAL:
+                raise PeerUnavailable("the payments service failed; retry shortly", "PAYMENTS_FAILED") from None
             if error.reason == "PAYMENT_DECLINED":
                 declined = BookingPaymentDeclined(error.metadata.get("failure_reason") or "card_declined")
                 declined.metadata.update(error.metadata)

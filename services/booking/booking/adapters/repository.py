@@ -591,14 +591,16 @@ class SqlAlchemyWaitlistRepository:
             await self.session.execute(
                 text(
                     f"""
-                    SELECT w.*, lower(w.during) AS range_start, upper(w.during) AS range_end
+                    SELECT w.id, w.place_id, w.client_id, w.guests, w.units, w.state, w.hold_id,
+                           w.offer_expire_time, w.created_at, w.updated_at,
+                           lower(w.during) AS range_start, upper(w.during) AS range_end
                       FROM booking.waitlist w
                      WHERE w.place_id = :place_id AND w.state = 'waiting'
                        AND EXISTS (SELECT 1 FROM ({_RANGES_FROM_JSON}) u WHERE w.during && u.during)
                      ORDER BY w.created_at
                      LIMIT 1
-                       FOR UPDATE SKIP LOCKED
-                    f"""
+                       FOR UPDATE OF w SKIP LOCKED
+                    """
                 ),
                 {"place_id": place_id, "ranges": _ranges_param(ranges)},
             )

@@ -114,7 +114,12 @@ class WaitlistEntryNotFound(NotFound):
 
 
 class PeerUnavailable(Unavailable):
-    """A peer could not be reached; nothing was left half-done."""
+    """A peer could not be reached or failed; the booking was brought to a defined state."""
+
+
+class BookingBusy(Unavailable):
+    def __init__(self) -> None:
+        super().__init__("too many bookings are being processed right now; retry shortly", reason="BOOKING_BUSY")
 
 
 def invalid(reason: str, message: str) -> InvalidArgument:

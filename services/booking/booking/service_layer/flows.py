@@ -8,7 +8,6 @@ resume or compensate a booking whose flow was interrupted."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -23,6 +22,7 @@ from booking.domain.model import (
     Status,
     derived_request_id,
 )
+from booking.service_layer.admission import Admission
 from kit.db import with_retries
 from kit.errors import FailedPrecondition, NotFound, ReservaError, Unavailable
 
@@ -43,7 +43,7 @@ class Deps:
     settings: object  # BookingSettings
     clock: Callable[[], datetime]
     place_cache: object | None = None
-    admission: asyncio.Semaphore | None = None
+    admission: Admission | None = None
 
     @property
     def recovery_after(self) -> timedelta:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from booking.adapters.event_mapping import review_hidden, waitlist_offered
+from booking.adapters.event_mapping import review_created, review_hidden, waitlist_offered
 from booking.adapters.repository import ListQuery, decode_page_token, encode_page_token
 from booking.domain import model
 from booking.domain.errors import (
@@ -122,10 +122,14 @@ async def _replay(deps: Deps, existing: Booking, fp: str) -> Booking:
 
 async def create_booking(deps: Deps, caller: Caller, cmd: CreateBooking) -> Booking:
     """Book a place: REQUEST places -> REQUESTED; INSTANT places run the hold -> pay -> confirm saga."""
+    return await admitted(deps, lambda: _create_booking(deps, caller, cmd))
+
+
+async def admitted(deps: Deps, flow):
+    """Run a flow under admission control (see service_layer/admission.py)."""
     if deps.admission is None:
-        return await _create_booking(deps, caller, cmd)
-    async with deps.admission:
-        return await _create_booking(deps, caller, cmd)
+        return await flow()
+    return await deps.admission.run(flow)
 
 
 async def _create_booking(deps: Deps, caller: Caller, cmd: CreateBooking) -> Booking:
@@ -318,8 +322,12 @@ async def approve_booking(deps: Deps, caller: Caller, request_id: str, booking_i
     _check_etag(booking, etag)
     booking.require(Status.REQUESTED, action="approve")
     saga = BookingSaga(deps)
-    booking = await saga.persist(booking.id, lambda b, now: b.set_saga(SagaState.HOLDING, now, deps.recovery_after))
-    return await saga.approve(booking, user)
+
+    async def flow() -> Booking:
+        held = await saga.persist(booking.id, lambda b, now: b.set_saga(SagaState.HOLDING, now, deps.recovery_after))
+        return await saga.approve(held, user)
+
+    return await admitted(deps, flow)
 
 
 async def reject_booking(deps: Deps, caller: Caller, request_id: str, booking_id: str, reason: str, etag: str):
@@ -383,8 +391,14 @@ async def confirm_booking(deps: Deps, caller: Caller, request_id: str, booking_i
     if booking.saga_state.in_progress:
         raise IllegalStatusTransition("APPROVED (a payment is in progress)", "CONFIRMED", "confirm")
     saga = BookingSaga(deps)
-    booking = await saga.persist(booking.id, lambda b, now: b.set_saga(SagaState.AUTHORIZING, now, deps.recovery_after))
-    return await saga.pay_approved(booking, token, request_id)
+
+    async def flow() -> Booking:
+        paying = await saga.persist(
+            booking.id, lambda b, now: b.set_saga(SagaState.AUTHORIZING, now, deps.recovery_after)
+        )
+        return await saga.pay_approved(paying, token, request_id)
+
+    return await admitted(deps, flow)
 
 
 async def mark_no_show(deps: Deps, caller: Caller, request_id: str, booking_id: str, reason: str) -> Booking:
@@ -542,6 +556,10 @@ def occurrences(first: TimeRange, frequency: str, count: int, until: datetime | 
 
 async def create_recurring_bookings(deps: Deps, caller: Caller, cmd: CreateRecurring):
     """Book every occurrence (all or nothing, unless allow_partial): hold them all first, then pay each."""
+    return await admitted(deps, lambda: _create_recurring_bookings(deps, caller, cmd))
+
+
+async def _create_recurring_bookings(deps: Deps, caller: Caller, cmd: CreateRecurring):
     client_id = require_user(caller)
     place = await deps.availability.get_place(require_uuid(cmd.place_id, "place_id"))
     if place.booking_mode is not BookingMode.INSTANT:
@@ -724,8 +742,6 @@ async def create_review(deps: Deps, caller: Caller, request_id: str, booking_id:
                 return existing  # a retry
             raise ReviewAlreadyExists()
         await uow.reviews.apply_rating(review.place_id, rating, +1)
-        from booking.adapters.waitlist_events import review_created
-
         uow.events.append(review_created(review))
         await uow.commit()
     return review
