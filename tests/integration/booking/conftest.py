@@ -5,6 +5,7 @@ drive the sweeper with an explicit clock instead of waiting."""
 from __future__ import annotations
 
 import uuid
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import grpc
@@ -173,3 +174,41 @@ async def admin_sql(infra, database):
     conn = await asyncpg.connect(admin_dsn(infra.admin_database_url, database))
     yield conn
     await conn.close()
+
+
+@contextmanager
+def booking_clock(server, shift: timedelta):
+    """The booking server's clock moved by `shift` for the block (a booking that has started or
+    ended without waiting for it). Tests run one at a time per process, so nobody else sees it."""
+    deps = server.deps
+    original = deps.clock
+    deps.clock = lambda: original() + shift
+    try:
+        yield
+    finally:
+        deps.clock = original
+
+
+READ_LOCKS, WRITE_RELATION_LOCKS, WRITE_ADVISORY_LOCKS = 10, 16, 1
+
+
+def assert_lock_budget(readings, *operations: str) -> None:
+    """Every booking transaction of these RPCs was measured and stayed within the budget."""
+    for operation in operations:
+        mine = [r for r in readings if r.service == "booking" and r.operation == operation]
+        assert mine, f"no transaction of {operation} was measured"
+        for r in mine:
+            if r.wrote:
+                assert r.relation_locks <= WRITE_RELATION_LOCKS and r.advisory_locks <= WRITE_ADVISORY_LOCKS, r
+            else:
+                assert r.total_locks <= READ_LOCKS, r
+
+
+async def fail(call) -> grpc.aio.AioRpcError:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call
+    return caught.value
+
+
+def refused(error: grpc.aio.AioRpcError) -> tuple[str, str]:
+    return error.code().name, error_info(error)[0]

@@ -103,6 +103,11 @@ class ReviewAlreadyExists(FailedPrecondition):
         super().__init__("this booking has already been reviewed", reason="REVIEW_ALREADY_EXISTS")
 
 
+class ReviewAlreadyReplied(FailedPrecondition):
+    def __init__(self) -> None:
+        super().__init__("the host has already replied to this review", reason="REVIEW_ALREADY_REPLIED")
+
+
 class ReviewNotFound(NotFound):
     def __init__(self, review_id: str) -> None:
         super().__init__(f"review {review_id} not found", reason="REVIEW_NOT_FOUND")

@@ -502,14 +502,20 @@ class Review:
             raise invalid("INVALID_TEXT", "review text is at most 5000 characters")
         return cls(str(uuid.uuid4()), booking.id, booking.place_id, client_id, booking.host_id, rating, text, now, now)
 
-    def reply(self, host_id: str, text: str, now: datetime) -> None:
-        from booking.domain.errors import NotPlaceOwner
+    def reply(self, host_id: str, text: str, now: datetime) -> bool:
+        """The host replies once; the same reply again is a retry (False: nothing changes)."""
+        from booking.domain.errors import NotPlaceOwner, ReviewAlreadyReplied
 
         if host_id != self.host_id:
             raise NotPlaceOwner()
         if not 1 <= len(text) <= 2000:
             raise invalid("INVALID_TEXT", "reply text is 1-2000 characters")
+        if self.reply_time is not None:
+            if self.reply_text == text:
+                return False
+            raise ReviewAlreadyReplied()
         self.reply_text, self.reply_author, self.reply_time, self.updated_at = text, host_id, now, now
+        return True
 
     def hide(self, reason: str, now: datetime) -> bool:
         """Returns False if it was hidden already (nothing changes)."""

@@ -573,7 +573,11 @@ async def _create_recurring_bookings(deps: Deps, caller: Caller, cmd: CreateRecu
         single = CreateBooking(
             f"{cmd.request_id[:56]}:{i}", cmd.place_id, [r], cmd.guests, cmd.units, cmd.payment_token, cmd.note
         )
-        booking = await _insert_for_series(deps, client_id, place, single, series_id)
+        try:
+            booking = await _insert_for_series(deps, client_id, place, single, series_id)
+        except SlotUnavailable:  # a retry: this occurrence was found taken the first time
+            conflicts.append(r)
+            continue
         if booking.status is not Status.HELD or booking.saga_state is not SagaState.HOLDING:
             held.append(booking)  # a retry: already processed
             continue
@@ -755,9 +759,9 @@ async def reply_to_review(deps: Deps, caller: Caller, request_id: str, review_id
         review = await uow.reviews.get(review_id)
         if review is None:
             raise ReviewNotFound(review_id)
-        review.reply(user, text, deps.clock())
-        await uow.reviews.save(review)
-        await uow.commit()
+        if review.reply(user, text, deps.clock()):
+            await uow.reviews.save(review)
+            await uow.commit()
     return review
 
 

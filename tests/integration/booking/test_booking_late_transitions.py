@@ -1,0 +1,175 @@
+"""RescheduleBooking, MarkNoShow, CompleteBooking and GetBookingStats through the real servers, each
+with its main unhappy path and the lock budget of its transactions. Started or ended bookings are
+reached by moving the booking server's clock, never by waiting."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from conftest import (
+    AGENT,
+    As,
+    assert_lock_budget,
+    booking_clock,
+    create_request,
+    error_info,
+    fail,
+    future_hour,
+    make_place,
+    refused,
+    rid,
+    trange,
+    user,
+)
+
+from reserva.availability.v1 import availability_pb2 as apb
+from reserva.booking.v1 import booking_pb2 as bpb
+
+B = bpb.Booking
+
+
+async def _hold(admin_sql, hold_id: str):
+    return await admin_sql.fetchrow(
+        "SELECT state, create_time, update_time FROM availability.holds WHERE id = $1::uuid", hold_id
+    )
+
+
+async def test_reschedule_takes_the_new_hold_before_releasing_the_old(bstub, astub, admin_sql, lock_readings):
+    client = user()
+    place = await make_place(astub, user("host"))
+    start = future_hour(days=30)
+    booking = await As(bstub, client).CreateBooking(create_request(place.id, (start, start + timedelta(hours=1))))
+    later = start + timedelta(days=1)
+    moved = await As(bstub, client).RescheduleBooking(
+        bpb.RescheduleBookingRequest(
+            request_id=rid(), id=booking.id, ranges=[trange(later, later + timedelta(hours=1))], etag=booking.etag
+        )
+    )
+    assert moved.status == B.CONFIRMED and moved.hold_id != booking.hold_id
+    assert moved.ranges[0].start_time.seconds == int(later.timestamp())
+    old, new = await _hold(admin_sql, booking.hold_id), await _hold(admin_sql, moved.hold_id)
+    assert (old["state"], new["state"]) == ("released", "confirmed")
+    # The client never held neither: the new hold existed before the old one was released.
+    assert new["create_time"] <= old["update_time"]
+    # The old time is bookable again by anyone.
+    again = await As(bstub, user()).CreateBooking(create_request(place.id, (start, start + timedelta(hours=1))))
+    assert again.status == B.CONFIRMED
+    assert_lock_budget(lock_readings(), "RescheduleBooking")
+
+
+async def test_reschedule_onto_a_taken_range_keeps_the_booking_as_it_was(bstub, astub, admin_sql, lock_readings):
+    client = user()
+    place = await make_place(astub, user("host"))
+    start = future_hour(days=31)
+    booking = await As(bstub, client).CreateBooking(create_request(place.id, (start, start + timedelta(hours=1))))
+    taken = start + timedelta(hours=3)
+    await As(bstub, user()).CreateBooking(create_request(place.id, (taken, taken + timedelta(hours=1))))
+    request = bpb.RescheduleBookingRequest(
+        request_id=rid(), id=booking.id, ranges=[trange(taken, taken + timedelta(hours=1))]
+    )
+    error = await fail(As(bstub, client).RescheduleBooking(request))
+    assert refused(error) == ("FAILED_PRECONDITION", "SLOT_UNAVAILABLE")
+    got = await As(bstub, client).GetBooking(bpb.GetBookingRequest(id=booking.id))
+    assert got.status == B.CONFIRMED and got.hold_id == booking.hold_id
+    assert got.ranges[0].start_time.seconds == int(start.timestamp())
+    assert (await _hold(admin_sql, booking.hold_id))["state"] == "confirmed"
+    stranger = await fail(As(bstub, user()).RescheduleBooking(request))
+    assert refused(stranger) == ("NOT_FOUND", "BOOKING_NOT_FOUND")
+    assert_lock_budget(lock_readings(), "RescheduleBooking")
+
+
+async def test_host_marks_a_started_booking_no_show_and_keeps_the_deposit(
+    bstub, astub, admin_sql, booking_server, lock_readings
+):
+    host, client = user("host"), user()
+    place = await make_place(
+        astub, host, deposit_policy=apb.DepositPolicy(kind=apb.DepositPolicy.DEPOSIT_PERCENT, percent=30)
+    )
+    start = future_hour(days=32)
+    booking = await As(bstub, client).CreateBooking(create_request(place.id, (start, start + timedelta(hours=2))))
+    assert booking.status == B.CONFIRMED and booking.deposit_amount.amount_minor == 1200
+
+    early = await fail(As(bstub, host).MarkNoShow(bpb.MarkNoShowRequest(request_id=rid(), id=booking.id)))
+    assert refused(early) == ("FAILED_PRECONDITION", "ILLEGAL_STATUS_TRANSITION")
+    assert "not started" in early.details()
+    with booking_clock(booking_server, start - datetime.now(UTC) + timedelta(minutes=30)):
+        not_host = await fail(As(bstub, client).MarkNoShow(bpb.MarkNoShowRequest(request_id=rid(), id=booking.id)))
+        assert refused(not_host) == ("PERMISSION_DENIED", "NOT_PLACE_OWNER")
+        request = bpb.MarkNoShowRequest(request_id=rid(), id=booking.id, reason="nobody came")
+        marked = await As(bstub, host).MarkNoShow(request)
+        assert (await As(bstub, host).MarkNoShow(request)).status == B.NO_SHOW  # a retry
+    assert marked.status == B.NO_SHOW and marked.saga_state == B.SAGA_STATE_DONE
+    payment = await admin_sql.fetchrow(
+        "SELECT status, captured_amount FROM payments.payments WHERE id = $1::uuid", booking.payment_id
+    )
+    assert (payment["status"], payment["captured_amount"]) == ("captured", 1200)
+    assert_lock_budget(lock_readings(), "MarkNoShow")
+
+
+async def test_an_operator_completes_an_ended_booking_and_not_before(bstub, astub, booking_server, lock_readings):
+    client = user()
+    place = await make_place(astub, user("host"))
+    start = future_hour(days=33)
+    booking = await As(bstub, client).CreateBooking(create_request(place.id, (start, start + timedelta(hours=1))))
+    request = bpb.CompleteBookingRequest(request_id=rid(), id=booking.id)
+    early = await fail(As(bstub, AGENT).CompleteBooking(request))
+    assert refused(early) == ("FAILED_PRECONDITION", "ILLEGAL_STATUS_TRANSITION")
+    not_operator = await fail(
+        As(bstub, client).CompleteBooking(bpb.CompleteBookingRequest(request_id=rid(), id=booking.id))
+    )
+    assert refused(not_operator) == ("PERMISSION_DENIED", "NOT_OPERATOR")
+    with booking_clock(booking_server, timedelta(days=34)):
+        request.request_id = rid()
+        done = await As(bstub, AGENT).CompleteBooking(request)
+        assert (await As(bstub, AGENT).CompleteBooking(request)).id == done.id  # a retry
+    assert done.status == B.COMPLETED
+    history = (await As(bstub, client).GetBooking(bpb.GetBookingRequest(id=booking.id))).history
+    assert [h.to_status for h in history] == [B.HELD, B.CONFIRMED, B.COMPLETED]
+    assert_lock_budget(lock_readings(), "CompleteBooking")
+
+
+async def test_booking_stats_count_by_day_and_status_with_rate_and_revenue(bstub, astub, lock_readings):
+    host = user("host")
+    place = await make_place(astub, host)
+    day = future_hour(days=40, hour=8)
+    bookings = [
+        await As(bstub, user()).CreateBooking(
+            create_request(place.id, (day + timedelta(hours=i), day + timedelta(hours=i + 1)))
+        )
+        for i in range(3)
+    ]
+    await As(bstub, host).CancelBooking(bpb.CancelBookingRequest(request_id=rid(), id=bookings[0].id))
+    window = trange(day - timedelta(days=1), day + timedelta(days=1))
+    stats = await As(bstub, host).GetBookingStats(bpb.GetBookingStatsRequest(time_range=window))
+    assert stats.total_bookings == 3 and stats.cancelled_bookings == 1
+    assert stats.cancellation_rate == pytest.approx(1 / 3)
+    assert [(m.amount_minor, m.currency_code) for m in stats.revenue] == [(4000, "EUR")]
+    assert sorted((c.status, c.count) for c in stats.daily_counts) == [(B.CONFIRMED, 2), (B.CANCELLED, 1)]
+    assert {(c.date.year, c.date.month, c.date.day) for c in stats.daily_counts} == {(day.year, day.month, day.day)}
+    # Another host's figures are not this host's to see; an operator may ask for them.
+    other = await fail(
+        As(bstub, user("host")).GetBookingStats(bpb.GetBookingStatsRequest(time_range=window, host_id=host.user_id))
+    )
+    assert refused(other) == ("PERMISSION_DENIED", "NOT_PLACE_OWNER")
+    by_agent = await As(bstub, AGENT).GetBookingStats(
+        bpb.GetBookingStatsRequest(time_range=window, host_id=host.user_id)
+    )
+    assert by_agent.total_bookings == 3
+    assert_lock_budget(lock_readings(), "GetBookingStats")
+
+
+@pytest.mark.parametrize(
+    "request_, reason",
+    [
+        (lambda d: bpb.GetBookingStatsRequest(), "INVALID_TIME_RANGE"),
+        (lambda d: bpb.GetBookingStatsRequest(time_range=trange(d, d + timedelta(days=400))), "INVALID_TIME_RANGE"),
+        (
+            lambda d: bpb.GetBookingStatsRequest(time_range=trange(d, d + timedelta(days=1)), time_zone="Mars/Base"),
+            "INVALID_TIME_ZONE",
+        ),
+    ],
+)
+async def test_booking_stats_refuse_bad_windows_and_zones(bstub, request_, reason):
+    error = await fail(As(bstub, user("host")).GetBookingStats(request_(future_hour())))
+    assert refused(error) == ("INVALID_ARGUMENT", reason), error_info(error)
