@@ -4,7 +4,7 @@ from PostgreSQL."""
 import asyncio
 from datetime import timedelta
 
-from conftest import SERVICE, As, create_place, future_hour, hold_request, rid
+from availability_helpers import SERVICE, As, create_place, future_hour, hold_request, rid
 
 from availability.bootstrap import build_deps
 from availability.config import AvailabilitySettings

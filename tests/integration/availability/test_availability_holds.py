@@ -8,7 +8,7 @@ from datetime import timedelta
 import asyncpg
 import grpc
 import pytest
-from conftest import (
+from availability_helpers import (
     SERVICE,
     As,
     create_place,
@@ -137,7 +137,7 @@ async def test_the_sweeper_flips_expired_holds_in_batches(stub, availability_ser
 
 
 async def test_buffers_keep_the_gap_between_holds(stub):
-    from conftest import all_week
+    from availability_helpers import all_week
 
     schedule = pb.Schedule(opening_hours=all_week(), buffer_after=dur(minutes=30))
     place = await create_place(stub, schedule=schedule)
@@ -183,7 +183,7 @@ async def test_ranges_breaking_the_schedule_are_refused_with_their_reason(stub, 
 
 
 async def test_closed_hours_are_outside_opening_hours(stub):
-    from conftest import all_week
+    from availability_helpers import all_week
 
     place = await create_place(stub, time_zone="UTC", schedule=pb.Schedule(opening_hours=all_week(9, 17)))
     start = future_hour(hour=18)

@@ -5,7 +5,7 @@ import uuid
 
 import grpc
 import pytest
-from conftest import AGENT, SERVICE, As, client, create_place, error_info, host, place_message, rid
+from availability_helpers import AGENT, SERVICE, As, client, create_place, error_info, host, place_message, rid
 from google.protobuf import field_mask_pb2
 
 from reserva.availability.v1 import availability_pb2 as pb

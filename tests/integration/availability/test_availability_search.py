@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import grpc
 import pytest
-from conftest import SERVICE, As, all_week, create_place, dur, error_info, hold_request, pdate, trange
+from availability_helpers import SERVICE, As, all_week, create_place, dur, error_info, hold_request, pdate, trange
 
 from kit.cache import CACHE_STATS
 from reserva.availability.v1 import availability_pb2 as pb
