@@ -279,3 +279,37 @@ async def test_two_hundred_concurrent_holds_leave_one_live_hold_per_range_and_no
     assert len(set(held_hours)) == len(held_hours)  # one live hold per range
     # Every hour that some request wanted alone is taken (nobody left it free by mistake).
     assert sum((h.ranges[-1].end_time.seconds - h.ranges[0].start_time.seconds) for h in won) <= 10 * 3600
+
+
+async def test_strangers_cannot_read_or_export_a_place_calendar(stub):
+    place = await create_place(stub)
+    start = future_hour()
+    window = trange(start, start + H)
+    for call in (
+        As(stub, host()).ListCalendarEntries(pb.ListCalendarEntriesRequest(place_id=place.id, time_range=window)),
+        As(stub, host()).ExportCalendar(pb.ExportCalendarRequest(place_id=place.id)),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await call
+        assert caught.value.code() is grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_held_and_confirmed_holds_appear_in_the_calendar_and_its_export(stub):
+    owner = host()
+    place = await create_place(stub, owner)
+    start = future_hour()
+    held = await As(stub, SERVICE).HoldSlots(hold_request(place.id, (start, start + H)))
+    confirmed = await As(stub, SERVICE).HoldSlots(hold_request(place.id, (start + 2 * H, start + 3 * H)))
+    await As(stub, SERVICE).ConfirmHold(pb.ConfirmHoldRequest(request_id=rid(), hold_id=confirmed.id))
+    entries = await As(stub, owner).ListCalendarEntries(
+        pb.ListCalendarEntriesRequest(place_id=place.id, time_range=trange(start, start + 4 * H), page_size=1)
+    )
+    assert [(e.hold_id, e.hold_state) for e in entries.entries] == [(held.id, pb.Hold.HELD)]
+    rest = await As(stub, owner).ListCalendarEntries(
+        pb.ListCalendarEntriesRequest(
+            place_id=place.id, time_range=trange(start, start + 4 * H), page_size=1, page_token=entries.next_page_token
+        )
+    )
+    assert [(e.hold_id, e.hold_state) for e in rest.entries] == [(confirmed.id, pb.Hold.CONFIRMED)]
+    ics = (await As(stub, owner).ExportCalendar(pb.ExportCalendarRequest(place_id=place.id))).ics_content
+    assert f"UID:{held.id}-1@reserva" in ics and "STATUS:TENTATIVE" in ics and "STATUS:CONFIRMED" in ics

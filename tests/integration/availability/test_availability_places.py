@@ -173,3 +173,28 @@ async def test_apply_rating_counts_each_review_event_once(stub):
         pb.ApplyRatingRequest(request_id=rid(), place_id=place.id, rating=2, removed=True)
     )
     assert removed.rating_count == 1 and removed.rating_average == 4.0
+
+
+async def test_list_places_hides_deleted_places_except_from_their_owner(stub):
+    owner = host()
+    city = f"Hidetown-{uuid.uuid4().hex[:6]}"
+    kept, gone = await create_place(stub, owner, city=city), await create_place(stub, owner, city=city)
+    await As(stub, owner).DeletePlace(pb.DeletePlaceRequest(request_id=rid(), id=gone.id))
+    public = await As(stub, client()).ListPlaces(pb.ListPlacesRequest(city=city))
+    assert [p.id for p in public.places] == [kept.id]
+    mine = await As(stub, owner).ListPlaces(pb.ListPlacesRequest(owner_id=owner.user_id))
+    assert {p.id for p in mine.places} == {kept.id, gone.id}
+    inactive = await As(stub, client()).ListPlaces(pb.ListPlacesRequest(city=city, active=False))
+    assert [p.id for p in inactive.places] == [gone.id]
+
+
+async def test_a_page_token_replayed_with_other_filters_is_invalid_argument(stub):
+    city = f"Tokentown-{uuid.uuid4().hex[:6]}"
+    for _ in range(3):
+        await create_place(stub, city=city)
+    first = await stub.ListPlaces(pb.ListPlacesRequest(city=city, page_size=1))
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.ListPlaces(
+            pb.ListPlacesRequest(city=city, page_size=1, min_capacity=2, page_token=first.next_page_token)
+        )
+    assert error_info(caught.value)[0] == "INVALID_PAGE_TOKEN"
