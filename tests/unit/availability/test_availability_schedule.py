@@ -153,3 +153,25 @@ def test_invalid_schedules_are_invalid_argument(change):
         setattr(schedule, key, value)
     with pytest.raises(InvalidArgument):
         schedule.validate()
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    gaps=st.lists(st.integers(min_value=0, max_value=4), min_size=1, max_size=5),
+    before=st.integers(min_value=0, max_value=3),
+    after=st.integers(min_value=0, max_value=3),
+)
+def test_the_ranges_of_one_hold_never_collide_with_each_other_and_keep_their_booked_time(gaps, before, after):
+    from availability.domain.calendar import guarded
+
+    half_hour = timedelta(minutes=30)
+    ranges, at = [], NOW
+    for gap in gaps:
+        at += gap * half_hour
+        ranges.append(TimeRange(at, at + 2 * half_hour))
+        at += 2 * half_hour
+    result = guarded(ranges, before * half_hour, after * half_hour)
+    for booked, during in zip(ranges, result, strict=True):
+        assert during.start <= booked.start and booked.end <= during.end
+        assert during.start >= booked.start - before * half_hour and during.end <= booked.end + after * half_hour
+    assert all(not a.overlaps(b) for a, b in zip(result, result[1:], strict=False))

@@ -244,3 +244,19 @@ def _minute_bounds(day: date, start: int, end: int, tz: ZoneInfo, window: TimeRa
     lo = int((window.start - midnight).total_seconds() // 60) - 180
     hi = int((window.end - midnight).total_seconds() // 60) + 180
     return max(start, lo), min(end, hi)
+
+
+def guarded(ranges: list[TimeRange], before: timedelta, after: timedelta) -> list[TimeRange]:
+    """The calendar ranges of one hold: each sorted range widened by the buffers, except where two
+    ranges of the same hold are closer than the buffers (they would collide with each other):
+    there the widening stops at the neighbour, so one hold never conflicts with itself."""
+    result: list[TimeRange] = []
+    for i, r in enumerate(ranges):
+        start = r.start - before
+        if result:
+            start = max(start, result[-1].end)
+        end = r.end + after
+        if i + 1 < len(ranges):
+            end = max(r.end, min(end, ranges[i + 1].start - before, ranges[i + 1].start))
+        result.append(TimeRange(min(start, r.start), end))
+    return result

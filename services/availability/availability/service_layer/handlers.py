@@ -12,6 +12,7 @@ from typing import Any
 
 from availability.domain import events
 from availability.domain.calendar import Busy, check_hold_ranges
+from availability.domain.calendar import guarded as calendar_ranges
 from availability.domain.errors import (
     BlockNotFound,
     HoldExpired,
@@ -332,7 +333,7 @@ async def hold_slots(
                 raise invalid(f"units must be 1-{place.unit_count} for this place", field="units")
             s = place.schedule
             check_hold_ranges(s, place.zone, ranges, now)
-            guarded = [r.widened(s.buffer_before, s.buffer_after) for r in ranges]
+            guarded = calendar_ranges(ranges, s.buffer_before, s.buffer_after)
             await _expire_overlapping(uow, place_id, guarded, now)
             await _occupy(uow, hold, list(zip(guarded, ranges, strict=True)), place.unit_count)
             uow.events += [events.HoldCreated(hold), events.CalendarChanged(place_id, "OCCUPIED", guarded)]
