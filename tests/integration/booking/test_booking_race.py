@@ -20,7 +20,7 @@ CLIENTS, SLOTS = 500, 10
 
 def _answer(result) -> tuple[str, str]:
     if isinstance(result, grpc.aio.AioRpcError):
-        return result.code().name, error_info(result)[0]
+        return result.code().name, error_info(result)[0] or (result.details() or "")[:80]
     return "OK", bpb.Booking.Status.Name(result.status)
 
 

@@ -486,6 +486,15 @@ class SqlAlchemyReviewRepository:
     async def apply_rating(self, place_id: str, rating: int, delta: int) -> None:
         """Incremental aggregate: add (delta=1) or remove (delta=-1) one rating; never a recount."""
         t = orm.place_ratings
+        if delta < 0:
+            # Not an upsert: the INSERT's candidate row (negative count) would fail the CHECK
+            # constraint before ON CONFLICT is considered. A removal always has a row to update.
+            await self.session.execute(
+                update(t)
+                .where(t.c.place_id == place_id)
+                .values(rating_sum=t.c.rating_sum - rating, rating_count=t.c.rating_count - 1)
+            )
+            return
         stmt = pg_insert(t).values(place_id=place_id, rating_sum=rating * delta, rating_count=delta)
         await self.session.execute(
             stmt.on_conflict_do_update(
