@@ -15,12 +15,15 @@ from kit import lock_probe
 from kit.paths import REPO_ROOT, SCHEMAS
 from kit.platform import ENV_PREFIX
 
-# Connections are the scarce resource when two test processes each run five services in-process and
-# the e2e platform runs five more: keep every pool small (the e2e processes inherit these variables).
-TEST_POOL_SIZE = os.environ.get("RESERVA_TEST_DB_POOL_SIZE", "4")
+# Connections are the scarce resource (max_connections is 100 here and in CI) when two test processes
+# each keep a dozen in-process servers up and the e2e platform runs five more processes: every pool
+# keeps one idle connection and opens up to 6 more only while a test needs them (the e2e processes
+# inherit these variables).
+TEST_POOL_SIZE = os.environ.get("RESERVA_TEST_DB_POOL_SIZE", "1")
+TEST_POOL_OVERFLOW = os.environ.get("RESERVA_TEST_DB_MAX_OVERFLOW", "6")
 for _prefix in ENV_PREFIX.values():
     os.environ.setdefault(f"{_prefix}_DB_POOL_SIZE", TEST_POOL_SIZE)
-    os.environ.setdefault(f"{_prefix}_DB_MAX_OVERFLOW", "6")
+    os.environ.setdefault(f"{_prefix}_DB_MAX_OVERFLOW", TEST_POOL_OVERFLOW)
 
 
 @pytest.fixture(scope="session")
@@ -81,7 +84,7 @@ def settings_for(infra, database, redis_namespace):
             lock_probe_strict=True,
             log_json=False,
         )
-        values.update(db_pool_size=int(TEST_POOL_SIZE), db_max_overflow=6)
+        values.update(db_pool_size=int(TEST_POOL_SIZE), db_max_overflow=int(TEST_POOL_OVERFLOW))
         values.update(overrides)
         return settings_class(**values)
 

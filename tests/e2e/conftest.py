@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from gateway_e2e_support import E2E_AGENT_EMAIL, E2E_AGENT_PASSWORD, E2E_USER_RATE_LIMIT
 
 from kit.platform import Platform
-
-E2E_AGENT_EMAIL, E2E_AGENT_PASSWORD = "agent@e2e.example.com", "e2e-agent-password"
-# Low enough that one test can reach it, high enough for the rest (and schemathesis) never to.
-E2E_USER_RATE_LIMIT = 240
 
 
 @pytest.fixture(scope="session")

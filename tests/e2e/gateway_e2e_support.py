@@ -8,7 +8,11 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
-from conftest import E2E_AGENT_EMAIL, E2E_AGENT_PASSWORD  # noqa: F401  (tests/e2e/conftest.py)
+
+# The platform's bootstrap agent and per-user rate limit (tests/e2e/conftest.py starts it with these).
+E2E_AGENT_EMAIL, E2E_AGENT_PASSWORD = "agent@e2e.example.com", "e2e-agent-password"
+# Low enough that one test can reach it, high enough for the rest (and schemathesis) never to.
+E2E_USER_RATE_LIMIT = 240
 
 PASSWORD = "e2e user password"
 PROBLEM = "application/problem+json"

@@ -5,8 +5,7 @@ import asyncio
 import uuid
 
 import pytest
-from conftest import E2E_USER_RATE_LIMIT
-from gateway_e2e_support import agent, assert_problem, auth, new_user
+from gateway_e2e_support import E2E_USER_RATE_LIMIT, agent, assert_problem, auth, new_user
 
 pytestmark = [pytest.mark.xdist_group("e2e"), pytest.mark.asyncio]
 
@@ -86,7 +85,7 @@ async def test_a_user_over_the_rate_limit_gets_429_with_retry_after(api):
 
 
 async def test_the_demo_data_loads_twice_without_duplicates(gateway_url, monkeypatch):
-    from conftest import E2E_AGENT_EMAIL, E2E_AGENT_PASSWORD
+    from gateway_e2e_support import E2E_AGENT_EMAIL, E2E_AGENT_PASSWORD
 
     from gateway.demo import load_demo_data
 

@@ -6,8 +6,7 @@ import httpx
 import hypothesis
 import pytest
 import schemathesis
-from conftest import E2E_AGENT_EMAIL, E2E_AGENT_PASSWORD
-from gateway_e2e_support import PASSWORD
+from gateway_e2e_support import E2E_AGENT_EMAIL, E2E_AGENT_PASSWORD, PASSWORD
 from hypothesis import HealthCheck, Phase
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance

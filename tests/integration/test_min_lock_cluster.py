@@ -96,7 +96,8 @@ def test_the_integration_suite_passes_with_max_locks_per_transaction_at_its_mini
         RESERVA_ADMIN_DATABASE_URL=min_lock_cluster,
         RESERVA_REDIS_URL=infra.redis_url,
         # Few connections: keep each in-process service's pool small.
-        RESERVA_TEST_DB_POOL_SIZE="3",
+        RESERVA_TEST_DB_POOL_SIZE="1",
+        RESERVA_TEST_DB_MAX_OVERFLOW="4",
     )
     started = time.monotonic()
     result = subprocess.run(

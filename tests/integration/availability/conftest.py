@@ -15,7 +15,7 @@ from reserva.availability.v1 import availability_pb2_grpc
 async def availability_server(settings_for):
     # A small pool: the shared PostgreSQL serves every engineer's test run at once.
     settings = settings_for(
-        "availability", AvailabilitySettings, sweeper_interval_s=0.2, db_pool_size=8, db_max_overflow=0
+        "availability", AvailabilitySettings, sweeper_interval_s=0.2, db_pool_size=1, db_max_overflow=7
     )
     running = await start(settings)
     yield running
