@@ -1,0 +1,222 @@
+"""Platform benchmark through the REST gateway: `.venv/bin/python tests/benchmarks/platform_bench.py
+[--calls N] [--clients C] [--open-seconds S] [--mixed-calls M]`.
+
+Starts the whole platform (four services + gateway, each its own process) on a throwaway database:
+  1. REST booking creation, closed loop, C clients (default 64): the maximum sustained throughput;
+     every call books a distinct slot of one of 100 INSTANT places (low contention);
+  2. the same at an open-loop offered load of half that throughput: p99 with queueing visible;
+  3. a mixed workload at C clients: search 80%, create 15%, cancel 5%;
+then checks by SQL that no two live calendar rows of a place overlap and no place has overlapping
+confirmed bookings. Errors are counted by kind (HTTP status and problem code). Client identities are
+access tokens signed with the platform's secret (registration's Argon2 would dominate otherwise).
+Writes tests/benchmarks/results/platform.json and prints a Markdown table. Lock figures are not
+reported here: the probe runs inside the service processes (the service benchmarks report them)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import random
+import sys
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "e2e"))
+
+from benchlib import closed_loop, markdown_table, open_loop, throwaway_database, write_results  # noqa: E402
+from chaos_support import admin_connect, bearer, mint_clients  # noqa: E402
+
+PLACES = 100
+CITY = f"Benchcity{uuid.uuid4().hex[:6]}"
+
+
+class Refused(Exception):
+    """An answer other than the expected one; its kind is the status and the problem code."""
+
+    def __init__(self, reply: httpx.Response):
+        code = ""
+        if reply.headers.get("content-type", "").endswith("json"):
+            code = reply.json().get("code", "")
+        super().__init__(f"{reply.status_code} {code}".strip())
+
+
+def classify(error: BaseException) -> str:
+    return str(error) if isinstance(error, Refused) else type(error).__name__
+
+
+class Slots:
+    """Distinct (place, hour) slots, handed out in order: no two creations ever compete."""
+
+    def __init__(self, places: list[str]):
+        self.places, self.counter = places, itertools.count()
+        self.first_day = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=20)
+
+    def next(self) -> tuple[str, dict]:
+        i = next(self.counter)
+        place, hour_index = self.places[i % len(self.places)], i // len(self.places)
+        start = self.first_day + timedelta(days=hour_index // 24, hours=hour_index % 24)
+        iso = lambda t: t.isoformat().replace("+00:00", "Z")  # noqa: E731
+        return place, {"start_time": iso(start), "end_time": iso(start + timedelta(hours=1))}
+
+
+async def create(api: httpx.AsyncClient, client: dict, slots: Slots) -> str:
+    place, when = slots.next()
+    body = {"place_id": place, "ranges": [when], "guests": 1, "payment_method_token": "tok_success"}
+    reply = await api.post("/v1/bookings", json=body, headers=bearer(client))
+    if reply.status_code != 201:
+        raise Refused(reply)
+    return reply.json()["id"]
+
+
+async def search(api: httpx.AsyncClient, client: dict, day: datetime) -> None:
+    params = {
+        "city": CITY,
+        "start_time": day.isoformat(),
+        "end_time": (day + timedelta(days=1)).isoformat(),
+        "duration_minutes": 60,
+        "page_size": 20,
+    }
+    reply = await api.get("/v1/search", params=params, headers=bearer(client))
+    if reply.status_code != 200:
+        raise Refused(reply)
+
+
+async def cancel(api: httpx.AsyncClient, owner: dict, booking_id: str) -> None:
+    reply = await api.post(f"/v1/bookings/{booking_id}:cancel", json={"reason": "bench"}, headers=bearer(owner))
+    if reply.status_code != 200:
+        raise Refused(reply)
+
+
+async def double_bookings(admin_url: str, database: str) -> dict[str, int]:
+    conn = await admin_connect(admin_url, database)
+    try:
+        calendar = await conn.fetchval(
+            """SELECT count(*) FROM availability.calendar_entries a JOIN availability.calendar_entries b
+                 ON a.place_id = b.place_id AND a.unit = b.unit AND a.during && b.during
+                AND (a.hold_id, a.id) < (b.hold_id, b.id) WHERE a.live AND b.live"""
+        )
+        confirmed = await conn.fetchval(
+            """SELECT count(*) FROM booking.booking_ranges ra JOIN booking.booking_ranges rb
+                 ON ra.place_id = rb.place_id AND ra.during && rb.during AND ra.booking_id < rb.booking_id
+               JOIN booking.bookings a ON a.id = ra.booking_id AND a.status = 'confirmed'
+               JOIN booking.bookings b ON b.id = rb.booking_id AND b.status = 'confirmed'"""
+        )
+        total = await conn.fetchval("SELECT count(*) FROM booking.bookings WHERE status = 'confirmed'")
+    finally:
+        await conn.close()
+    return {"overlapping_live_calendar_rows": calendar, "overlapping_confirmed_bookings": confirmed, "confirmed": total}
+
+
+async def run(args: argparse.Namespace) -> dict:
+    from kit.infra import ensure_infrastructure
+    from kit.paths import SCHEMAS
+    from kit.platform import Platform
+
+    admin_url, database, drop = await throwaway_database(list(SCHEMAS))
+    platform = Platform(
+        admin_database_url=admin_url,
+        database=database,
+        redis_url=ensure_infrastructure().redis_url,
+        redis_namespace=f"bench_{uuid.uuid4().hex[:6]}",
+        fixed_ports=False,
+        extra_env={
+            "GATEWAY_RATE_LIMIT_PER_USER": "1000000/minute",
+            "GATEWAY_RATE_LIMIT_PER_IP": "100000000/minute",
+            "BOOKING_MAX_PENDING_PER_CLIENT": "1000000",
+        },
+    )
+    await asyncio.to_thread(platform.start, 120)
+    try:
+        limits = httpx.Limits(max_connections=args.clients * 2, max_keepalive_connections=args.clients * 2)
+        async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=30, limits=limits) as api:
+            return await scenarios(api, args, admin_url, database)
+    finally:
+        await asyncio.to_thread(platform.stop)
+        await drop()
+
+
+async def scenarios(api: httpx.AsyncClient, args: argparse.Namespace, admin_url: str, database: str) -> dict:
+    from gateway_e2e_support import place_body
+
+    host = mint_clients(1, roles=("host",))[0]
+    places = []
+    for _ in range(PLACES):
+        reply = await api.post("/v1/places", json=place_body("INSTANT", city=CITY, unit_count=1), headers=bearer(host))
+        assert reply.status_code == 201, reply.text
+        places.append(reply.json()["id"])
+    slots, clients = Slots(places), mint_clients(args.clients * 4)
+    client_of = lambda i: clients[i % len(clients)]  # noqa: E731
+
+    # Warm-up: connections, caches, first-call costs.
+    await closed_loop("warm-up", lambda i: create(api, client_of(i), slots), args.clients, args.clients * 2)
+    closed = await closed_loop(
+        f"REST create booking, closed loop, {args.clients} clients",
+        lambda i: create(api, client_of(i), slots),
+        args.clients,
+        args.calls,
+        classify,
+    )
+    throughput = closed.calls / closed.seconds
+    offered = max(1.0, throughput / 2)
+    opened = await open_loop(
+        f"REST create booking, open loop at {offered:.0f}/s (half the max)",
+        lambda i: create(api, client_of(i), slots),
+        offered,
+        args.open_seconds,
+    )
+
+    made: list[tuple[dict, str]] = []
+    rng = random.Random(3)
+    search_day = slots.first_day + timedelta(days=2)
+
+    async def mixed(i: int) -> None:
+        roll, client = rng.random(), client_of(i)
+        if roll < 0.80:
+            await search(api, client, search_day)
+        elif roll < 0.95 or not made:
+            made.append((client, await create(api, client, slots)))
+        else:
+            owner, booking_id = made.pop(rng.randrange(len(made)))
+            await cancel(api, owner, booking_id)
+
+    mix = await closed_loop(
+        f"mixed (search 80%, create 15%, cancel 5%), {args.clients} clients",
+        mixed,
+        args.clients,
+        args.mixed_calls,
+        classify,
+    )
+    checks = await double_bookings(admin_url, database)
+    closed.notes = f"max sustained throughput; {checks['confirmed']} confirmed bookings in the run"
+    opened.notes = "latency from the scheduled start (queueing included); target p99 <= 100 ms"
+    rows = [closed.summary(), opened.summary(), mix.summary()]
+    return {"rows": rows, "checks": checks, "max_throughput_per_s": round(throughput, 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--calls", type=int, default=600)
+    parser.add_argument("--clients", type=int, default=64)
+    parser.add_argument("--open-seconds", type=float, default=20.0)
+    parser.add_argument("--mixed-calls", type=int, default=1500)
+    args = parser.parse_args()
+    result = asyncio.run(run(args))
+    path = write_results(
+        "platform",
+        result["rows"],
+        {"double_bookings": result["checks"], "max_throughput_per_s": result["max_throughput_per_s"]},
+    )
+    print(markdown_table(result["rows"]))
+    print(f"\nchecks: {result['checks']}\nwritten: {path}")
+    bad = result["checks"]["overlapping_live_calendar_rows"] + result["checks"]["overlapping_confirmed_bookings"]
+    sys.exit(1 if bad else 0)
+
+
+if __name__ == "__main__":
+    main()
