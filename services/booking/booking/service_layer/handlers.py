@@ -43,7 +43,7 @@ from booking.domain.model import (
 )
 from booking.service_layer.flows import BookingSaga, Deps
 from kit.db import with_retries
-from kit.errors import FailedPrecondition, IdempotencyKeyReused, Unauthenticated
+from kit.errors import FailedPrecondition, IdempotencyKeyReused, Unauthenticated, Unavailable
 from kit.identity import Caller
 
 
@@ -117,6 +117,18 @@ async def _replay(deps: Deps, existing: Booking, fp: str) -> Booking:
         raise SlotUnavailable("the requested time is taken", place_id=existing.place_id)
     if existing.status is Status.PAYMENT_FAILED:
         raise BookingPaymentDeclined(existing.failure_reason or "card_declined")
+    if existing.mode is BookingMode.INSTANT and existing.failure_reason:
+        # The first attempt ended in a refusal or an outage: a retry gets that same answer, never
+        # the dead booking dressed up as a success.
+        reason = existing.failure_reason
+        if existing.status is Status.EXPIRED and reason.endswith("_unavailable"):
+            peer = reason.removesuffix("_unavailable")
+            raise Unavailable(
+                f"the {peer} service was unavailable, so this booking was not made; retry with a new request id",
+                reason=reason.upper(),
+            )
+        if existing.status is Status.REJECTED:
+            raise FailedPrecondition(f"the booking was refused: {reason}", reason=reason.upper())
     return existing
 
 

@@ -94,6 +94,10 @@ class EventConsumer:
                 await self.read_new()
                 backoff = 0.1
             except (RedisError, OSError) as error:
+                if "NOGROUP" in str(error):
+                    # Redis came back empty (restarted without persistence): the streams are
+                    # re-filled by the outbox relays, the group must be created again.
+                    groups_ready = False
                 log.warning("event stream unavailable; retrying", extra={"error": repr(error)})
                 await _sleep_unless(stop, backoff)
                 backoff = min(backoff * 2, 5.0)
