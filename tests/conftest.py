@@ -26,6 +26,25 @@ for _prefix in ENV_PREFIX.values():
     os.environ.setdefault(f"{_prefix}_DB_MAX_OVERFLOW", TEST_POOL_OVERFLOW)
 
 
+# Tests that load the whole machine: `./reserva test` runs them after the parallel phase, one at a time.
+SERIAL_FILES = {
+    "test_contention_proof.py",
+    "test_chaos_services.py",
+    "test_chaos_events.py",
+    "test_min_lock_cluster.py",
+}
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "serial: loads the whole machine; run alone, after the parallel phase")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.path.name in SERIAL_FILES:
+            item.add_marker(pytest.mark.serial)
+
+
 @pytest.fixture(scope="session")
 def infra():
     from kit.infra import ensure_infrastructure

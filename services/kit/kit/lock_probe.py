@@ -8,6 +8,7 @@ table that runs out ("out of shared memory") on managed databases stuck at the d
 from __future__ import annotations
 
 import logging
+import random
 from collections import deque
 from dataclasses import dataclass
 
@@ -30,7 +31,10 @@ PROBE_SQL = text(
            count(*) FILTER (WHERE locktype = 'advisory')                 AS advisory_locks,
            count(*) FILTER (WHERE NOT fastpath)                          AS slow_path_locks,
            count(*)                                                      AS total_locks,
-           pg_current_xact_id_if_assigned() IS NOT NULL                  AS wrote
+           -- A write: it wrote (has a transaction id) or took a lock that announces a write (a row
+           -- lock, RowExclusive on a table, an advisory lock), even if it ended up refusing.
+           pg_current_xact_id_if_assigned() IS NOT NULL
+             OR coalesce(bool_or(mode <> 'AccessShareLock'), false)     AS wrote
       FROM pg_locks
      WHERE pid = pg_backend_pid()
        AND locktype NOT IN ('virtualxid', 'transactionid')
@@ -82,12 +86,20 @@ READINGS: deque[LockReading] = deque(maxlen=10_000)
 
 
 class LockProbe:
-    def __init__(self, service: str, budget: LockBudget, enabled: bool = True, strict: bool = False):
+    """`sample_rate` < 1 (production only): measure that fraction of the transactions. Strict mode
+    (tests) ignores it and measures every transaction."""
+
+    def __init__(
+        self, service: str, budget: LockBudget, enabled: bool = True, strict: bool = False, sample_rate: float = 1.0
+    ):
         self.service, self.budget, self.enabled, self.strict = service, budget, enabled, strict
+        self.sample_rate = sample_rate
 
     async def check(self, conn: AsyncSession | AsyncConnection, operation: str) -> LockReading | None:
         """Measure the open transaction; raise LockBudgetExceeded in strict mode when over budget."""
         if not self.enabled:
+            return None
+        if not self.strict and self.sample_rate < 1.0 and random.random() >= self.sample_rate:
             return None
         row = (await conn.execute(PROBE_SQL)).one()
         reading = LockReading(self.service, operation, *row)

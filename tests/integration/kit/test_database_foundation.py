@@ -110,7 +110,7 @@ async def test_the_probe_counts_own_locks_and_refuses_a_read_over_budget(infra, 
         with pytest.raises(LockBudgetExceeded):
             async with SqlAlchemyUnitOfWork(factory, probe) as uow:
                 await uow.session.execute(
-                    text("SELECT count(*) FROM pg_class, pg_attribute, pg_type, pg_namespace, pg_proc LIMIT 1")
+                    text("SELECT 1 FROM pg_class, pg_attribute, pg_type, pg_namespace, pg_proc WHERE false")
                 )
     finally:
         await engine.dispose()
