@@ -21,6 +21,10 @@ class ServiceSettings(BaseSettings):
     # The lock probe: always on in tests, optional in production (one cheap query per transaction).
     lock_probe_enabled: bool = True
     lock_probe_strict: bool = False
+    # Fraction of transactions the probe measures when NOT strict (production). Each measurement is
+    # one more round trip and a pg_locks scan on the server; a busy service may measure e.g. 0.05 of
+    # its transactions and still see its lock profile. Strict mode (tests) measures every one.
+    lock_probe_sample_rate: float = 1.0
     read_lock_budget: int = 10
     write_relation_lock_budget: int = 16
     write_advisory_lock_budget: int = 1

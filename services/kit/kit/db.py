@@ -67,7 +67,13 @@ def make_lock_probe(settings: ServiceSettings) -> LockProbe:
     budget = LockBudget(
         settings.read_lock_budget, settings.write_relation_lock_budget, settings.write_advisory_lock_budget
     )
-    return LockProbe(settings.service_name, budget, settings.lock_probe_enabled, settings.lock_probe_strict)
+    return LockProbe(
+        settings.service_name,
+        budget,
+        settings.lock_probe_enabled,
+        settings.lock_probe_strict,
+        settings.lock_probe_sample_rate,
+    )
 
 
 def sqlstate_of(error: BaseException) -> str | None:
