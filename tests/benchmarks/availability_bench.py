@@ -144,7 +144,8 @@ async def main() -> dict:
 
         two_hours = duration_pb2.Duration(seconds=7200)
 
-        async def timed_search(day: int, size: int, bust: bool) -> tuple[float, int]:
+        async def timed_search(day: int, size: int, bust: bool, every_page: bool = False) -> tuple[float, int]:
+            """One call (a first page), or with every_page the whole result: all pages, in order."""
             if bust:
                 await deps.search_cache.bump()
             request = pb.SearchAvailabilityRequest(
@@ -152,10 +153,16 @@ async def main() -> dict:
             )
             t0 = time.perf_counter()
             reply = await stub.SearchAvailability(request, timeout=60)
-            return (time.perf_counter() - t0) * 1000, len(reply.results)
+            found = len(reply.results)
+            while every_page and reply.next_page_token:
+                request.page_token = reply.next_page_token
+                reply = await stub.SearchAvailability(request, timeout=60)
+                found += len(reply.results)
+            return (time.perf_counter() - t0) * 1000, found
 
-        await timed_search(3, 200, True)  # warm-up
-        full = [await timed_search(3 + i % 60, 200, True) for i in range(15)]
+        await timed_search(3, 200, True, every_page=True)  # warm-up
+        # Full scan: every hit of the city (all pages of 200), i.e. every place's free slots.
+        full = [await timed_search(3 + i % 60, 200, True, every_page=True) for i in range(15)]
         first_page = [await timed_search(3 + i % 60, 50, True) for i in range(15)]
         await timed_search(5, 50, True)
         hits = [await timed_search(5, 50, False) for _ in range(30)]
@@ -177,7 +184,9 @@ async def main() -> dict:
             await queries.search_availability(deps, hit_query)
             handler_hits.append((time.perf_counter() - t0) * 1000)
 
-        async def raw_sql(day: int) -> float:
+        async def raw_sql(day: int, free_limit: int | None = None) -> float:
+            """The service's search statement alone: every place (free_limit None) or a first page's
+            rows (every place with a busy range in the window + the best `free_limit` free ones)."""
             start = base + timedelta(days=day, hours=10)
             params = {
                 "city": CITY,
@@ -186,18 +195,37 @@ async def main() -> dict:
                 "currency": None,
                 "min_price": None,
                 "max_price": None,
-                "busy_start": start - timedelta(days=1),
-                "busy_end": start + timedelta(hours=2, days=1),
+                "busy_start": start,
+                "busy_end": start + timedelta(hours=2),
                 "now": datetime.now(UTC),
+                "units": 1,
+                "free_limit": free_limit,
             }
             async with running.deps.uow() as uow:
                 t0 = time.perf_counter()
                 rows = (await uow.session.execute(SEARCH_SQL, params)).all()
                 elapsed = (time.perf_counter() - t0) * 1000
-            assert len(rows) == PLACES
+            assert free_limit is not None or len(rows) == PLACES
             return elapsed
 
+        async def raw_busy_index_only(day: int) -> float:
+            """The issue's query: places busy in the window, an index-only scan of the partial GiST
+            index gist(during) INCLUDE (place_id) WHERE live."""
+            start = base + timedelta(days=day, hours=10)
+            async with running.deps.uow() as uow:
+                t0 = time.perf_counter()
+                await uow.session.execute(
+                    text(
+                        "SELECT DISTINCT place_id FROM availability.calendar_entries "
+                        "WHERE live AND during && tstzrange(:s, :e) AND (expires_at IS NULL OR expires_at > :now)"
+                    ),
+                    {"s": start, "e": start + timedelta(hours=2), "now": datetime.now(UTC)},
+                )
+                return (time.perf_counter() - t0) * 1000
+
         raw = [await raw_sql(3 + i % 60) for i in range(15)]
+        raw_first_page = [await raw_sql(3 + i % 60, 51) for i in range(15)]
+        raw_busy = [await raw_busy_index_only(3 + i % 60) for i in range(15)]
 
         async def naive_loop(day: int) -> float:
             start = base + timedelta(days=day, hours=10)
@@ -284,6 +312,8 @@ async def main() -> dict:
             {
                 "search_service_full_scan": {**summary([m for m, _ in full]), "results": full[0][1]},
                 "search_raw_sql": summary(raw),
+                "search_raw_sql_first_page_50": summary(raw_first_page),
+                "search_raw_busy_places_index_only": summary(raw_busy),
                 "search_naive_per_place_loop": summary(naive),
                 "search_service_first_page_50": summary([m for m, _ in first_page]),
                 "search_service_cache_hit": summary([m for m, _ in hits]),
@@ -312,6 +342,8 @@ def report(r: dict) -> str:
     for key in (
         "search_service_full_scan",
         "search_raw_sql",
+        "search_raw_sql_first_page_50",
+        "search_raw_busy_places_index_only",
         "search_naive_per_place_loop",
         "search_service_first_page_50",
         "search_service_cache_hit",

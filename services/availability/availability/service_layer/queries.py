@@ -237,8 +237,10 @@ def _validate_search(q: SearchQuery, now: datetime) -> None:
 
 
 async def search_availability(deps: Deps, q: SearchQuery) -> tuple[list[SearchHit], str]:
-    """Active places with free slots in the window: one set-based query for every place, then the
-    schedule rules in Python; results cached per query and calendar version."""
+    """Active places with free slots in the window: one set-based query (candidate places and their
+    busy ranges through the partial GiST index), then the schedule rules in Python, once per
+    schedule for every place with nothing busy. A first page reads only the best ranked of those;
+    later pages use the full ordered list (cached per query and calendar version, like pages)."""
     now = deps.clock()
     size = pagination.page_size(q.page_size)
     _validate_search(q, now)
@@ -261,9 +263,14 @@ async def search_availability(deps: Deps, q: SearchQuery) -> tuple[list[SearchHi
         cached_page = await deps.search_cache.get(page_key)
         if cached_page is not None:
             return [_hit_from_json(h) for h in cached_page[0]], cached_page[1]
-    hits = await _all_hits(deps, q, now, base_key if version is not None else None)
     if position:
+        hits = await _all_hits(deps, q, now, base_key if version is not None else None)
         hits = [h for h in hits if _sort_key(h) > (datetime.fromisoformat(position[0]), -position[1], position[2])]
+    else:
+        # A first page needs only the size + 1 best of the places with nothing busy in the window
+        # (per schedule), next to every place with something busy: never every place of the city.
+        currency, low, high = _price_filters(q.filters)
+        hits = await _search_all(deps, q, now, currency, low, high, free_limit=size + 1)
     page = hits[:size]
     next_token = ""
     if len(hits) > size:
@@ -293,7 +300,10 @@ def _sort_key(hit: SearchHit):
     return (hit.slots[0].start, -hit.place["rating_average"], hit.place["id"])
 
 
-async def _search_all(deps: Deps, q: SearchQuery, now: datetime, currency, low, high) -> list[SearchHit]:
+async def _search_all(
+    deps: Deps, q: SearchQuery, now: datetime, currency, low, high, free_limit: int | None = None
+) -> list[SearchHit]:
+    units = q.units or 1
     async with deps.uow() as uow:
         rows = await uow.search.candidates(
             q.filters.city,
@@ -305,21 +315,27 @@ async def _search_all(deps: Deps, q: SearchQuery, now: datetime, currency, low, 
             q.window.start,
             q.window.end,
             now,
+            units,
+            free_limit,
         )
     hits = []
-    units = q.units or 1
-    # Candidate slots depend only on (schedule, zone): computed once per distinct pair.
-    shared: dict[tuple[str, str], tuple[Schedule, list[TimeRange]]] = {}
+    limit = q.max_slots or 3
+    # Candidate slots depend only on (schedule, zone): computed once per distinct pair, and so are
+    # the slots of every place with nothing busy around the window (the first `limit` candidates).
+    shared: dict[tuple[str, str], tuple[Schedule, list[TimeRange], list[TimeRange]]] = {}
     for row in rows:
         key = (row.schedule_text, row.time_zone)
         if key not in shared:
             schedule, tz = Schedule.from_dict(json.loads(row.schedule_text)), zone(row.time_zone)
             first, last = q.window.start.astimezone(tz).date(), q.window.end.astimezone(tz).date()
-            shared[key] = (schedule, candidate_slots(schedule, tz, first, last, q.duration, now, q.window))
-        schedule, candidates = shared[key]
+            candidates = candidate_slots(schedule, tz, first, last, q.duration, now, q.window)
+            shared[key] = (schedule, candidates, candidates[:limit])
+        schedule, candidates, free = shared[key]
         if not candidates or units > row.unit_count:
             continue
-        slots = unoccupied(candidates, schedule, Busy.of(row.busy), row.unit_count, units, q.max_slots or 3)
+        # Nothing busy: what unoccupied() gives for an empty calendar, computed once per schedule.
+        busy = Busy.of(row.busy) if row.busy else None
+        slots = unoccupied(candidates, schedule, busy, row.unit_count, units, limit) if busy else free
         if slots:
             summary = {
                 "id": row.id,
@@ -334,6 +350,6 @@ async def _search_all(deps: Deps, q: SearchQuery, now: datetime, currency, low, 
                 "booking_mode": row.booking_mode,
                 "cover_photo_url": row.cover_photo_url,
             }
-            hits.append(SearchHit(summary, slots))
+            hits.append(SearchHit(summary, list(slots)))
     hits.sort(key=_sort_key)
     return hits
