@@ -96,7 +96,7 @@ class SqlAlchemyUserRepository:
             pattern = _like(where.query)
             query = query.where(sa.or_(users.c.email.ilike(pattern), users.c.name.ilike(pattern)))
         if where.role:
-            query = query.where(users.c.roles.contains([where.role]))
+            query = query.where(sa.literal(where.role) == sa.any_(users.c.roles))
         if where.active is not None:
             query = query.where(users.c.active.is_(where.active))
         return [_to_user(row) for row in (await self.session.execute(query)).all()]
