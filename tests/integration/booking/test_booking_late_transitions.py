@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from conftest import (
+from booking_support import (
     AGENT,
     As,
     assert_lock_budget,

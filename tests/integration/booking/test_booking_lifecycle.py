@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import grpc
 import pytest
-from conftest import AGENT, As, create_request, error_info, future_hour, make_place, rid, user
+from booking_support import AGENT, As, create_request, error_info, future_hour, make_place, rid, user
 
 from reserva.booking.v1 import booking_pb2 as bpb
 

@@ -11,7 +11,7 @@ from collections import Counter
 from datetime import timedelta
 
 import grpc
-from conftest import create_request, error_info, future_hour, make_place, user
+from booking_support import create_request, error_info, future_hour, make_place, user
 
 from reserva.booking.v1 import booking_pb2 as bpb
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from conftest import (
+from booking_support import (
     AGENT,
     As,
     assert_lock_budget,

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import grpc
 import pytest
-from conftest import (
+from booking_support import (
     AGENT,
     As,
     booking_settings,

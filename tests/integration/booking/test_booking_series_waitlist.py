@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from conftest import (
+from booking_support import (
     As,
     assert_lock_budget,
     create_request,

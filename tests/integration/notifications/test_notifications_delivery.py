@@ -3,7 +3,7 @@
 import asyncio
 import uuid
 
-from conftest import (
+from notifications_support import (
     booking_confirmed,
     emails_to,
     envelope,

@@ -5,7 +5,7 @@ import uuid
 
 import grpc
 import pytest
-from conftest import (
+from notifications_support import (
     booking_confirmed,
     caller_metadata,
     emails_to,

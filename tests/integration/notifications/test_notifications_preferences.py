@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 
 import grpc
 import pytest
-from conftest import (
+from notifications_support import (
     booking_confirmed,
     caller_metadata,
     emails_to,

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from conftest import booking_confirmed, emails_to, envelope, history, publish, set_preferences, wait_until
+from notifications_support import booking_confirmed, emails_to, envelope, history, publish, set_preferences, wait_until
 
 from notifications.adapters.webhook import SIGNATURE_HEADER, verify_signature
 from reserva.booking.v1 import events_pb2 as booking_events
