@@ -1,19 +1,11 @@
 """Tables of the identity schema, owned by the gateway."""
 
 import sqlalchemy as sa
-from sqlalchemy import MetaData
+
+from kit.db import schema_metadata
 
 SCHEMA = "identity"
-metadata = MetaData(
-    schema=SCHEMA,
-    naming_convention={
-        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-        "ck": "ck_%(table_name)s_%(constraint_name)s",
-        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-        "pk": "pk_%(table_name)s",
-    },
-)
+metadata = schema_metadata(SCHEMA)
 
 users = sa.Table(
     "users",

@@ -100,3 +100,25 @@ async def upgrade(service: str, url: str, revision: str = "head") -> None:
 
 async def downgrade(service: str, url: str, revision: str = "base") -> None:
     await asyncio.to_thread(command.downgrade, alembic_config(service, url), revision)
+
+
+def create_outbox_table(schema: str) -> None:
+    """Migration step shared by every service: its transactional outbox (see kit.outbox)."""
+    import sqlalchemy as sa
+    from alembic import op
+    from sqlalchemy.dialects import postgresql
+
+    op.create_table(
+        "outbox",
+        sa.Column("id", sa.BigInteger(), primary_key=True, autoincrement=True),
+        sa.Column("event_id", postgresql.UUID(as_uuid=False), nullable=False, unique=True),
+        sa.Column("event_type", sa.String(100), nullable=False),
+        sa.Column("aggregate_id", sa.String(100), nullable=False),
+        sa.Column("envelope", sa.LargeBinary(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        sa.Column("published_at", sa.DateTime(timezone=True)),
+        schema=schema,
+    )
+    op.create_index(
+        "ix_outbox_unpublished", "outbox", ["id"], schema=schema, postgresql_where=sa.text("published_at IS NULL")
+    )
