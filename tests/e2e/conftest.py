@@ -1,5 +1,7 @@
-"""The whole platform (four services and the gateway, each its own process) on this test run's
-database and Redis namespace, started once per session; e2e tests talk to it over HTTP."""
+"""The whole platform (four services and the gateway, each its own process), started once per
+session; e2e tests talk to it over HTTP. It gets a database and a Redis namespace of its own (these
+fixtures override the root ones for tests/e2e): its workers (sweepers, the notifications consumer and
+sender) must not pick up rows and events of the in-process integration tests of the same worker."""
 
 from __future__ import annotations
 
@@ -8,6 +10,31 @@ import pytest
 from gateway_e2e_support import E2E_AGENT_EMAIL, E2E_AGENT_PASSWORD, E2E_USER_RATE_LIMIT
 
 from kit.platform import Platform
+
+
+@pytest.fixture(scope="session")
+async def database(infra, run_id):
+    from kit.cli import migrate_all
+    from kit.provision import drop_database
+
+    name = f"reserva_e2e_{run_id}"
+    await migrate_all(infra.admin_database_url, name)
+    yield name
+    await drop_database(infra.admin_database_url, name)
+
+
+@pytest.fixture(scope="session")
+async def redis_namespace(infra, run_id):
+    from kit.cache import make_redis
+
+    namespace = f"re2e_{run_id}"
+    yield namespace
+    redis = make_redis(infra.redis_url)
+    try:
+        async for key in redis.scan_iter(match=f"{namespace}:*", count=500):
+            await redis.delete(key)
+    finally:
+        await redis.aclose()
 
 
 @pytest.fixture(scope="session")
