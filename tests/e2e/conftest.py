@@ -52,6 +52,9 @@ def platform(infra, database, redis_namespace):
             "GATEWAY_RATE_LIMIT_PER_IP": "1000000/minute",
             "GATEWAY_RATE_LIMIT_LOGIN": "1000/minute",
             "GATEWAY_LOCK_PROBE_STRICT": "true",
+            # The contention proof queues 1,000 bookings on one place: give a request the 20 s a
+            # mobile client would wait, so that queueing is answered, not shed as 503.
+            "GATEWAY_REQUEST_DEADLINE_S": "20",
         },
     )
     platform.start(timeout_s=90)

@@ -114,12 +114,17 @@ class PeerClient:
             try:
                 response = await getattr(self.stub, method)(request, timeout=self._timeout(timeout), metadata=metadata)
             except grpc.aio.AioRpcError as error:
-                if error.code() in _BREAKER_FAILURES:
+                domain_error = error_from_rpc(error)
+                # Only the peer's own failure to answer counts against it; an error it answered
+                # (even UNAVAILABLE because one of *its* peers is down) shows it is alive.
+                answered = any(k == STATUS_DETAILS_KEY for k, _ in (error.trailing_metadata() or ()))
+                if error.code() in _BREAKER_FAILURES and not answered:
                     self.breaker.record_failure()
                 else:
                     self.breaker.record_success()
-                domain_error = error_from_rpc(error)
-                if error.code() is grpc.StatusCode.UNAVAILABLE:
+                if domain_error.reason == "PEER_UNAVAILABLE":
+                    # The peer itself could not be reached. An UNAVAILABLE the peer answered keeps
+                    # its own reason (e.g. booking saying PAYMENTS_UNAVAILABLE).
                     domain_error.reason = f"{self.peer_name.upper()}_UNAVAILABLE"
                 raise domain_error from None
             self.breaker.record_success()
