@@ -55,6 +55,7 @@ def platform(infra, database, redis_namespace):
             # The contention proof queues 1,000 bookings on one place: give a request the 20 s a
             # mobile client would wait, so that queueing is answered, not shed as 503.
             "GATEWAY_REQUEST_DEADLINE_S": "20",
+            "GATEWAY_DEFAULT_DEADLINE_S": "18",
         },
     )
     platform.start(timeout_s=90)

@@ -223,7 +223,8 @@ class BookingSaga:
         payments = (await self.d.payments.payments_by_booking([booking.id])).get(booking.id, [])
         for p in payments:
             if p.status in ("authorized", "pending"):
-                await self.d.payments.void(derived_request_id(booking.id, f"void:{p.id}"), p.id, reason)
+                # As for releases: one request id per reason, so recovery's void is not a "reused key".
+                await self.d.payments.void(derived_request_id(booking.id, f"void:{p.id}:{reason}"), p.id, reason)
 
     # ----- REQUEST places -------------------------------------------------------------------
     async def approve(self, booking: Booking, host_id: str) -> Booking:
