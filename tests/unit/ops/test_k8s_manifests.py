@@ -146,7 +146,8 @@ def test_every_deployment_has_an_autoscaler_and_a_disruption_budget(overlay):
     for name, deployment in _of_kind(objects, "Deployment").items():
         assert "replicas" not in deployment["spec"], "the autoscaler owns the replica count"
         assert autoscalers[name]["spec"]["scaleTargetRef"]["kind"] == "Deployment"
-        assert 1 <= autoscalers[name]["spec"]["minReplicas"] <= autoscalers[name]["spec"]["maxReplicas"]
+        spec = autoscalers[name]["spec"]
+        assert spec["minReplicas"] >= 1 and spec["minReplicas"] <= spec["maxReplicas"]
         assert any(_selects(b["spec"]["selector"]["matchLabels"], _pod_labels(deployment)) for b in budgets), name
 
 
