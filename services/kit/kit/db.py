@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -21,6 +22,10 @@ from kit.lock_probe import LockBudget, LockProbe
 
 log = logging.getLogger("reserva.db")
 T = TypeVar("T")
+
+# The latest slow statements of this process (service, duration_ms, statement, unix time), for the
+# operator dashboard (kit.ops_snapshot publishes them).
+SLOW_STATEMENTS: deque[tuple[str, float, str, float]] = deque(maxlen=50)
 
 RETRYABLE_SQLSTATES = {"40P01", "55P03", "40001"}  # deadlock, lock_not_available, serialization
 TIMEOUT_SQLSTATES = {"57014"}  # query_canceled (statement_timeout)
@@ -41,11 +46,11 @@ def make_engine(settings: ServiceSettings, url: str | None = None) -> AsyncEngin
             }
         },
     )
-    _log_slow_statements(engine, settings.slow_statement_ms)
+    _log_slow_statements(engine, settings.slow_statement_ms, settings.service_name)
     return engine
 
 
-def _log_slow_statements(engine: AsyncEngine, threshold_ms: int) -> None:
+def _log_slow_statements(engine: AsyncEngine, threshold_ms: int, service: str = "") -> None:
     import time
 
     @event.listens_for(engine.sync_engine, "before_cursor_execute")
@@ -57,6 +62,7 @@ def _log_slow_statements(engine: AsyncEngine, threshold_ms: int) -> None:
         elapsed_ms = (time.perf_counter() - conn.info["query_start"].pop()) * 1000
         if elapsed_ms > threshold_ms:
             log.warning("slow statement", extra={"duration_ms": round(elapsed_ms, 1), "statement": statement[:500]})
+            SLOW_STATEMENTS.append((service, round(elapsed_ms, 1), statement[:500], time.time()))
 
 
 NAMING_CONVENTION = {
