@@ -30,6 +30,9 @@ class ServiceSettings(BaseSettings):
     write_advisory_lock_budget: int = 1
     # Statements slower than this are logged with their duration.
     slow_statement_ms: int = 200
+    # Every this many seconds the process publishes its operations snapshot (outbox backlog, cache
+    # hits, lock probe figures, slow statements) to Redis for the gateway's operator dashboard; 0: never.
+    ops_snapshot_interval_s: float = 5.0
 
     redis_url: str = "redis://127.0.0.1:6379/0"
     # Prefix of every Redis key and stream, so that test runs and deployments never see each other.
