@@ -15,15 +15,20 @@ from gateway.config import GatewaySettings
 from gateway.entrypoints.middleware import EdgeMiddleware
 from gateway.entrypoints.problems import PROBLEM_JSON, install_error_handlers
 from gateway.entrypoints.routes import (
+    announcements,
     auth,
+    booking_outcomes,
     bookings,
+    dead_letters,
     health,
     notifications,
     payments,
     places,
     reports,
     reviews,
+    series,
     users,
+    waitlist,
 )
 from gateway.entrypoints.schemas import Problem
 from gateway.service_layer import handlers
@@ -84,6 +89,8 @@ def create_app(settings: GatewaySettings, gateway_factory=build_gateway) -> Fast
         dependencies=[Depends(name_operation)],
     )
     for module in (health, auth, users, places, bookings, payments, notifications, reviews, reports):
+        app.include_router(module.router)
+    for module in (series, booking_outcomes, waitlist, announcements, dead_letters):
         app.include_router(module.router)
     install_error_handlers(app)
     app.add_middleware(EdgeMiddleware)
