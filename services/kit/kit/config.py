@@ -44,7 +44,15 @@ class ServiceSettings(BaseSettings):
     shutdown_grace_s: float = 10.0
     default_deadline_s: float = 5.0
 
-    # OpenTelemetry exporter: none | console | otlp (endpoint from the standard OTEL_* variables).
+    # OpenTelemetry span exporter: none | console | otlp (endpoint from the standard OTEL_* variables).
     otel_exporter: str = "none"
+    # Trace SQLAlchemy statements, Redis commands and (gateway) HTTP requests with the official
+    # OpenTelemetry instrumentations, as children of the RPC or request that made them.
+    otel_instrument: bool = True
+    # Metrics exporter: none | console | otlp | prometheus. Prometheus serves /metrics on
+    # metrics_host:metrics_port (0: a free port); the gateway serves it on its HTTP port instead.
+    metrics_exporter: str = "none"
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 9464
     log_level: str = "INFO"
     log_json: bool = True

@@ -13,7 +13,8 @@ from typing import Any, TypeVar
 
 from sqlalchemy import MetaData, event
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext import asyncio as sa_asyncio
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from kit.config import ServiceSettings
 from kit.context import current_operation
@@ -32,7 +33,8 @@ TIMEOUT_SQLSTATES = {"57014"}  # query_canceled (statement_timeout)
 
 
 def make_engine(settings: ServiceSettings, url: str | None = None) -> AsyncEngine:
-    engine = create_async_engine(
+    # Looked up at call time: the OpenTelemetry SQLAlchemy instrumentation (kit.telemetry) wraps it.
+    engine = sa_asyncio.create_async_engine(
         url or settings.database_url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
@@ -61,7 +63,14 @@ def _log_slow_statements(engine: AsyncEngine, threshold_ms: int, service: str = 
     def _end(conn, cursor, statement, parameters, context, executemany):  # noqa: ARG001
         elapsed_ms = (time.perf_counter() - conn.info["query_start"].pop()) * 1000
         if elapsed_ms > threshold_ms:
-            log.warning("slow statement", extra={"duration_ms": round(elapsed_ms, 1), "statement": statement[:500]})
+            log.warning(
+                "slow statement",
+                extra={
+                    "duration_ms": round(elapsed_ms, 1),
+                    "operation": current_operation.get(),
+                    "statement": statement[:500],
+                },
+            )
             SLOW_STATEMENTS.append((service, round(elapsed_ms, 1), statement[:500], time.time()))
 
 

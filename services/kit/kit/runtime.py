@@ -14,7 +14,7 @@ from kit.config import ServiceSettings
 from kit.db import make_engine, make_lock_probe, make_session_factory
 from kit.lock_probe import LockProbe
 from kit.outbox import Outbox, OutboxRelay
-from kit.telemetry import setup_logging, setup_telemetry
+from kit.telemetry import configure_telemetry, setup_logging
 
 
 @dataclass
@@ -35,10 +35,13 @@ class Runtime:
         await self.redis.aclose()
 
 
-def build_runtime(settings: ServiceSettings, outbox_table: Table | None = None, configure_logging=False) -> Runtime:
+def build_runtime(
+    settings: ServiceSettings, outbox_table: Table | None = None, configure_logging=False, serve_metrics=True
+) -> Runtime:
+    """`serve_metrics=False`: the caller serves /metrics itself (the gateway, on its HTTP app)."""
     if configure_logging:
         setup_logging(settings.log_level, settings.log_json)
-    setup_telemetry(settings.service_name, settings.otel_exporter)
+    configure_telemetry(settings, serve_metrics=serve_metrics)
     engine = make_engine(settings)
     return Runtime(
         settings=settings,

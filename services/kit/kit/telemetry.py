@@ -1,4 +1,8 @@
-"""OpenTelemetry tracer and meter providers from settings, and JSON logs that carry trace ids."""
+"""OpenTelemetry from settings, in one place for every service and the gateway: the tracer provider
+(spans to none | console | otlp), the meter provider (metrics to none | console | otlp | prometheus,
+the latter served on /metrics), the official instrumentations of SQLAlchemy, Redis and FastAPI, and
+JSON logs that carry trace ids. gRPC needs no instrumentation package: the kit's server interceptor
+and PeerClient make the server and client spans and carry the trace context."""
 
 from __future__ import annotations
 
@@ -12,20 +16,32 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 
+log = logging.getLogger("reserva.telemetry")
+
+TRACE_EXPORTERS = ("none", "console", "otlp")
+METRICS_EXPORTERS = ("none", "console", "otlp", "prometheus")
+
 _configured = False
+_metrics_exporter: str | None = None
+_instrumented = False
+# (host, port) of this process's Prometheus endpoint, once started.
+metrics_endpoint: tuple[str, int] | None = None
 
 
 def setup_telemetry(service_name: str, exporter: str = "none", extra_processor: SpanProcessor | None = None):
-    """Install global providers once per process (several services may share a test process)."""
+    """Install the global tracer provider once per process (several services may share a test
+    process); a later call only adds `extra_processor` (tests collect spans that way). Even with
+    `none` the SDK provider is installed, so that log lines carry trace and span ids."""
     global _configured
+    if exporter not in TRACE_EXPORTERS:
+        raise ValueError(f"otel_exporter must be one of {TRACE_EXPORTERS}, not {exporter!r}")
     if _configured:
         provider = trace.get_tracer_provider()
         if extra_processor is not None and isinstance(provider, TracerProvider):
             provider.add_span_processor(extra_processor)
         return
     _configured = True
-    resource = Resource.create({"service.name": service_name})
-    provider = TracerProvider(resource=resource)
+    provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
     if exporter == "console":
         provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
     elif exporter == "otlp":
@@ -35,13 +51,85 @@ def setup_telemetry(service_name: str, exporter: str = "none", extra_processor: 
     if extra_processor is not None:
         provider.add_span_processor(extra_processor)
     trace.set_tracer_provider(provider)
-    readers = []
-    if exporter == "otlp":
-        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
-        from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 
-        readers.append(PeriodicExportingMetricReader(OTLPMetricExporter()))
+
+def setup_metrics(service_name: str, exporter: str = "none", port: int | None = None, host: str = "127.0.0.1"):
+    """Install the global meter provider once per process with the chosen reader. `prometheus`
+    serves /metrics on `host:port` (0: a free port, see `metrics_endpoint`) unless `port` is None
+    (the gateway serves /metrics on its own HTTP app instead). `none` installs nothing: the
+    instruments stay no-ops and cost nothing."""
+    global _metrics_exporter, metrics_endpoint
+    if exporter not in METRICS_EXPORTERS:
+        raise ValueError(f"metrics_exporter must be one of {METRICS_EXPORTERS}, not {exporter!r}")
+    if _metrics_exporter is not None or exporter == "none":
+        return
+    _metrics_exporter = exporter
+    readers = []
+    if exporter in ("otlp", "console"):
+        from opentelemetry.sdk.metrics.export import ConsoleMetricExporter, PeriodicExportingMetricReader
+
+        if exporter == "otlp":
+            from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+
+            readers.append(PeriodicExportingMetricReader(OTLPMetricExporter()))
+        else:
+            readers.append(PeriodicExportingMetricReader(ConsoleMetricExporter()))
+    elif exporter == "prometheus":
+        from opentelemetry.exporter.prometheus import PrometheusMetricReader
+
+        readers.append(PrometheusMetricReader())
+    resource = Resource.create({"service.name": service_name})
     metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=readers))
+    if exporter == "prometheus" and port is not None:
+        from prometheus_client import start_http_server
+
+        server, _thread = start_http_server(port, addr=host)
+        metrics_endpoint = (host, server.server_port)
+        log.info("metrics served", extra={"url": f"http://{host}:{server.server_port}/metrics"})
+
+
+def prometheus_text() -> tuple[bytes, str]:
+    """The Prometheus exposition of this process's metrics and its content type (gateway /metrics)."""
+    from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+def instrument_libraries() -> None:
+    """SQLAlchemy statements and Redis commands become spans, children of the current span (once
+    per process; engines created afterwards are traced)."""
+    global _instrumented
+    if _instrumented:
+        return
+    _instrumented = True
+    from opentelemetry.instrumentation.redis import RedisInstrumentor
+    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+
+    # The SQLAlchemy instrumentation declares support below 2.1; its engine events are unchanged in
+    # 2.1 (tests/integration/ops/test_trace_shape.py shows the statements' spans).
+    SQLAlchemyInstrumentor().instrument(skip_dep_check=True)
+    RedisInstrumentor().instrument()
+
+
+def instrument_app(app) -> None:
+    """The FastAPI app's requests become server spans (trace context taken from the request), the
+    parents of every gRPC call the request makes."""
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+    FastAPIInstrumentor.instrument_app(app, exclude_spans=["receive", "send"], excluded_urls="/metrics,/healthz")
+
+
+def configure_telemetry(settings, serve_metrics: bool = True) -> None:
+    """Everything above from a service's settings (kit.config.ServiceSettings)."""
+    setup_telemetry(settings.service_name, settings.otel_exporter)
+    setup_metrics(
+        settings.service_name,
+        settings.metrics_exporter,
+        settings.metrics_port if serve_metrics else None,
+        settings.metrics_host,
+    )
+    if settings.otel_instrument:
+        instrument_libraries()
 
 
 class JsonFormatter(logging.Formatter):
