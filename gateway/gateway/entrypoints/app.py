@@ -34,6 +34,7 @@ from gateway.entrypoints.schemas import Problem
 from gateway.service_layer import handlers
 from kit.context import current_operation
 from kit.errors import ReservaError
+from kit.telemetry import instrument_app
 
 log = logging.getLogger("reserva.gateway")
 
@@ -94,6 +95,8 @@ def create_app(settings: GatewaySettings, gateway_factory=build_gateway) -> Fast
         app.include_router(module.router)
     install_error_handlers(app)
     app.add_middleware(EdgeMiddleware)
+    if settings.otel_instrument:
+        instrument_app(app)
 
     def openapi() -> dict:
         if app.openapi_schema:

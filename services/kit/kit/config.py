@@ -50,7 +50,7 @@ class ServiceSettings(BaseSettings):
     # OpenTelemetry instrumentations, as children of the RPC or request that made them.
     otel_instrument: bool = True
     # Metrics exporter: none | console | otlp | prometheus. Prometheus serves /metrics on
-    # metrics_host:metrics_port (0: a free port); the gateway serves it on its HTTP port instead.
+    # metrics_host:metrics_port (0: a free port), apart from the API so that no Ingress exposes it.
     metrics_exporter: str = "none"
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 9464

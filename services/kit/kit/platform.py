@@ -30,6 +30,14 @@ DEFAULT_PORTS = {
     "notifications": 50054,
     "gateway": 8080,
 }
+# Where each process serves /metrics when METRICS_EXPORTER=prometheus (one machine, one port each).
+DEFAULT_METRICS_PORTS = {
+    "availability": 9461,
+    "booking": 9462,
+    "payments": 9463,
+    "notifications": 9464,
+    "gateway": 9465,
+}
 
 
 @dataclass
@@ -74,6 +82,7 @@ class Platform:
                 f"{prefix}_REDIS_NAMESPACE": self.redis_namespace,
                 f"{prefix}_GRPC_PORT": str(port),
                 f"{prefix}_HTTP_PORT": str(port),
+                f"{prefix}_METRICS_PORT": str(DEFAULT_METRICS_PORTS[name] if self.fixed_ports else 0),
                 "PYTHONUNBUFFERED": "1",
             }
         )

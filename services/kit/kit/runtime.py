@@ -35,13 +35,10 @@ class Runtime:
         await self.redis.aclose()
 
 
-def build_runtime(
-    settings: ServiceSettings, outbox_table: Table | None = None, configure_logging=False, serve_metrics=True
-) -> Runtime:
-    """`serve_metrics=False`: the caller serves /metrics itself (the gateway, on its HTTP app)."""
+def build_runtime(settings: ServiceSettings, outbox_table: Table | None = None, configure_logging=False) -> Runtime:
     if configure_logging:
         setup_logging(settings.log_level, settings.log_json)
-    configure_telemetry(settings, serve_metrics=serve_metrics)
+    configure_telemetry(settings)
     engine = make_engine(settings)
     return Runtime(
         settings=settings,

@@ -55,9 +55,8 @@ def setup_telemetry(service_name: str, exporter: str = "none", extra_processor: 
 
 def setup_metrics(service_name: str, exporter: str = "none", port: int | None = None, host: str = "127.0.0.1"):
     """Install the global meter provider once per process with the chosen reader. `prometheus`
-    serves /metrics on `host:port` (0: a free port, see `metrics_endpoint`) unless `port` is None
-    (the gateway serves /metrics on its own HTTP app instead). `none` installs nothing: the
-    instruments stay no-ops and cost nothing."""
+    serves /metrics on `host:port` (0: a free port, see `metrics_endpoint`; None: not served).
+    `none` installs nothing: the instruments stay no-ops and cost nothing."""
     global _metrics_exporter, metrics_endpoint
     if exporter not in METRICS_EXPORTERS:
         raise ValueError(f"metrics_exporter must be one of {METRICS_EXPORTERS}, not {exporter!r}")
@@ -88,13 +87,6 @@ def setup_metrics(service_name: str, exporter: str = "none", port: int | None = 
         log.info("metrics served", extra={"url": f"http://{host}:{server.server_port}/metrics"})
 
 
-def prometheus_text() -> tuple[bytes, str]:
-    """The Prometheus exposition of this process's metrics and its content type (gateway /metrics)."""
-    from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
-
-    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
-
-
 def instrument_libraries() -> None:
     """SQLAlchemy statements and Redis commands become spans, children of the current span (once
     per process; engines created afterwards are traced)."""
@@ -119,15 +111,10 @@ def instrument_app(app) -> None:
     FastAPIInstrumentor.instrument_app(app, exclude_spans=["receive", "send"], excluded_urls="/metrics,/healthz")
 
 
-def configure_telemetry(settings, serve_metrics: bool = True) -> None:
-    """Everything above from a service's settings (kit.config.ServiceSettings)."""
+def configure_telemetry(settings) -> None:
+    """Everything above from a service's (or the gateway's) settings (kit.config.ServiceSettings)."""
     setup_telemetry(settings.service_name, settings.otel_exporter)
-    setup_metrics(
-        settings.service_name,
-        settings.metrics_exporter,
-        settings.metrics_port if serve_metrics else None,
-        settings.metrics_host,
-    )
+    setup_metrics(settings.service_name, settings.metrics_exporter, settings.metrics_port, settings.metrics_host)
     if settings.otel_instrument:
         instrument_libraries()
 
