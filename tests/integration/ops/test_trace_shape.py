@@ -1,0 +1,203 @@
+"""One booking, one trace: an INSTANT booking made through the gateway's HTTP API produces a single
+trace that holds the gateway's HTTP server span, the booking service's CreateBooking, the
+availability and payments calls it makes, and their database statements and Redis commands, each
+span the child of the one that caused it. The gateway and three services run in this process on real
+sockets with the real PostgreSQL and Redis; spans are collected by an in-memory exporter."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+
+from availability.bootstrap import start as start_availability
+from availability.config import AvailabilitySettings
+from booking.bootstrap import start as start_booking
+from booking.config import BookingSettings
+from gateway.bootstrap import start as start_gateway
+from gateway.config import GatewaySettings
+from kit.telemetry import setup_telemetry
+from payments.bootstrap import start as start_payments
+from payments.config import PaymentsSettings
+
+DOWN = "127.0.0.1:9"  # notifications: not part of a booking's request path
+PASSWORD = "trace test password"
+SERVICES = {
+    "booking": "reserva.booking.v1.BookingService/",
+    "availability": "reserva.availability.v1.AvailabilityService/",
+    "payments": "reserva.payments.v1.PaymentService/",
+}
+
+
+@pytest.fixture(scope="module")
+async def traced(settings_for):
+    """The in-memory exporter is attached before the servers start, so that their engines and Redis
+    clients are created with the instrumentation on (kit.telemetry is once per process)."""
+    exporter = InMemorySpanExporter()
+    setup_telemetry("trace-test", extra_processor=SimpleSpanProcessor(exporter))
+    availability = await start_availability(settings_for("availability", AvailabilitySettings, sweeper_enabled=False))
+    payments = await start_payments(settings_for("payments", PaymentsSettings, sandbox_webhooks_enabled=False))
+    booking = await start_booking(
+        settings_for(
+            "booking",
+            BookingSettings,
+            availability_addr=availability.address,
+            payments_addr=payments.address,
+            workers_enabled=False,
+            peer_deadline_s=10.0,
+        )
+    )
+    gateway = await start_gateway(
+        settings_for(
+            "gateway",
+            GatewaySettings,
+            http_port=0,
+            availability_addr=availability.address,
+            booking_addr=booking.address,
+            payments_addr=payments.address,
+            notifications_addr=DOWN,
+            bootstrap_agent_password="",
+            rate_limit_per_user="100000/minute",
+            rate_limit_per_ip="100000/minute",
+        )
+    )
+    try:
+        yield gateway.url, exporter
+    finally:
+        await gateway.stop()
+        for server in (booking, availability, payments):
+            await server.stop(0)
+        # Later tests of this process still make spans; this exporter keeps none of them.
+        exporter.clear()
+        exporter.shutdown()
+
+
+async def new_user(http: httpx.AsyncClient, role: str) -> dict[str, str]:
+    email = f"trace{uuid.uuid4().hex[:12]}@example.com"
+    body = {"email": email, "password": PASSWORD, "name": "Trace Test", "roles": [role]}
+    assert (await http.post("/v1/auth/register", json=body)).status_code == 201
+    tokens = await http.post("/v1/auth/token", json={"email": email, "password": PASSWORD})
+    assert tokens.status_code == 200, tokens.text
+    return {"Authorization": f"Bearer {tokens.json()['access_token']}"}
+
+
+async def instant_place(http: httpx.AsyncClient, host: dict[str, str]) -> str:
+    always_open = [
+        {"weekday": d, "start": {"hours": 0, "minutes": 0}, "end": {"hours": 24, "minutes": 0}} for d in range(1, 8)
+    ]
+    body = {
+        "title": "Traced place",
+        "city": f"City{uuid.uuid4().hex[:8]}",
+        "address": "Main street 1",
+        "capacity": 4,
+        "price_per_hour": {"amount_minor": 1500, "currency_code": "EUR"},
+        "time_zone": "UTC",
+        "booking_mode": "INSTANT",
+        "schedule": {"opening_hours": always_open, "slot_granularity": "3600s"},
+    }
+    created = await http.post("/v1/places", json=body, headers=host)
+    assert created.status_code == 201, created.text
+    return created.json()["id"]
+
+
+async def trace_of_the_request(exporter: InMemorySpanExporter, route: str) -> list[ReadableSpan]:
+    """The spans of the trace whose root is the gateway's server span of `POST route` (the root ends
+    just after the response is sent: wait for it, boundedly)."""
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        roots = [
+            s
+            for s in exporter.get_finished_spans()
+            if s.kind is SpanKind.SERVER
+            and s.parent is None
+            and s.attributes.get("http.route") == route
+            and s.attributes.get("http.request.method", s.attributes.get("http.method")) == "POST"
+        ]
+        if roots:
+            assert len(roots) == 1, [r.name for r in roots]
+            trace_id = roots[0].context.trace_id
+            return [s for s in exporter.get_finished_spans() if s.context.trace_id == trace_id]
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no server span of POST {route} was exported")
+
+
+def db_system(span: ReadableSpan) -> str | None:
+    return span.attributes.get("db.system.name", span.attributes.get("db.system"))
+
+
+async def test_an_instant_booking_is_one_trace_from_the_gateway_to_every_service_and_its_stores(traced):
+    url, exporter = traced
+    async with httpx.AsyncClient(base_url=url, timeout=60) as http:
+        host, client = await new_user(http, "host"), await new_user(http, "client")
+        place_id = await instant_place(http, host)
+        start = datetime.now(UTC).replace(hour=10, minute=0, second=0, microsecond=0) + timedelta(days=30)
+        exporter.clear()
+        body = {
+            "place_id": place_id,
+            "ranges": [{"start_time": start.isoformat(), "end_time": (start + timedelta(hours=2)).isoformat()}],
+            "guests": 2,
+            "payment_method_token": "tok_success",
+        }
+        created = await http.post("/v1/bookings", json=body, headers=client)
+        assert created.status_code == 201, created.text
+        assert created.json()["status"] == "CONFIRMED"
+
+    spans = await trace_of_the_request(exporter, "/v1/bookings")
+    by_id = {s.context.span_id: s for s in spans}
+    root = next(s for s in spans if s.parent is None)
+
+    # One tree: every span but the root has its parent in the same trace.
+    assert [s.name for s in spans if s.parent is None] == [root.name]
+    assert all(s.parent.span_id in by_id for s in spans if s.parent is not None)
+
+    def ancestors(span: ReadableSpan) -> list[ReadableSpan]:
+        chain = []
+        while span.parent is not None:
+            span = by_id[span.parent.span_id]
+            chain.append(span)
+        return chain
+
+    def service_of(span: ReadableSpan) -> str:
+        """The service whose gRPC server span is the nearest above (or is) this span; else the gateway."""
+        for candidate in [span, *ancestors(span)]:
+            if candidate.kind is SpanKind.SERVER:
+                for service, prefix in SERVICES.items():
+                    if candidate.name.startswith(prefix):
+                        return service
+        return "gateway"
+
+    servers = [s for s in spans if s.kind is SpanKind.SERVER and s is not root]
+    calls = Counter(s.name for s in servers)
+    assert calls["reserva.booking.v1.BookingService/CreateBooking"] == 1
+    assert calls["reserva.availability.v1.AvailabilityService/HoldSlots"] == 1
+    assert calls["reserva.availability.v1.AvailabilityService/ConfirmHold"] == 1
+    assert any(name.startswith(SERVICES["payments"] + "Authorize") for name in calls), calls
+
+    # Each gRPC server span is the child of the client span that made the call, in the caller.
+    create = next(s for s in servers if s.name.endswith("/CreateBooking"))
+    caller_of_create = by_id[create.parent.span_id]
+    assert caller_of_create.kind is SpanKind.CLIENT and caller_of_create.name == "booking/CreateBooking"
+    assert service_of(caller_of_create) == "gateway" and root in ancestors(create)
+    for server in servers:
+        if server is create:
+            continue
+        client_span = by_id[server.parent.span_id]
+        assert client_span.kind is SpanKind.CLIENT, (server.name, client_span.name)
+        assert client_span.name.split("/")[-1] == server.name.split("/")[-1]
+        assert service_of(client_span) == "booking" and create in ancestors(server)
+
+    # Database statements in every service, each under the RPC that ran it; Redis commands too.
+    statements = Counter(service_of(s) for s in spans if db_system(s) == "postgresql")
+    assert {"booking", "availability", "payments"} <= set(statements), statements
+    redis_commands = [s for s in spans if db_system(s) == "redis"]
+    assert redis_commands, sorted({s.name for s in spans})
+    assert all(s.kind is SpanKind.CLIENT for s in redis_commands)
