@@ -6,11 +6,12 @@ closed; RpcError turned back into the domain error the peer raised."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable
 
 import grpc
 from google.rpc import error_details_pb2, status_pb2
-from opentelemetry import propagate, trace
+from opentelemetry import metrics, propagate, trace
 from opentelemetry.trace import SpanKind
 
 from kit.breaker import CircuitBreaker
@@ -20,6 +21,11 @@ from kit.errors import DeadlineExceeded, ReservaError, Unavailable
 from kit.interceptors import STATUS_DETAILS_KEY
 
 _tracer = trace.get_tracer("reserva.kit.grpc_client")
+_meter = metrics.get_meter("reserva.kit.grpc_client")
+_latency = _meter.create_histogram(
+    "reserva.rpc.client.duration", unit="ms", description="calls to peers as the caller sees them, by outcome"
+)
+_errors = _meter.create_counter("reserva.rpc.client.errors", unit="{error}", description="failed calls to peers")
 _BREAKER_FAILURES = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
 
 
@@ -107,12 +113,14 @@ class PeerClient:
                 reason=f"{self.peer_name.upper()}_UNAVAILABLE",
             )
         metadata = list((caller or current_caller.get()).to_metadata())
+        started, outcome = time.perf_counter(), "ERROR"  # e.g. cancelled: neither answered nor refused
         with _tracer.start_as_current_span(f"{self.peer_name}/{method}", kind=SpanKind.CLIENT):
             carrier: dict[str, str] = {}
             propagate.inject(carrier)
             metadata.extend(carrier.items())
             try:
                 response = await getattr(self.stub, method)(request, timeout=self._timeout(timeout), metadata=metadata)
+                outcome = "OK"
             except grpc.aio.AioRpcError as error:
                 domain_error = error_from_rpc(error)
                 # Only the peer's own failure to answer counts against it; an error it answered
@@ -126,6 +134,15 @@ class PeerClient:
                     # The peer itself could not be reached. An UNAVAILABLE the peer answered keeps
                     # its own reason (e.g. booking saying PAYMENTS_UNAVAILABLE).
                     domain_error.reason = f"{self.peer_name.upper()}_UNAVAILABLE"
+                outcome = domain_error.reason
                 raise domain_error from None
+            except ReservaError as error:  # no time left to make the call
+                outcome = error.reason
+                raise
+            finally:
+                attrs = {"peer": self.peer_name, "rpc": method, "outcome": outcome}
+                _latency.record((time.perf_counter() - started) * 1000, attrs)
+                if outcome != "OK":
+                    _errors.add(1, attrs)
             self.breaker.record_success()
             return response

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 import zlib
 from dataclasses import dataclass, field
@@ -12,6 +13,7 @@ from datetime import UTC, datetime
 
 from google.protobuf.message import Message
 from opentelemetry import metrics, propagate
+from opentelemetry.metrics import CallbackOptions, Observation
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -37,6 +39,29 @@ log = logging.getLogger("reserva.outbox")
 _meter = metrics.get_meter("reserva.kit.outbox")
 _published = _meter.create_counter("reserva.outbox.published", unit="{event}")
 _lag = _meter.create_histogram("reserva.outbox.lag", unit="s", description="commit to publish delay")
+
+# The backlog each relay of this process measured last: service -> (unpublished rows, age in seconds
+# of the oldest of them, 0 when none). Read by the two gauges below.
+OUTBOX_BACKLOG: dict[str, tuple[int, float]] = {}
+
+
+def _observe_pending(_options: CallbackOptions) -> list[Observation]:
+    return [Observation(rows, {"service": service}) for service, (rows, _) in OUTBOX_BACKLOG.items()]
+
+
+def _observe_oldest_age(_options: CallbackOptions) -> list[Observation]:
+    return [Observation(age, {"service": service}) for service, (_, age) in OUTBOX_BACKLOG.items()]
+
+
+_meter.create_observable_gauge(
+    "reserva.outbox.pending", [_observe_pending], unit="{event}", description="outbox rows not yet published"
+)
+_meter.create_observable_gauge(
+    "reserva.outbox.oldest_unpublished_age",
+    [_observe_oldest_age],
+    unit="s",
+    description="age of the oldest outbox row not yet published (0: none waiting)",
+)
 
 
 @dataclass
@@ -120,10 +145,12 @@ class OutboxRelay:
         probe: LockProbe,
         batch_size: int = 100,
         idle_sleep_s: float = 0.05,
+        backlog_interval_s: float = 5.0,
     ):
         self.outbox, self.session_factory, self.redis = outbox, session_factory, redis
         self.stream = stream_name(namespace, outbox.service)
         self.probe, self.batch_size, self.idle_sleep_s = probe, batch_size, idle_sleep_s
+        self.backlog_interval_s = backlog_interval_s
         self._lock_key = zlib.crc32(f"outbox:{outbox.table.fullname}".encode())
 
     async def publish_batch(self) -> int:
@@ -163,9 +190,37 @@ class OutboxRelay:
         finally:
             current_operation.reset(token)
 
+    async def measure_backlog(self) -> tuple[int, float]:
+        """Count the unpublished rows and the age of the oldest (the partial index of unpublished
+        rows; one short read) for the gauges reserva.outbox.pending and .oldest_unpublished_age."""
+        table = self.outbox.table
+        token = current_operation.set("outbox_backlog")
+        try:
+            async with self.session_factory() as session, session.begin():
+                rows, age = (
+                    await session.execute(
+                        select(
+                            func.count(),
+                            func.coalesce(func.extract("epoch", func.now() - func.min(table.c.created_at)), 0),
+                        ).where(table.c.published_at.is_(None))
+                    )
+                ).one()
+                await self.probe.check(session, "outbox_backlog")
+        finally:
+            current_operation.reset(token)
+        OUTBOX_BACKLOG[self.outbox.service] = figures = (int(rows), max(0.0, float(age)))
+        return figures
+
     async def run(self, stop: asyncio.Event) -> None:
         backoff = self.idle_sleep_s
+        next_measure = 0.0
         while not stop.is_set():
+            if time.monotonic() >= next_measure:
+                next_measure = time.monotonic() + self.backlog_interval_s
+                try:
+                    await self.measure_backlog()
+                except Exception as error:  # the figures wait for the next interval; publishing goes on
+                    log.warning("outbox backlog not measured", extra={"error": repr(error)})
             try:
                 sent = await self.publish_batch()
                 backoff = self.idle_sleep_s

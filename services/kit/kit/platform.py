@@ -82,10 +82,11 @@ class Platform:
                 f"{prefix}_REDIS_NAMESPACE": self.redis_namespace,
                 f"{prefix}_GRPC_PORT": str(port),
                 f"{prefix}_HTTP_PORT": str(port),
-                f"{prefix}_METRICS_PORT": str(DEFAULT_METRICS_PORTS[name] if self.fixed_ports else 0),
                 "PYTHONUNBUFFERED": "1",
             }
         )
+        # Unless set (environment, extra_env): under METRICS_EXPORTER=prometheus each process its own.
+        env.setdefault(f"{prefix}_METRICS_PORT", str(DEFAULT_METRICS_PORTS[name] if self.fixed_ports else 0))
         for peer in ("availability", "booking", "payments", "notifications"):
             if peer in self.children and self.children[peer].port:
                 env[f"{prefix}_{peer.upper()}_ADDR"] = self.address(peer)

@@ -7,6 +7,7 @@ import logging
 
 from availability.service_layer.handlers import Deps, sweep_expired_holds
 from kit.context import current_operation
+from kit.metrics import record_sweep
 
 log = logging.getLogger("availability.sweeper")
 
@@ -18,8 +19,10 @@ def hold_sweeper(deps: Deps, interval_s: float, batch_size: int):
         current_operation.set("sweep_expired_holds")
         while not stop.is_set():
             try:
-                while await sweep_expired_holds(deps, batch_size) == batch_size and not stop.is_set():
-                    pass
+                freed = batch_size
+                while freed == batch_size and not stop.is_set():
+                    freed = await sweep_expired_holds(deps, batch_size)
+                    record_sweep("availability", "expired_holds", freed)
             except Exception as error:  # the database may be away; the next pass retries
                 log.warning("sweeper pass failed", extra={"error": repr(error)})
             try:

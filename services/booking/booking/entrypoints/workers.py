@@ -17,6 +17,7 @@ from booking.domain.model import Booking, SagaState, Status
 from booking.service_layer import handlers
 from booking.service_layer.flows import BookingSaga, Deps
 from kit.context import current_operation
+from kit.metrics import record_sweep
 
 log = logging.getLogger("reserva.booking.workers")
 
@@ -63,6 +64,7 @@ async def sweep_once(deps: Deps, now: datetime | None = None) -> int:
             deps = replace(deps, clock=lambda: now)
         now = deps.clock()
         due = await claim_due(deps, now, deps.settings.sweeper_batch_size)
+        record_sweep("booking", "sweeper", len(due))
         for booking in due:
             try:
                 await handle_due(deps, booking, now)

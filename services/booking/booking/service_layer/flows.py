@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from opentelemetry import metrics
+
 from booking.domain.errors import BookingPaymentDeclined, SlotUnavailable, StaleEtag
 from booking.domain.model import (
     Booking,
@@ -28,6 +30,18 @@ from kit.db import with_retries
 from kit.errors import FailedPrecondition, NotFound, ReservaError, Unavailable
 
 log = logging.getLogger("reserva.booking.saga")
+_transitions = metrics.get_meter("reserva.booking.saga").create_counter(
+    "reserva.booking.saga.transitions",
+    unit="{transition}",
+    description="saga steps persisted: the state left, the state entered and the booking's status then",
+)
+
+
+def _count_transition(before: SagaState, booking: Booking) -> None:
+    if booking.saga_state is not before:
+        _transitions.add(
+            1, {"from_state": before.value, "to_state": booking.saga_state.value, "status": booking.status.value}
+        )
 
 
 class SimulatedCrash(Exception):  # noqa: N818 - it stands for a process death, not an error
@@ -69,11 +83,12 @@ class BookingSaga:
         async def attempt(base: Booking | None) -> Booking:
             async with self.d.uow() as uow:
                 booking = copy.deepcopy(base) if base is not None else await uow.bookings.get(booking_id)
-                expected = booking.version
+                expected, before = booking.version, booking.saga_state
                 change(booking, self.d.clock())
                 await uow.bookings.save(booking, expected)
                 uow.collect(booking)
                 await uow.commit()
+                _count_transition(before, booking)
                 return booking
 
         if known is not None and not known.events and not known.new_history:

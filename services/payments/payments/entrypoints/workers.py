@@ -7,6 +7,7 @@ import logging
 from datetime import timedelta
 
 from kit.context import current_operation
+from kit.metrics import record_sweep
 from payments.service_layer import settlement
 from payments.service_layer.handlers import Deps
 
@@ -45,7 +46,9 @@ def idempotency_sweeper(deps: Deps, interval_s: float, retention_hours: float):
     retention = timedelta(hours=max(24.0, retention_hours))  # keys are kept at least 24 hours
 
     async def job() -> None:
-        while await settlement.sweep_idempotency_keys(deps, retention) > 0:
-            pass
+        deleted = 1
+        while deleted > 0:
+            deleted = await settlement.sweep_idempotency_keys(deps, retention)
+            record_sweep("payments", "idempotency_keys", deleted)
 
     return periodic("idempotency_sweeper", interval_s, job)
