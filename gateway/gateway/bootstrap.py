@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.adapters import tokens as token_adapter
 from gateway.adapters.idempotency import IdempotencyStore
+from gateway.adapters.ops_monitor import PostgresRedisOpsMonitor
 from gateway.adapters.passwords import Argon2Passwords
 from gateway.adapters.peers import Peers, connect_peers
 from gateway.adapters.rate_limit import RateLimiter
@@ -38,6 +39,7 @@ class Gateway:
     limiter: RateLimiter
     idempotency: IdempotencyStore
     report_cache: Cache
+    ops_monitor: PostgresRedisOpsMonitor
 
     async def close(self) -> None:
         await self.peers.close()
@@ -102,6 +104,7 @@ def build_gateway(settings: GatewaySettings) -> Gateway:
             Cache(runtime.redis, settings.redis_namespace, "idempotency"), settings.idempotency_ttl_s
         ),
         report_cache=Cache(runtime.redis, settings.redis_namespace, "reports"),
+        ops_monitor=PostgresRedisOpsMonitor(runtime.engine, runtime.redis, settings.redis_namespace),
     )
 
 

@@ -3,6 +3,7 @@ OpenAPI document (errors documented as application/problem+json)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from contextlib import asynccontextmanager
 
@@ -22,6 +23,7 @@ from gateway.entrypoints.routes import (
     dead_letters,
     health,
     notifications,
+    ops,
     payments,
     places,
     reports,
@@ -77,9 +79,13 @@ def create_app(settings: GatewaySettings, gateway_factory=build_gateway) -> Fast
     async def lifespan(app: FastAPI):
         app.state.gateway = gateway_factory(settings)
         await _ensure_bootstrap_agent(app.state.gateway)
+        stop_ops = asyncio.Event()  # the gateway's own operations snapshot, like every service's
+        ops_publisher = asyncio.create_task(app.state.gateway.runtime.ops_publisher().run(stop_ops))
         try:
             yield
         finally:
+            stop_ops.set()
+            await asyncio.gather(ops_publisher, return_exceptions=True)
             await app.state.gateway.close()
 
     app = FastAPI(
@@ -89,7 +95,7 @@ def create_app(settings: GatewaySettings, gateway_factory=build_gateway) -> Fast
         lifespan=lifespan,
         dependencies=[Depends(name_operation)],
     )
-    for module in (health, auth, users, places, bookings, payments, notifications, reviews, reports):
+    for module in (health, auth, users, places, bookings, payments, notifications, reviews, reports, ops):
         app.include_router(module.router)
     for module in (series, booking_outcomes, waitlist, announcements, dead_letters):
         app.include_router(module.router)

@@ -43,6 +43,7 @@ async def start(settings: AvailabilitySettings | None = None, configure_logging:
         workers.append(hold_sweeper(deps, settings.sweeper_interval_s, settings.sweeper_batch_size))
     if settings.outbox_relay_enabled:
         workers.append(runtime.relay().run)
+    workers.append(runtime.ops_publisher().run)
     running = await start_server(
         settings,
         [

@@ -54,6 +54,7 @@ async def start(settings: BookingSettings | None = None, configure_logging: bool
     workers = []
     if settings.workers_enabled:
         workers = [runtime.relay().run, partial(run_sweeper, deps)]
+    workers.append(runtime.ops_publisher().run)
 
     async def close() -> None:
         await deps.admission.drain(settings.shutdown_grace_s)

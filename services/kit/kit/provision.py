@@ -3,12 +3,15 @@ one login role that has rights on that schema alone (it cannot even read another
 
 from __future__ import annotations
 
+import logging
 import os
 
 import asyncpg
 from sqlalchemy.engine import make_url
 
 from kit.paths import SCHEMAS
+
+log = logging.getLogger("reserva.provision")
 
 
 def _dsn(url: str, database: str | None = None, user: str | None = None) -> str:
@@ -73,5 +76,27 @@ async def provision(admin_url: str, database: str) -> None:
             await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema} AUTHORIZATION {role}")
             await conn.execute(f"REVOKE ALL ON SCHEMA {schema} FROM PUBLIC")
             await conn.execute(f'GRANT CONNECT ON DATABASE "{database}" TO {role}')
+        await grant_monitoring(conn, MONITORING_ROLE)
     finally:
         await conn.close()
+
+
+# The gateway serves the operator dashboard: it reads pg_locks and pg_stat_activity, and needs
+# pg_monitor to see the state and query of the services' sessions (otherwise "insufficient privilege").
+MONITORING_ROLE = SCHEMAS["gateway"][1]
+
+
+async def grant_monitoring(conn: asyncpg.Connection, role: str) -> bool:
+    """GRANT pg_monitor once (roles are cluster-wide; concurrent runs may race). A database whose
+    administrator may not grant it still works: the dashboard then shows fewer details."""
+    member = "SELECT pg_has_role($1, 'pg_monitor', 'MEMBER')"
+    if await conn.fetchval(member, role):
+        return True
+    try:
+        await conn.execute(f"GRANT pg_monitor TO {role}")
+    except asyncpg.InsufficientPrivilegeError:
+        log.warning("could not grant pg_monitor to %s: the operator dashboard shows fewer details", role)
+        return False
+    except asyncpg.PostgresError:
+        pass  # another run granted it meanwhile ("tuple concurrently updated")
+    return bool(await conn.fetchval(member, role))

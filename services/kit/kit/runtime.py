@@ -13,6 +13,7 @@ from kit.cache import make_redis
 from kit.config import ServiceSettings
 from kit.db import make_engine, make_lock_probe, make_session_factory
 from kit.lock_probe import LockProbe
+from kit.ops_snapshot import OpsSnapshotPublisher
 from kit.outbox import Outbox, OutboxRelay
 from kit.telemetry import configure_telemetry, setup_logging
 
@@ -29,6 +30,18 @@ class Runtime:
     def relay(self) -> OutboxRelay:
         assert self.outbox is not None
         return OutboxRelay(self.outbox, self.session_factory, self.redis, self.settings.redis_namespace, self.probe)
+
+    def ops_publisher(self) -> OpsSnapshotPublisher:
+        """The worker that publishes this process's operations snapshot for the operator dashboard."""
+        return OpsSnapshotPublisher(
+            self.settings.service_name,
+            self.settings.redis_namespace,
+            self.redis,
+            self.probe,
+            self.settings.ops_snapshot_interval_s,
+            self.session_factory,
+            self.outbox.table if self.outbox is not None else None,
+        )
 
     async def close(self) -> None:
         await self.engine.dispose()

@@ -111,6 +111,7 @@ async def start(settings: NotificationsSettings) -> RunningServer:
             partial(delivery.process_announcement_batch, services, settings.announcement_batch),
             settings.poll_interval_s,
         ),
+        runtime.ops_publisher().run,
     ]
     servicer = NotificationServicer(services)
     running = await start_server(

@@ -52,6 +52,7 @@ async def start(
     jobs = [processor.run_webhook_delivery]
     if settings.outbox_relay_enabled:
         jobs.append(runtime.relay().run)
+    jobs.append(runtime.ops_publisher().run)
     if settings.reconcile_interval_s > 0:
         jobs.append(
             workers.reconciler(
