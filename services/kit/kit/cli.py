@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -88,6 +89,24 @@ def cmd_up(args: argparse.Namespace) -> int:
         platform.stop()
 
 
+BROWSER_FILES = ("/usr/bin/chromium", "/usr/bin/chromedriver")
+
+
+def ensure_browser() -> None:
+    """The operator dashboard's e2e test drives Debian's chromium through its chromedriver: install
+    both with apt-get when they are missing and this runs as root (else the test says what to do)."""
+    if all(os.path.exists(path) for path in BROWSER_FILES):
+        return
+    if not shutil.which("apt-get") or os.geteuid() != 0:
+        print("reserva test: chromium is missing (apt-get install chromium chromium-driver)", file=sys.stderr)
+        return
+    print("reserva test: installing chromium and chromium-driver (apt-get)", flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    quiet = {"stdout": subprocess.DEVNULL, "env": env}
+    if subprocess.call(["apt-get", "update", "-qq"], **quiet) == 0:
+        subprocess.call(["apt-get", "install", "-y", "-qq", "chromium", "chromium-driver"], **quiet)
+
+
 def cmd_test(args: argparse.Namespace) -> int:
     """Two phases: everything in parallel, then the tests that load the whole machine (the
     contention proof, chaos, the minimum-lock cluster run) one at a time, so that they measure the
@@ -96,6 +115,7 @@ def cmd_test(args: argparse.Namespace) -> int:
 
     if protogen.stale_files():
         protogen.generate()  # a fresh clone has them; this only helps a developer who edited a proto
+    ensure_browser()
     pytest = [sys.executable, "-m", "pytest"]
     if args.pytest_args:
         return subprocess.call([*pytest, *args.pytest_args], cwd=REPO_ROOT)
