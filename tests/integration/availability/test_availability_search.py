@@ -84,6 +84,21 @@ async def test_free_slots_paginate_and_bad_input_is_invalid_argument(stub):
         assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT, bad
 
 
+@pytest.mark.parametrize("edge", [date(1, 1, 1), date(1, 1, 2), date(9999, 12, 29), date(9999, 12, 31)])
+async def test_free_slots_at_the_ends_of_the_calendar_are_an_answer_or_invalid_argument(stub, edge):
+    place = await create_place(stub, time_zone="UTC")
+    request = pb.ListFreeSlotsRequest(
+        place_id=place.id, start_date=pdate(edge), end_date=pdate(edge), duration=dur(hours=1)
+    )
+    try:
+        reply = await stub.ListFreeSlots(request)
+    except grpc.aio.AioRpcError as error:  # found by schemathesis: year 1 was an INTERNAL (date overflow)
+        assert error.code() is grpc.StatusCode.INVALID_ARGUMENT, error.details()
+        assert error_info(error)[0] == "INVALID_TIME_RANGE"
+    else:
+        assert edge.year == 9999 or not reply.slots  # nothing in the past is free
+
+
 async def test_search_finds_free_places_with_their_next_slots_and_applies_filters(stub, lock_readings):
     city = f"Searchville-{uuid.uuid4().hex[:6]}"
     schedule = pb.Schedule(opening_hours=all_week(8, 20), slot_granularity=dur(hours=1))

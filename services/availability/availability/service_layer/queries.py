@@ -156,6 +156,10 @@ async def export_calendar(
             return place, entries
 
 
+def _dates_out_of_range():
+    return invalid("start_date and end_date are out of the supported range", "INVALID_TIME_RANGE", "start_date")
+
+
 async def list_free_slots(
     deps: Deps,
     place_id: str,
@@ -182,13 +186,19 @@ async def list_free_slots(
     s, tz = place.schedule, place.zone
     from availability.domain.calendar import local_to_utc
 
-    span_start = local_to_utc(first - DAY, 0, tz) or datetime.combine(first - DAY, datetime.min.time(), tz)
-    span_end = local_to_utc(last + 2 * DAY, 0, tz) or datetime.combine(last + 2 * DAY, datetime.min.time(), tz)
-    span = TimeRange(span_start - s.buffer_before, span_end + duration + s.buffer_after)
+    try:
+        span_start = local_to_utc(first - DAY, 0, tz) or datetime.combine(first - DAY, datetime.min.time(), tz)
+        span_end = local_to_utc(last + 2 * DAY, 0, tz) or datetime.combine(last + 2 * DAY, datetime.min.time(), tz)
+        span = TimeRange(span_start - s.buffer_before, span_end + duration + s.buffer_after)
+    except OverflowError:  # dates at the ends of the calendar (year 1 or 9999)
+        raise _dates_out_of_range() from None
     now = deps.clock()
     async with deps.uow() as uow:
         busy = Busy.of(await uow.calendar.live_entries(place_id, [span], now))
-    slots = free_slots(s, tz, first, last, duration, now, busy, place.unit_count, units or 1)
+    try:
+        slots = free_slots(s, tz, first, last, duration, now, busy, place.unit_count, units or 1)
+    except OverflowError:
+        raise _dates_out_of_range() from None
     if position:
         after = datetime.fromisoformat(position[0])
         slots = [x for x in slots if x.start > after]
