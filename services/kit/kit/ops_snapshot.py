@@ -20,15 +20,13 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from redis.exceptions import RedisError
-from sqlalchemy import Table, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from kit.cache import CACHE_STATS
-from kit.context import current_operation
 from kit.db import SLOW_STATEMENTS
 from kit.lock_probe import READINGS, LockBudget, LockProbe, LockReading
 
@@ -139,13 +137,12 @@ class OpsSnapshotPublisher:
         redis,
         probe: LockProbe,
         interval_s: float,
-        session_factory=None,
-        outbox_table: Table | None = None,
+        measure_outbox: Callable[[], Awaitable[tuple[int, float]]] | None = None,
         instance: str | None = None,
         clock: Callable[[], float] = time.time,
     ):
         self.service, self.namespace, self.redis, self.probe = service, namespace, redis, probe
-        self.interval_s, self.session_factory, self.outbox_table = interval_s, session_factory, outbox_table
+        self.interval_s, self.measure_outbox = interval_s, measure_outbox
         self.instance = instance or default_instance()
         self.clock = clock
         self._cache_before: dict[str, int] | None = None
@@ -155,22 +152,12 @@ class OpsSnapshotPublisher:
         return max(5, int(3 * self.interval_s + 0.999))
 
     async def outbox_backlog(self) -> dict[str, Any] | None:
-        """Unpublished outbox rows and the age of the oldest (partial index on unpublished rows)."""
-        if self.outbox_table is None or self.session_factory is None:
+        """Unpublished outbox rows and the age of the oldest, measured now (the relay's own query:
+        measured here too, the figure stays true when the relay is stopped or stuck)."""
+        if self.measure_outbox is None:
             return None
-        table = self.outbox_table
-        query = select(
-            func.count(),
-            func.extract("epoch", func.now() - func.min(table.c.created_at)),
-        ).where(table.c.published_at.is_(None))
-        token = current_operation.set("ops_snapshot")
-        try:
-            async with self.session_factory() as session, session.begin():
-                pending, oldest = (await session.execute(query)).one()
-                await self.probe.check(session, "ops_snapshot")
-        finally:
-            current_operation.reset(token)
-        return {"pending": int(pending), "oldest_age_s": None if oldest is None else round(float(oldest), 3)}
+        pending, oldest = await self.measure_outbox()
+        return {"pending": pending, "oldest_age_s": round(oldest, 3) if pending else None}
 
     async def collect(self) -> dict[str, Any]:
         cache_now = dict(CACHE_STATS)

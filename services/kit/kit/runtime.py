@@ -39,8 +39,7 @@ class Runtime:
             self.redis,
             self.probe,
             self.settings.ops_snapshot_interval_s,
-            self.session_factory,
-            self.outbox.table if self.outbox is not None else None,
+            self.relay().measure_backlog if self.outbox is not None else None,
         )
 
     async def close(self) -> None:

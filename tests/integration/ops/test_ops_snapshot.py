@@ -1,5 +1,5 @@
 """Operations snapshots on the real PostgreSQL and Redis: a process's snapshot tells its outbox
-backlog (read as the service's own role), its cache hits and misses, the lock probe's figures per
+backlog (the relay's measurement, as the service's own role), its cache hits and misses, the lock probe's figures per
 operation and its slow statements; it expires with the process, leaves on shutdown, and a snapshot
 that cannot be published never stops the worker.
 
@@ -20,7 +20,7 @@ from booking.config import BookingSettings
 from kit.cache import Cache, make_redis
 from kit.db import make_engine, make_lock_probe, make_session_factory
 from kit.ops_snapshot import OpsSnapshotPublisher, index_key, read_snapshots, snapshot_key
-from kit.outbox import outbox_table
+from kit.outbox import Outbox, OutboxRelay, outbox_table
 from kit.provision import service_database_url
 
 
@@ -84,7 +84,8 @@ async def test_a_snapshot_tells_the_outbox_backlog_cache_hits_lock_figures_and_s
     await _stage(owner, table.fullname, 30)
     await _stage(owner, table.fullname, 5)
     await _stage(owner, table.fullname, 60, published=True)
-    publisher = OpsSnapshotPublisher(service, namespace, redis, probe, 1.0, session_factory, table, instance="i1")
+    backlog = OutboxRelay(Outbox(table, service), session_factory, redis, namespace, probe).measure_backlog
+    publisher = OpsSnapshotPublisher(service, namespace, redis, probe, 1.0, backlog, instance="i1")
     await publisher.publish()  # the next snapshot's cache figures cover only what happens below
 
     cache = Cache(redis, namespace, "ops-it")
@@ -103,10 +104,10 @@ async def test_a_snapshot_tells_the_outbox_backlog_cache_hits_lock_figures_and_s
     assert seen["cache"]["recent_hits"] >= 1 and seen["cache"]["recent_misses"] >= 1
     assert seen["cache"]["hits"] >= seen["cache"]["recent_hits"]
     operations = {(o["operation"], o["kind"]): o for o in seen["locks"]["operations"]}
-    assert set(operations) == {("ReadSomething", "read"), ("ops_snapshot", "read")}
-    assert operations[("ops_snapshot", "read")]["transactions"] == 2
+    assert set(operations) == {("ReadSomething", "read"), ("outbox_backlog", "read")}
+    assert operations[("outbox_backlog", "read")]["transactions"] == 2
     assert 1 <= operations[("ReadSomething", "read")]["max_locks"] <= 10
-    assert 1 <= operations[("ops_snapshot", "read")]["max_locks"] <= 10  # the outbox, its indexes
+    assert 1 <= operations[("outbox_backlog", "read")]["max_locks"] <= 10  # the outbox, its indexes
     assert seen["locks"]["transactions"] == 3 and seen["locks"]["over_budget"] == 0
     assert seen["locks"]["budget"] == {"read": 10, "write_relations": 16, "write_advisory": 1}
     assert any(table.name in s["statement"] for s in seen["slow_statements"])
@@ -142,7 +143,8 @@ async def test_expired_snapshots_are_dropped_from_the_index(namespace, redis):
 async def test_a_snapshot_that_cannot_be_published_does_not_stop_the_worker(booking_role, service):
     session_factory, probe, table, _ = booking_role
     down = make_redis("redis://127.0.0.1:9/0", timeout_s=0.2)  # nothing listens on the discard port
-    publisher = OpsSnapshotPublisher(service, "ns", down, probe, 0.05, session_factory, table)
+    backlog = OutboxRelay(Outbox(table, service), session_factory, down, "ns", probe).measure_backlog
+    publisher = OpsSnapshotPublisher(service, "ns", down, probe, 0.05, backlog)
     attempts = 0
     publish = publisher.publish
 
