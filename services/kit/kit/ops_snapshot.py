@@ -24,7 +24,6 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from redis.exceptions import RedisError
-from sqlalchemy.exc import SQLAlchemyError
 
 from kit.cache import CACHE_STATS
 from kit.db import SLOW_STATEMENTS
@@ -202,7 +201,7 @@ class OpsSnapshotPublisher:
             while not stop.is_set():
                 try:
                     await self.publish()
-                except (RedisError, OSError, SQLAlchemyError) as error:
+                except Exception as error:  # Redis or the database down, a timeout: try next interval
                     log.warning("operations snapshot not published", extra={"error": repr(error)[:300]})
                 try:
                     await asyncio.wait_for(stop.wait(), timeout=self.interval_s)
