@@ -1,8 +1,9 @@
 """One booking, one trace: an INSTANT booking made through the gateway's HTTP API produces a single
 trace that holds the gateway's HTTP server span, the booking service's CreateBooking, the
-availability and payments calls it makes, and their database statements and Redis commands, each
-span the child of the one that caused it. The gateway and three services run in this process on real
-sockets with the real PostgreSQL and Redis; spans are collected by an in-memory exporter."""
+availability and payments calls it makes, their database statements and Redis commands, and later
+the notifications service's processing of the booking's events (the outbox carries the context),
+each span the child of the one that caused it. The gateway and the four services run in this
+process on real sockets with the real PostgreSQL and Redis; an in-memory exporter collects spans."""
 
 from __future__ import annotations
 
@@ -26,10 +27,12 @@ from booking.config import BookingSettings
 from gateway.bootstrap import start as start_gateway
 from gateway.config import GatewaySettings
 from kit.telemetry import setup_telemetry
+from notifications.bootstrap import start as start_notifications
+from notifications.config import NotificationsSettings
 from payments.bootstrap import start as start_payments
 from payments.config import PaymentsSettings
 
-DOWN = "127.0.0.1:9"  # notifications: not part of a booking's request path
+DOWN = "127.0.0.1:9"  # nothing listens: e-mail is not sent here
 PASSWORD = "trace test password"
 SERVICES = {
     "booking": "reserva.booking.v1.BookingService/",
@@ -39,32 +42,41 @@ SERVICES = {
 
 
 @pytest.fixture(scope="module")
-async def traced(settings_for):
+async def traced(settings_for, redis_namespace):
     """The in-memory exporter is attached before the servers start, so that their engines and Redis
-    clients are created with the instrumentation on (kit.telemetry is once per process)."""
+    clients are created with the instrumentation on (kit.telemetry is once per process). A Redis
+    namespace of their own: this notifications consumer must not take other tests' events."""
     exporter = InMemorySpanExporter()
     setup_telemetry("trace-test", extra_processor=SimpleSpanProcessor(exporter))
-    availability = await start_availability(settings_for("availability", AvailabilitySettings, sweeper_enabled=False))
-    payments = await start_payments(settings_for("payments", PaymentsSettings, sandbox_webhooks_enabled=False))
+
+    def settings(service: str, settings_class, **overrides):
+        return settings_for(service, settings_class, redis_namespace=namespace, **overrides)
+
+    namespace = f"{redis_namespace}:trace{uuid.uuid4().hex[:6]}"
+    availability = await start_availability(settings("availability", AvailabilitySettings, sweeper_enabled=False))
+    payments = await start_payments(settings("payments", PaymentsSettings, sandbox_webhooks_enabled=False))
+    notifications = await start_notifications(
+        settings("notifications", NotificationsSettings, smtp_port=9, consumer_block_ms=100, poll_interval_s=0.5)
+    )
     booking = await start_booking(
-        settings_for(
+        settings(
             "booking",
             BookingSettings,
             availability_addr=availability.address,
             payments_addr=payments.address,
-            workers_enabled=False,
+            workers_enabled=True,  # the outbox relay publishes its events
             peer_deadline_s=10.0,
         )
     )
     gateway = await start_gateway(
-        settings_for(
+        settings(
             "gateway",
             GatewaySettings,
             http_port=0,
             availability_addr=availability.address,
             booking_addr=booking.address,
             payments_addr=payments.address,
-            notifications_addr=DOWN,
+            notifications_addr=notifications.address,
             bootstrap_agent_password="",
             rate_limit_per_user="100000/minute",
             rate_limit_per_ip="100000/minute",
@@ -74,7 +86,7 @@ async def traced(settings_for):
         yield gateway.url, exporter
     finally:
         await gateway.stop()
-        for server in (booking, availability, payments):
+        for server in (booking, availability, payments, notifications):
             await server.stop(0)
         # Later tests of this process still make spans; this exporter keeps none of them.
         exporter.clear()
@@ -110,24 +122,27 @@ async def instant_place(http: httpx.AsyncClient, host: dict[str, str]) -> str:
 
 
 async def trace_of_the_request(exporter: InMemorySpanExporter, route: str) -> list[ReadableSpan]:
-    """The spans of the trace whose root is the gateway's server span of `POST route` (the root ends
-    just after the response is sent: wait for it, boundedly)."""
-    deadline = time.monotonic() + 15
+    """The spans of the trace whose root is the gateway's server span of `POST route`, once the
+    root (it ends just after the response is sent) and the consumer's span of the events are in
+    (boundedly waited for)."""
+    deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
+        spans = exporter.get_finished_spans()
         roots = [
             s
-            for s in exporter.get_finished_spans()
+            for s in spans
             if s.kind is SpanKind.SERVER
             and s.parent is None
             and s.attributes.get("http.route") == route
             and s.attributes.get("http.request.method", s.attributes.get("http.method")) == "POST"
         ]
+        assert len(roots) <= 1, [r.name for r in roots]
         if roots:
-            assert len(roots) == 1, [r.name for r in roots]
-            trace_id = roots[0].context.trace_id
-            return [s for s in exporter.get_finished_spans() if s.context.trace_id == trace_id]
+            trace = [s for s in spans if s.context.trace_id == roots[0].context.trace_id]
+            if any(s.kind is SpanKind.CONSUMER and s.name == "process events:booking" for s in trace):
+                return trace
         await asyncio.sleep(0.05)
-    raise AssertionError(f"no server span of POST {route} was exported")
+    raise AssertionError(f"no trace of POST {route} with the events' processing was exported")
 
 
 def db_system(span: ReadableSpan) -> str | None:
@@ -167,8 +182,11 @@ async def test_an_instant_booking_is_one_trace_from_the_gateway_to_every_service
         return chain
 
     def service_of(span: ReadableSpan) -> str:
-        """The service whose gRPC server span is the nearest above (or is) this span; else the gateway."""
+        """The service whose gRPC server span (or, for notifications, event consumer span) is the
+        nearest above (or is) this span; else the gateway."""
         for candidate in [span, *ancestors(span)]:
+            if candidate.kind is SpanKind.CONSUMER:
+                return "notifications"
             if candidate.kind is SpanKind.SERVER:
                 for service, prefix in SERVICES.items():
                     if candidate.name.startswith(prefix):
@@ -197,7 +215,15 @@ async def test_an_instant_booking_is_one_trace_from_the_gateway_to_every_service
 
     # Database statements in every service, each under the RPC that ran it; Redis commands too.
     statements = Counter(service_of(s) for s in spans if db_system(s) == "postgresql")
-    assert {"booking", "availability", "payments"} <= set(statements), statements
+    assert {"booking", "availability", "payments", "notifications"} <= set(statements), statements
     redis_commands = [s for s in spans if db_system(s) == "redis"]
     assert redis_commands, sorted({s.name for s in spans})
     assert all(s.kind is SpanKind.CLIENT for s in redis_commands)
+
+    # The booking's events, processed by notifications later, continue the trace: each consumer span
+    # is the child of the server span whose transaction wrote the event to the outbox.
+    consumed = [s for s in spans if s.kind is SpanKind.CONSUMER]
+    assert "process events:booking" in {s.name for s in consumed}
+    for span in consumed:
+        producer = span.name.removeprefix("process events:")
+        assert by_id[span.parent.span_id].name.startswith(SERVICES[producer]), (span.name, span.parent)

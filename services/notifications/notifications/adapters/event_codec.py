@@ -72,6 +72,16 @@ def envelope_header(raw: bytes) -> tuple[str, str]:
     return envelope.event_id[:100], envelope.event_type[:100]
 
 
+def trace_context_of(raw: bytes) -> dict[str, str]:
+    """The trace context (W3C traceparent) the producer stored in the envelope; empty if unreadable."""
+    envelope = envelope_pb2.EventEnvelope()
+    try:
+        envelope.ParseFromString(raw)
+    except (DecodeError, RuntimeError):
+        return {}
+    return dict(envelope.trace_context)
+
+
 def aggregate_of(raw: bytes) -> str:
     """The aggregate id of an envelope (events of one aggregate are processed in order)."""
     envelope = envelope_pb2.EventEnvelope()

@@ -12,15 +12,18 @@ import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind
 from redis.exceptions import RedisError, ResponseError
 
 from kit.context import current_operation
-from notifications.adapters.event_codec import aggregate_of, decode, envelope_header
+from notifications.adapters.event_codec import aggregate_of, decode, envelope_header, trace_context_of
 from notifications.domain.errors import EventRejected
 from notifications.service_layer.consuming import record_dead_letter, record_event
 from notifications.service_layer.context import Services
 
 log = logging.getLogger("reserva.notifications.workers")
+_tracer = trace.get_tracer("reserva.notifications.consumer")
 
 
 def default_consumer_name() -> str:
@@ -167,7 +170,16 @@ class EventConsumer:
         return counts
 
     async def handle(self, stream: str, message_id: str, fields: dict, delivered: int) -> None:
+        """Process one event in a consumer span that continues the trace of the request whose
+        transaction wrote the event (the outbox stores its trace context in the envelope)."""
         raw = fields.get(b"envelope", fields.get("envelope"))
+        producer = propagate.extract(trace_context_of(raw)) if raw else None
+        name = "process " + ":".join(stream.rsplit(":", 2)[-2:])  # e.g. "process events:booking"
+        with _tracer.start_as_current_span(name, context=producer, kind=SpanKind.CONSUMER) as span:
+            span.set_attribute("messaging.message.id", message_id)
+            await self._handle(stream, message_id, raw, delivered)
+
+    async def _handle(self, stream: str, message_id: str, raw: bytes | None, delivered: int) -> None:
         key = (stream, message_id)
         try:
             if raw is None:
