@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
+import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -20,6 +22,7 @@ from kit.config import ServiceSettings
 from kit.context import current_operation
 from kit.errors import Conflict
 from kit.lock_probe import LockBudget, LockProbe
+from kit.sql import Driver, outbox_insert
 
 log = logging.getLogger("reserva.db")
 T = TypeVar("T")
@@ -52,8 +55,20 @@ def make_engine(settings: ServiceSettings, url: str | None = None) -> AsyncEngin
     return engine
 
 
+# Slow-statement threshold (ms) and service name of each engine, for kit.sql's plain statements.
+_SLOW_LOGGING: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _record_slow(service: str, elapsed_ms: float, statement: str) -> None:
+    log.warning(
+        "slow statement",
+        extra={"duration_ms": round(elapsed_ms, 1), "operation": current_operation.get(), "statement": statement[:500]},
+    )
+    SLOW_STATEMENTS.append((service, round(elapsed_ms, 1), statement[:500], time.time()))
+
+
 def _log_slow_statements(engine: AsyncEngine, threshold_ms: int, service: str = "") -> None:
-    import time
+    _SLOW_LOGGING[engine.sync_engine] = (threshold_ms, service)
 
     @event.listens_for(engine.sync_engine, "before_cursor_execute")
     def _start(conn, cursor, statement, parameters, context, executemany):  # noqa: ARG001
@@ -63,15 +78,7 @@ def _log_slow_statements(engine: AsyncEngine, threshold_ms: int, service: str = 
     def _end(conn, cursor, statement, parameters, context, executemany):  # noqa: ARG001
         elapsed_ms = (time.perf_counter() - conn.info["query_start"].pop()) * 1000
         if elapsed_ms > threshold_ms:
-            log.warning(
-                "slow statement",
-                extra={
-                    "duration_ms": round(elapsed_ms, 1),
-                    "operation": current_operation.get(),
-                    "statement": statement[:500],
-                },
-            )
-            SLOW_STATEMENTS.append((service, round(elapsed_ms, 1), statement[:500], time.time()))
+            _record_slow(service, elapsed_ms, statement)
 
 
 NAMING_CONVENTION = {
@@ -129,6 +136,7 @@ class SqlAlchemyUnitOfWork:
         self.session: AsyncSession
         self.events: list[Any] = []
         self._committed = False
+        self._driver: Driver | None = None
 
     def _open(self) -> None:
         """Hook for subclasses: build repositories on self.session."""
@@ -137,6 +145,7 @@ class SqlAlchemyUnitOfWork:
         self.session = self._session_factory()
         self.events = []
         self._committed = False
+        self._driver = None
         self._open()
         return self
 
@@ -144,16 +153,53 @@ class SqlAlchemyUnitOfWork:
         try:
             if exc_type is None and not self._committed and self.session.in_transaction():
                 # A read-only unit of work: measure it too before it ends.
-                await self._probe.check(self.session, current_operation.get())
+                await self._measure()
         finally:
+            if self._driver is not None and self._driver.lost:
+                # The connection died under a plain statement: never hand it back to the pool.
+                await (await self.session.connection()).invalidate()
             await self.session.rollback()
             await self.session.close()
 
+    async def driver(self) -> Driver:
+        """This transaction's asyncpg connection for plain SQL (kit.sql): the hot paths' statements
+        without SQLAlchemy's per-statement cost. Same transaction as `self.session`; the session
+        still commits or rolls it back."""
+        if self._driver is None:
+            connection = await self.session.connection()
+            raw = await connection.get_raw_connection()
+            adapted = raw.dbapi_connection
+            # SQLAlchemy's asyncpg adapter sends BEGIN lazily, before its own first statement; a
+            # unit of work whose statements all go through the driver begins it here.
+            if adapted._transaction is None:
+                try:
+                    await adapted._start_transaction()
+                except Exception as error:
+                    raise DBAPIError("BEGIN", (), error, connection_invalidated=True) from error
+            threshold_ms, service = _SLOW_LOGGING.get(connection.sync_engine, (200, ""))
+            self._driver = Driver(
+                raw.driver_connection,
+                threshold_ms,
+                connection.engine.url.database or "",
+                lambda ms, sql: _record_slow(service, ms, sql),
+            )
+        return self._driver
+
+    async def _measure(self) -> None:
+        if self._driver is not None:
+            await self._probe.check_driver(self._driver, current_operation.get())
+        else:
+            await self._probe.check(self.session, current_operation.get())
+
     async def commit(self) -> None:
         if self.events and self._outbox is not None:
-            await self._outbox.stage(self.session, self.events)
+            if self._driver is not None:
+                sql, params = outbox_insert(self._outbox, self.events)
+                await self._driver.execute(sql, *params)
+            else:
+                await self._outbox.stage(self.session, self.events)
             self.events = []
-        await self._probe.check(self.session, current_operation.get())
+        await self._measure()
         await self.session.commit()
         self._committed = True
 

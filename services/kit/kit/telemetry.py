@@ -103,6 +103,12 @@ def instrument_libraries() -> None:
     RedisInstrumentor().instrument()
 
 
+def libraries_instrumented() -> bool:
+    """Whether instrument_libraries() ran in this process: kit.sql then makes its plain-SQL
+    statements spans as well, like the SQLAlchemy ones."""
+    return _instrumented
+
+
 def instrument_app(app) -> None:
     """The FastAPI app's requests become server spans (trace context taken from the request), the
     parents of every gRPC call the request makes."""

@@ -3,8 +3,10 @@ schema, touches as few tables (and so indexes) as the use case needs, and never 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
+from types import SimpleNamespace
 
 from sqlalchemy import and_, func, insert, literal, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -22,6 +24,135 @@ from availability.domain.model import (
     TimeRange,
 )
 from kit.errors import IdempotencyKeyReused
+from kit.sql import Driver
+
+# The hot paths (HoldSlots, ConfirmHold, ReleaseHold) run plain SQL on the unit of work's asyncpg
+# connection (kit.sql): few statements, each doing several things, no per-statement SQLAlchemy cost.
+DriverFactory = Callable[[], Awaitable[Driver]]
+
+_PLACE_JSON = ("photo_urls", "deposit_policy", "cancellation_policy", "schedule")
+_PLACE_COLUMNS = ", ".join(f"p.{c.name}" for c in places.c if c.name != "id")
+_HOLD_COLUMNS = ", ".join(f"h.{c.name}" for c in holds.c if c.name not in ("id", "place_id"))
+
+
+def _json(value):
+    # SQLAlchemy's asyncpg dialect gives its connections a JSON codec (decoded values); a bare
+    # connection would give text.
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def place_from_record(record) -> Place:
+    """A place from a plain-SQL row (ids selected as ::text)."""
+    values = dict(record)
+    for name in _PLACE_JSON:
+        values[name] = _json(values[name])
+    return place_from_row(SimpleNamespace(**values))
+
+
+def hold_from_record(record) -> Hold:
+    values = dict(record)
+    values["ranges"] = _json(values["ranges"])
+    return hold_from_row(SimpleNamespace(**values))
+
+
+def _text_ranges(ranges: Sequence[TimeRange]) -> tuple[list[str], list[str]]:
+    return [r.start.isoformat() for r in ranges], [r.end.isoformat() for r in ranges]
+
+
+# Serialize the place's calendar writers (the advisory lock, taken first: the INSERT reads from it),
+# record the hold unless its request id exists, and read the place: one round trip.
+_LOCK_ADD_HOLD_READ_PLACE = f"""
+WITH locked AS (SELECT pg_advisory_xact_lock(hashtext($1)) AS l),
+added AS (
+    INSERT INTO availability.holds
+           (id, request_id, fingerprint, kind, place_id, booking_id, holder_id, ranges, units, state,
+            expires_at, reason)
+    SELECT $2::uuid, $3, $4, $5, $6::uuid, $7, $8, $9::jsonb, $10, $11, $12, $13 FROM locked
+    ON CONFLICT (request_id) DO NOTHING
+    RETURNING create_time, update_time
+)
+SELECT a.create_time AS hold_create_time, a.update_time AS hold_update_time,
+       p.id::text AS id, {_PLACE_COLUMNS}
+  FROM locked
+  LEFT JOIN added a ON true
+  LEFT JOIN availability.places p ON p.id = $6::uuid
+"""
+
+# Claim the request id and lock the hold row: one round trip. `claimed` is 0 for a repeated id.
+_CLAIM_AND_LOCK_HOLD = f"""
+WITH claim AS (
+    INSERT INTO availability.requests (request_id, operation, fingerprint, resource_id)
+    VALUES ($1, $2, $3, $4)
+    ON CONFLICT DO NOTHING
+    RETURNING request_id
+)
+SELECT (SELECT count(*) FROM claim) AS claimed, h.id::text AS id, h.place_id::text AS place_id, {_HOLD_COLUMNS}
+  FROM availability.holds h
+ WHERE h.id = $5::uuid
+   FOR UPDATE OF h
+"""
+
+_EARLIER_REQUEST = "SELECT operation, fingerprint, resource_id FROM availability.requests WHERE request_id = $1"
+
+_SAVE_STATE = """
+UPDATE availability.holds SET state = $2, expires_at = $3, reason = $4, update_time = now()
+ WHERE id = $1::uuid
+RETURNING update_time
+"""
+
+# The new state and the calendar rows' kind in one round trip.
+_SAVE_STATE_AND_CONFIRM_ROWS = f"""
+WITH confirmed AS (
+    UPDATE availability.calendar_entries SET kind = 'confirmed', expires_at = NULL
+     WHERE hold_id = $1::uuid AND live
+)
+{_SAVE_STATE.strip()}
+"""
+
+# The new state, and the hold's rows out of the calendar (what was freed), in one round trip.
+_SAVE_STATE_AND_FREE_ROWS = """
+WITH saved AS (
+    UPDATE availability.holds SET state = $2, expires_at = $3, reason = $4, update_time = now()
+     WHERE id = $1::uuid
+    RETURNING update_time
+), freed AS (
+    UPDATE availability.calendar_entries SET live = false
+     WHERE hold_id = $1::uuid AND live
+    RETURNING lower(during) AS s, upper(during) AS e
+)
+SELECT update_time, NULL::timestamptz AS s, NULL::timestamptz AS e FROM saved
+UNION ALL
+SELECT NULL, s, e FROM freed
+"""
+
+_INSERT_WHERE_FREE = """
+INSERT INTO availability.calendar_entries
+       (hold_id, place_id, unit, during, booked, kind, booking_id, expires_at, live)
+SELECT $1::uuid, $2::uuid, $3,
+       tstzrange(r.d0::timestamptz, r.d1::timestamptz, '[)'),
+       tstzrange(r.b0::timestamptz, r.b1::timestamptz, '[)'),
+       $4, $5, $6, true
+  FROM unnest($7::text[], $8::text[], $9::text[], $10::text[]) AS r(d0, d1, b0, b1)
+ON CONFLICT DO NOTHING
+RETURNING lower(booked) AS s
+"""
+
+_OVERLAPS_ANY = (
+    "during && ANY (SELECT tstzrange(g.s::timestamptz, g.e::timestamptz, '[)') "
+    "FROM unnest($3::text[], $4::text[]) AS g(s, e))"
+)
+
+_FREE_EXPIRED_OVERLAPPING = f"""
+UPDATE availability.calendar_entries SET live = false
+ WHERE place_id = $1::uuid AND live AND kind = 'hold' AND expires_at <= $2 AND {_OVERLAPS_ANY}
+RETURNING hold_id::text
+"""
+
+_LIVE_ENTRIES = f"""
+SELECT unit, lower(during) AS s, upper(during) AS e
+  FROM availability.calendar_entries
+ WHERE place_id = $1::uuid AND live AND (expires_at IS NULL OR expires_at > $2) AND {_OVERLAPS_ANY}
+"""
 
 
 def place_from_row(row) -> Place:
@@ -212,8 +343,71 @@ def hold_from_row(row) -> Hold:
 class SqlAlchemyHoldRepository:
     """Holds and blocks (both own calendar rows)."""
 
-    def __init__(self, session: AsyncSession):
-        self.session = session
+    def __init__(self, session: AsyncSession, driver: DriverFactory | None = None):
+        self.session, self.driver = session, driver
+
+    async def lock_place_and_add(self, hold: Hold) -> tuple[bool, Place | None]:
+        """Lock the place's calendar (advisory lock), insert the hold unless its request id exists,
+        read the place: (inserted, place or None), one round trip."""
+        db = await self.driver()
+        row = await db.fetchrow(
+            _LOCK_ADD_HOLD_READ_PLACE,
+            hold.place_id,
+            hold.id,
+            hold.request_id,
+            hold.fingerprint,
+            hold.kind,
+            hold.place_id,
+            hold.booking_id,
+            hold.holder_id,
+            json.dumps(_ranges_json(hold.ranges)),
+            hold.units,
+            hold.state.value,
+            hold.expires_at,
+            hold.reason,
+        )
+        inserted = row["hold_create_time"] is not None
+        if inserted:
+            hold.create_time, hold.update_time = row["hold_create_time"], row["hold_update_time"]
+        if row["id"] is None:
+            return inserted, None
+        values = dict(row)
+        del values["hold_create_time"], values["hold_update_time"]
+        return inserted, place_from_record(values)
+
+    async def claim_and_lock(self, request_id: str, operation: str, fingerprint: str, hold_id: str) -> Hold | None:
+        """Record the request id (IdempotencyKeyReused if it was used with other parameters) and
+        lock the hold's row; the hold or None. One round trip (two when the id was seen before)."""
+        db = await self.driver()
+        row = await db.fetchrow(_CLAIM_AND_LOCK_HOLD, request_id, operation, fingerprint, hold_id, hold_id)
+        if row is None or not row["claimed"]:
+            earlier = await db.fetchrow(_EARLIER_REQUEST, request_id)
+            if earlier is not None and (earlier["operation"], earlier["fingerprint"]) != (operation, fingerprint):
+                raise IdempotencyKeyReused(f"request_id {request_id!r} was already used with other parameters")
+        if row is None:
+            return None
+        values = dict(row)
+        del values["claimed"]
+        return hold_from_record(values)
+
+    async def save_state_and_confirm_rows(self, hold: Hold) -> None:
+        """The hold's new state, and its calendar rows made permanent."""
+        db = await self.driver()
+        hold.update_time = await db.fetchval(
+            _SAVE_STATE_AND_CONFIRM_ROWS, hold.id, hold.state.value, hold.expires_at, hold.reason
+        )
+
+    async def save_state_and_free_rows(self, hold: Hold) -> list[tuple[str, datetime, datetime]]:
+        """The hold's new state, and its rows taken out of the calendar: (hold_id, start, end) freed."""
+        db = await self.driver()
+        rows = await db.fetch(_SAVE_STATE_AND_FREE_ROWS, hold.id, hold.state.value, hold.expires_at, hold.reason)
+        freed = []
+        for r in rows:
+            if r["s"] is None:
+                hold.update_time = r["update_time"]
+            else:
+                freed.append((hold.id, r["s"], r["e"]))
+        return freed
 
     async def lock_place(self, place_id: str) -> None:
         """Serialize the calendar writers of one place: one transaction-scoped advisory lock entry.
@@ -302,68 +496,43 @@ def _range_literal(r: TimeRange):
 
 
 class SqlAlchemyCalendarRepository:
-    def __init__(self, session: AsyncSession):
-        self.session = session
+    def __init__(self, session: AsyncSession, driver: DriverFactory | None = None):
+        self.session, self.driver = session, driver
 
     async def free_expired_overlapping(self, place_id: str, ranges: list[TimeRange], now: datetime) -> list[str]:
         """Take rows of expired holds that overlap `ranges` out of the calendar; their hold ids."""
-        c = calendar_entries.c
-        rows = await self.session.execute(
-            update(calendar_entries)
-            .where(
-                c.place_id == place_id,
-                c.live,
-                c.kind == "hold",
-                c.expires_at <= now,
-                or_(*[c.during.op("&&")(_range_literal(r)) for r in ranges]),
-            )
-            .values(live=False)
-            .returning(c.hold_id)
-        )
-        return sorted({str(r.hold_id) for r in rows})
+        db = await self.driver()
+        rows = await db.fetch(_FREE_EXPIRED_OVERLAPPING, place_id, now, *_text_ranges(ranges))
+        return sorted({r["hold_id"] for r in rows})
 
     async def live_entries(
         self, place_id: str, ranges: list[TimeRange], now: datetime
     ) -> list[tuple[int, datetime, datetime]]:
         """(unit, start, end) of the occupied ranges (buffers included) overlapping `ranges`;
         holds past expiry never count."""
-        c = calendar_entries.c
-        rows = await self.session.execute(
-            select(c.unit, func.lower(c.during).label("s"), func.upper(c.during).label("e")).where(
-                c.place_id == place_id,
-                c.live,
-                or_(c.expires_at.is_(None), c.expires_at > now),
-                or_(*[c.during.op("&&")(_range_literal(r)) for r in ranges]),
-            )
-        )
-        return [(r.unit, r.s, r.e) for r in rows]
+        db = await self.driver()
+        rows = await db.fetch(_LIVE_ENTRIES, place_id, now, *_text_ranges(ranges))
+        return [(r["unit"], r["s"], r["e"]) for r in rows]
 
     async def insert_where_free(self, hold: Hold, unit: int, rows: list[tuple[TimeRange, TimeRange]]) -> set[datetime]:
         """Insert (during, booked) rows on one unit; rows the exclusion constraint refuses are
         skipped (ON CONFLICT DO NOTHING), never raised. Returns the booked starts inserted."""
         if not rows:
             return set()
-        values = [
-            {
-                "hold_id": hold.id,
-                "place_id": hold.place_id,
-                "unit": unit,
-                "during": func.tstzrange(during.start, during.end, "[)"),
-                "booked": func.tstzrange(booked.start, booked.end, "[)"),
-                "kind": "block" if hold.kind == "block" else "hold",
-                "booking_id": hold.booking_id,
-                "expires_at": hold.expires_at,
-                "live": True,
-            }
-            for during, booked in rows
-        ]
-        inserted = await self.session.execute(
-            pg_insert(calendar_entries)
-            .values(values)
-            .on_conflict_do_nothing()
-            .returning(func.lower(calendar_entries.c.booked).label("s"))
+        db = await self.driver()
+        during, booked = _text_ranges([d for d, _ in rows]), _text_ranges([b for _, b in rows])
+        inserted = await db.fetch(
+            _INSERT_WHERE_FREE,
+            hold.id,
+            hold.place_id,
+            unit,
+            "block" if hold.kind == "block" else "hold",
+            hold.booking_id,
+            hold.expires_at,
+            *during,
+            *booked,
         )
-        return {r.s for r in inserted}
+        return {r["s"] for r in inserted}
 
     async def confirm(self, hold_id: str) -> None:
         c = calendar_entries.c

@@ -234,17 +234,23 @@ async def apply_rating(
 # ---------------------------------------------------------------- holds and blocks
 
 
-async def _expire_overlapping(uow, place_id: str, guarded: list[TimeRange], now: datetime) -> None:
-    """Free the expired holds that still occupy any of `guarded` (only those: no global cleanup).
-    A HELD hold is only ever flipped once past its expiry, so ConfirmHold (which re-checks the
-    expiry under the hold's row lock) and this never both win."""
+async def _expire_overlapping(uow, place_id: str, guarded: list[TimeRange], now: datetime) -> bool:
+    """Free the expired holds that still occupy any of `guarded` (only those: no global cleanup);
+    whether there were any. A HELD hold is only ever flipped once past its expiry, so ConfirmHold
+    (which re-checks the expiry under the hold's row lock) and this never both win."""
     hold_ids = await uow.calendar.free_expired_overlapping(place_id, guarded, now)
+    if not hold_ids:
+        return False
     expired = await uow.holds.expire(hold_ids, now)
     await _free(uow, expired, lambda h: events.HoldExpired(h, h.expires_at))
+    return True
 
 
 async def _free(uow, holds: list[Hold], event: Callable[[Hold], object]) -> None:
-    freed = await uow.calendar.free([h.id for h in holds])
+    _announce_freed(uow, holds, await uow.calendar.free([h.id for h in holds]), event)
+
+
+def _announce_freed(uow, holds: list[Hold], freed, event: Callable[[Hold], object]) -> None:
     by_place: dict[str, set[TimeRange]] = {}
     by_hold = {h.id: h for h in holds}
     for hold_id, start, end in freed:
@@ -261,8 +267,7 @@ def _same_request(existing: Hold, kind: str, fingerprint: str) -> Hold:
     return existing
 
 
-async def _holdable_place(uow, place_id: str) -> Place:
-    place = await uow.places.get(place_id)
+def _holdable(place: Place | None, place_id: str) -> Place:
     if place is None:
         raise PlaceNotFound(place_id)
     if not place.active:
@@ -270,20 +275,26 @@ async def _holdable_place(uow, place_id: str) -> Place:
     return place
 
 
-async def _occupy(uow, hold: Hold, rows: list[tuple[TimeRange, TimeRange]], unit_count: int) -> None:
+async def _occupy(uow, hold: Hold, rows: list[tuple[TimeRange, TimeRange]], unit_count: int, now: datetime) -> None:
     """Put (during, booked) rows on the first free `hold.units` units, or raise SlotUnavailable.
     The exclusion constraint decides (ON CONFLICT DO NOTHING): no check-then-insert. Writers of
-    the place are serialized by the advisory lock, so the constraint never has to wait or deadlock."""
+    the place are serialized by the advisory lock, so the constraint never has to wait or deadlock.
+    Expired holds still occupy their rows until flipped: when rows do not fit, the expired holds
+    overlapping them are freed (same transaction) and the rows tried once more. Doing that only
+    then spares the common case, a free slot, a statement."""
     needed = {booked.start: hold.units for _, booked in rows}
-    for unit in range(unit_count):
-        pending = [(d, b) for d, b in rows if needed[b.start] > 0]
-        if not pending:
-            return
-        for start in await uow.calendar.insert_where_free(hold, unit, pending):
-            needed[start] -= 1
+    for second_pass in (False, True):
+        for unit in range(unit_count):
+            pending = [(d, b) for d, b in rows if needed[b.start] > 0]
+            if not pending:
+                return
+            for start in await uow.calendar.insert_where_free(hold, unit, pending):
+                needed[start] -= 1
+        short = [d for d, b in rows if needed[b.start] > 0]
+        if not short or second_pass or not await _expire_overlapping(uow, hold.place_id, short, now):
+            break
     short = [d for d, b in rows if needed[b.start] > 0]
     if short:
-        now = hold.create_time
         busy = Busy.of(await uow.calendar.live_entries(hold.place_id, short, now))
         conflicts = sorted({c for d in short for c in (busy.conflicts(d) or [d])})
         raise SlotUnavailable(hold.place_id, conflicts)
@@ -311,7 +322,6 @@ async def hold_slots(
 
     async def attempt() -> tuple[Hold, bool]:
         async with deps.uow() as uow:
-            await uow.holds.lock_place(place_id)
             now = deps.clock()
             hold = Hold(
                 id=new_id(),
@@ -326,16 +336,17 @@ async def hold_slots(
                 state=HoldState.HELD,
                 expires_at=now + ttl,
             )
-            if not await uow.holds.add_if_new(hold):
+            # One round trip: the place's advisory lock, the hold (unless the request id exists), the place.
+            added, place = await uow.holds.lock_place_and_add(hold)
+            if not added:
                 return _same_request(await uow.holds.by_request_id(request_id), "hold", fingerprint), False
-            place = await _holdable_place(uow, place_id)
+            place = _holdable(place, place_id)
             if units > place.unit_count:
                 raise invalid(f"units must be 1-{place.unit_count} for this place", field="units")
             s = place.schedule
             check_hold_ranges(s, place.zone, ranges, now)
             guarded = calendar_ranges(ranges, s.buffer_before, s.buffer_after)
-            await _expire_overlapping(uow, place_id, guarded, now)
-            await _occupy(uow, hold, list(zip(guarded, ranges, strict=True)), place.unit_count)
+            await _occupy(uow, hold, list(zip(guarded, ranges, strict=True)), place.unit_count, now)
             uow.events += [events.HoldCreated(hold), events.CalendarChanged(place_id, "OCCUPIED", guarded)]
             await uow.commit()
             return hold, True
@@ -359,8 +370,7 @@ async def confirm_hold(deps: Deps, request_id: str, fingerprint: str, hold_id: s
 
     async def attempt() -> Hold:
         async with deps.uow() as uow:
-            await uow.requests.claim(request_id, "ConfirmHold", fingerprint, hold_id)
-            hold = await uow.holds.get(hold_id, for_update=True)
+            hold = await uow.holds.claim_and_lock(request_id, "ConfirmHold", fingerprint, hold_id)
             if hold is None or hold.kind != "hold":
                 raise HoldNotFound(hold_id)
             state = hold.effective_state(deps.clock())
@@ -370,8 +380,7 @@ async def confirm_hold(deps: Deps, request_id: str, fingerprint: str, hold_id: s
                 raise IllegalHoldTransition(hold_id, state.name, "confirm")
             if state is HoldState.HELD:
                 hold.state, hold.expires_at = HoldState.CONFIRMED, None
-                await uow.holds.save_state(hold)
-                await uow.calendar.confirm(hold.id)
+                await uow.holds.save_state_and_confirm_rows(hold)
                 uow.events.append(events.HoldConfirmed(hold))
             await uow.commit()
             return hold
@@ -386,16 +395,15 @@ async def release_hold(deps: Deps, request_id: str, fingerprint: str, hold_id: s
 
     async def attempt() -> tuple[Hold, bool]:
         async with deps.uow() as uow:
-            await uow.requests.claim(request_id, "ReleaseHold", fingerprint, hold_id)
-            hold = await uow.holds.get(hold_id, for_update=True)
+            hold = await uow.holds.claim_and_lock(request_id, "ReleaseHold", fingerprint, hold_id)
             if hold is None or hold.kind != "hold":
                 raise HoldNotFound(hold_id)
             state = hold.effective_state(deps.clock())
             changed = state in (HoldState.HELD, HoldState.CONFIRMED)
             if changed:
                 hold.state, hold.reason = HoldState.RELEASED, reason
-                await uow.holds.save_state(hold)
-                await _free(uow, [hold], events.HoldReleased)
+                freed = await uow.holds.save_state_and_free_rows(hold)
+                _announce_freed(uow, [hold], freed, events.HoldReleased)
             await uow.commit()
             return hold, changed
 
@@ -449,8 +457,7 @@ async def block_time(
             if not await uow.holds.add_if_new(block):
                 return _same_request(await uow.holds.by_request_id(request_id), "block", fingerprint), False
             now = deps.clock()
-            await _expire_overlapping(uow, place_id, ranges, now)
-            await _occupy(uow, block, [(r, r) for r in ranges], place.unit_count)
+            await _occupy(uow, block, [(r, r) for r in ranges], place.unit_count, now)
             uow.events += [events.TimeBlocked(block), events.CalendarChanged(place_id, "OCCUPIED", ranges)]
             await uow.commit()
             return block, True

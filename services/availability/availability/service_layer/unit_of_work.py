@@ -18,8 +18,8 @@ class AvailabilityUnitOfWork(SqlAlchemyUnitOfWork):
     def _open(self) -> None:
         self.places = SqlAlchemyPlaceRepository(self.session)
         self.requests = SqlAlchemyRequestRepository(self.session)
-        self.holds = SqlAlchemyHoldRepository(self.session)
-        self.calendar = SqlAlchemyCalendarRepository(self.session)
+        self.holds = SqlAlchemyHoldRepository(self.session, self.driver)
+        self.calendar = SqlAlchemyCalendarRepository(self.session, self.driver)
         self.search = SqlAlchemySearch(self.session)
 
     async def commit(self) -> None:
