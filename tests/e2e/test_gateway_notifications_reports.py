@@ -3,9 +3,10 @@ dashboard, streamed CSV), the per-user rate limit, and the demo data loader."""
 
 import asyncio
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
-from gateway_e2e_support import E2E_USER_RATE_LIMIT, agent, assert_problem, auth, new_user
+from gateway_e2e_support import E2E_USER_RATE_LIMIT, agent, assert_problem, auth, new_place, new_user, slot
 
 pytestmark = [pytest.mark.xdist_group("e2e"), pytest.mark.asyncio]
 
@@ -55,17 +56,31 @@ async def test_a_user_cannot_read_another_users_notifications(api):
 
 
 async def test_agents_get_reports_and_a_streamed_csv_and_clients_do_not(api):
-    staff, client = await agent(api), await new_user(api)
-    report = await api.get("/v1/reports/bookings", headers=auth(staff))
+    staff, client, host = await agent(api), await new_user(api), await new_user(api, "host")
+    place = await new_place(api, host)
+    booked = await api.post(
+        "/v1/bookings",
+        json={"place_id": place["id"], "ranges": [slot()], "guests": 1, "payment_method_token": "tok_success"},
+        headers=auth(client),
+    )
+    assert booked.status_code == 201, booked.text
+    # The report counts bookings by their start: a window over the coming year holds this one.
+    now = datetime.now(UTC).replace(microsecond=0)
+    window = {"start_time": now.isoformat(), "end_time": (now + timedelta(days=366)).isoformat()}
+    report = await api.get("/v1/reports/bookings", params=window, headers=auth(staff))
     assert report.status_code == 200, report.text
     assert {"daily_counts", "total_bookings", "cancellation_rate", "revenue"} <= set(report.json())
     revenue = await api.get("/v1/reports/revenue", headers=auth(staff))
     assert revenue.status_code == 200, revenue.text
     dashboard = await api.get("/v1/reports/dashboard", headers=auth(staff))
     assert dashboard.status_code == 200 and "cancellation_rate" in dashboard.json()
-    csv = await api.get("/v1/reports/bookings.csv", headers=auth(staff))
+    csv = await api.get("/v1/reports/bookings.csv", params=window, headers=auth(staff))
     assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv")
-    assert csv.text.splitlines()[0] == "date,status,count"
+    # Every row arrives, not only the first chunk: the CSV says what the JSON report says.
+    header, *rows = csv.text.splitlines()
+    assert header == "date,status,count"
+    assert len(rows) == len(report.json()["daily_counts"]) >= 1
+    assert sum(int(row.rsplit(",", 1)[1]) for row in rows) == report.json()["total_bookings"]
     for path in ("/v1/reports/revenue", "/v1/reports/dashboard", "/v1/reports/bookings.csv", "/v1/reports/users"):
         assert_problem(await api.get(path, headers=auth(client)), 403, code="ROLE_REQUIRED")
 

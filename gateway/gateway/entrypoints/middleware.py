@@ -64,7 +64,7 @@ class EdgeMiddleware:
                     send, 429, "RATE_LIMITED", "too many requests; retry later", {"Retry-After": retry_after}
                 )
 
-        replay = self._replaying_receive(body)
+        replay = self._replaying_receive(body, receive)
         key = headers.get("idempotency-key")
         if method == "POST" and key and len(key) <= 64:
             return await self._idempotent(gateway, scope, replay, send, f"{user_id or client_ip}:{key}", body)
@@ -90,7 +90,9 @@ class EdgeMiddleware:
         return b"".join(chunks)
 
     @staticmethod
-    def _replaying_receive(body: bytes):
+    def _replaying_receive(body: bytes, downstream):
+        """The body already read, then the server's own receive: it waits for the real disconnect.
+        (Answering "disconnected" at once made streamed responses stop after their first chunk.)"""
         sent = False
 
         async def receive():
@@ -98,7 +100,7 @@ class EdgeMiddleware:
             if not sent:
                 sent = True
                 return {"type": "http.request", "body": body, "more_body": False}
-            return {"type": "http.disconnect"}
+            return await downstream()
 
         return receive
 
