@@ -43,6 +43,7 @@ log = logging.getLogger("reserva.gateway")
 _ERROR_STATUSES = {
     "400": "Malformed request (for example invalid JSON)",
     "401": "Missing, invalid, expired or revoked access token",
+    "402": "Payment declined (code PAYMENT_DECLINED)",
     "403": "Authenticated but not allowed",
     "404": "Unknown resource, or not yours to see",
     "409": "Conflict: slot taken (with conflicting_ranges), illegal transition, concurrent modification",

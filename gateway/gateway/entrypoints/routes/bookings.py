@@ -11,6 +11,7 @@ from pydantic import AwareDatetime
 
 from gateway.entrypoints.cursors import decode_cursor, encode_cursor
 from gateway.entrypoints.proto_json import to_json
+from gateway.entrypoints.responses import BookingDetailsOut, BookingOut, BookingPageOut, PaymentPageOut
 from gateway.entrypoints.routes.places import _etag, _range
 from gateway.entrypoints.schemas import BookingIn, ConfirmIn, ReasonIn, RescheduleIn, Uuid
 from gateway.entrypoints.security import Principal, authenticated, gateway_of, host_or_agent, request_id
@@ -52,7 +53,13 @@ def _ranges(items) -> list:
     return [_range(r.start_time, r.end_time) for r in items]
 
 
-@router.post("/v1/bookings", status_code=201, summary="Book a place (INSTANT: paid and confirmed; REQUEST: asked)")
+@router.post(
+    "/v1/bookings",
+    response_model=BookingOut,
+    response_model_exclude_unset=True,
+    status_code=201,
+    summary="Book a place (INSTANT: paid and confirmed; REQUEST: asked)",
+)
 async def create_booking(
     body: BookingIn, request: Request, _: Principal = Depends(authenticated), key: str = Depends(request_id)
 ) -> dict[str, Any]:
@@ -68,7 +75,12 @@ async def create_booking(
     return to_json(await gateway_of(request).peers.booking.call("CreateBooking", create))
 
 
-@router.get("/v1/bookings", summary="Bookings the caller may see (own, their places', or all for agents)")
+@router.get(
+    "/v1/bookings",
+    response_model=BookingPageOut,
+    response_model_exclude_unset=True,
+    summary="Bookings the caller may see (own, their places', or all for agents)",
+)
 async def list_bookings(
     request: Request,
     client_id: Uuid | None = None,
@@ -103,7 +115,12 @@ async def list_bookings(
     }
 
 
-@router.get("/v1/bookings/{booking_id}", summary="One booking with its history")
+@router.get(
+    "/v1/bookings/{booking_id}",
+    response_model=BookingDetailsOut,
+    response_model_exclude_unset=True,
+    summary="One booking with its history",
+)
 async def get_booking(
     booking_id: Uuid, request: Request, response: Response, _: Principal = Depends(authenticated)
 ) -> dict[str, Any]:
@@ -113,7 +130,12 @@ async def get_booking(
     return _with_place(booking, await _place_summaries(request, [booking.place_id]))
 
 
-@router.post("/v1/bookings/{booking_id}:approve", summary="Host: approve a requested booking")
+@router.post(
+    "/v1/bookings/{booking_id}:approve",
+    response_model=BookingOut,
+    response_model_exclude_unset=True,
+    summary="Host: approve a requested booking",
+)
 async def approve_booking(
     booking_id: Uuid,
     request: Request,
@@ -125,7 +147,12 @@ async def approve_booking(
     return to_json(await gateway_of(request).peers.booking.call("ApproveBooking", approve))
 
 
-@router.post("/v1/bookings/{booking_id}:reject", summary="Host: reject a requested booking")
+@router.post(
+    "/v1/bookings/{booking_id}:reject",
+    response_model=BookingOut,
+    response_model_exclude_unset=True,
+    summary="Host: reject a requested booking",
+)
 async def reject_booking(
     booking_id: Uuid,
     request: Request,
@@ -140,7 +167,12 @@ async def reject_booking(
     return to_json(await gateway_of(request).peers.booking.call("RejectBooking", reject))
 
 
-@router.post("/v1/bookings/{booking_id}:cancel", summary="Client, host or agent: cancel (refund per policy)")
+@router.post(
+    "/v1/bookings/{booking_id}:cancel",
+    response_model=BookingOut,
+    response_model_exclude_unset=True,
+    summary="Client, host or agent: cancel (refund per policy)",
+)
 async def cancel_booking(
     booking_id: Uuid,
     request: Request,
@@ -155,7 +187,12 @@ async def cancel_booking(
     return to_json(await gateway_of(request).peers.booking.call("CancelBooking", cancel))
 
 
-@router.post("/v1/bookings/{booking_id}:reschedule", summary="Move a confirmed booking to new ranges")
+@router.post(
+    "/v1/bookings/{booking_id}:reschedule",
+    response_model=BookingOut,
+    response_model_exclude_unset=True,
+    summary="Move a confirmed booking to new ranges",
+)
 async def reschedule_booking(
     booking_id: Uuid,
     body: RescheduleIn,
@@ -168,7 +205,12 @@ async def reschedule_booking(
     return to_json(await gateway_of(request).peers.booking.call("RescheduleBooking", move))
 
 
-@router.post("/v1/bookings/{booking_id}:confirm", summary="Client: pay an approved booking")
+@router.post(
+    "/v1/bookings/{booking_id}:confirm",
+    response_model=BookingOut,
+    response_model_exclude_unset=True,
+    summary="Client: pay an approved booking",
+)
 async def confirm_booking(
     booking_id: Uuid,
     body: ConfirmIn,
@@ -180,7 +222,13 @@ async def confirm_booking(
     return to_json(await gateway_of(request).peers.booking.call("ConfirmBooking", confirm))
 
 
-@router.get("/v1/bookings/{booking_id}/payments", tags=["payments"], summary="Payments of a booking")
+@router.get(
+    "/v1/bookings/{booking_id}/payments",
+    response_model=PaymentPageOut,
+    response_model_exclude_unset=True,
+    tags=["payments"],
+    summary="Payments of a booking",
+)
 async def booking_payments(
     booking_id: Uuid,
     request: Request,

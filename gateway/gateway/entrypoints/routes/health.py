@@ -5,13 +5,14 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from gateway.adapters.peers import SERVING
+from gateway.entrypoints.responses import LivenessOut
 from gateway.entrypoints.schemas import Health
 from gateway.entrypoints.security import gateway_of
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", summary="The gateway process is up")
+@router.get("/healthz", response_model=LivenessOut, summary="The gateway process is up")
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 

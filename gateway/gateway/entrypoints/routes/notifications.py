@@ -9,6 +9,7 @@ from google.protobuf import field_mask_pb2
 
 from gateway.entrypoints.cursors import decode_cursor, encode_cursor
 from gateway.entrypoints.proto_json import from_json, to_json
+from gateway.entrypoints.responses import MarkReadOut, NotificationPageOut, PreferencesOut
 from gateway.entrypoints.schemas import MarkReadIn, PreferencesPatch, Uuid
 from gateway.entrypoints.security import Principal, authenticated, gateway_of, request_id
 from kit.errors import InvalidArgument
@@ -17,7 +18,12 @@ from reserva.notifications.v1 import notifications_pb2 as nt
 router = APIRouter(tags=["notifications"])
 
 
-@router.get("/v1/notifications", summary="The caller's notifications, newest first (agents: any user's)")
+@router.get(
+    "/v1/notifications",
+    response_model=NotificationPageOut,
+    response_model_exclude_unset=True,
+    summary="The caller's notifications, newest first (agents: any user's)",
+)
 async def list_notifications(
     request: Request,
     user_id: Uuid | None = None,
@@ -40,7 +46,12 @@ async def list_notifications(
     }
 
 
-@router.post("/v1/notifications:markRead", summary="Mark the caller's notifications read (all when ids is empty)")
+@router.post(
+    "/v1/notifications:markRead",
+    response_model=MarkReadOut,
+    response_model_exclude_unset=True,
+    summary="Mark the caller's notifications read (all when ids is empty)",
+)
 async def mark_read(
     body: MarkReadIn, request: Request, principal: Principal = Depends(authenticated), key: str = Depends(request_id)
 ) -> dict[str, int]:
@@ -49,13 +60,23 @@ async def mark_read(
     return {"marked_count": reply.marked_count}
 
 
-@router.get("/v1/notifications/preferences", summary="The caller's notification preferences")
+@router.get(
+    "/v1/notifications/preferences",
+    response_model=PreferencesOut,
+    response_model_exclude_unset=True,
+    summary="The caller's notification preferences",
+)
 async def get_preferences(request: Request, principal: Principal = Depends(authenticated)) -> dict[str, Any]:
     query = nt.GetPreferencesRequest(user_id=principal.user_id)
     return to_json(await gateway_of(request).peers.notifications.call("GetPreferences", query))
 
 
-@router.patch("/v1/notifications/preferences", summary="Change the caller's notification preferences")
+@router.patch(
+    "/v1/notifications/preferences",
+    response_model=PreferencesOut,
+    response_model_exclude_unset=True,
+    summary="Change the caller's notification preferences",
+)
 async def update_preferences(
     body: PreferencesPatch,
     request: Request,

@@ -10,6 +10,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
 
+from gateway.entrypoints.responses import OpsOverviewOut
 from gateway.entrypoints.security import Principal, agent_only, gateway_of
 from gateway.service_layer import ops
 
@@ -34,6 +35,8 @@ ASSETS = {
 
 @router.get(
     "/v1/ops/overview",
+    response_model=OpsOverviewOut,
+    response_model_exclude_unset=True,
     summary="Agents: live lock usage per service, blocked sessions, slow statements, outbox lag, cache hit rate",
 )
 async def overview(request: Request, response: Response, _: Principal = Depends(agent_only)) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from gateway.entrypoints.cursors import decode_cursor, encode_cursor
 from gateway.entrypoints.proto_json import to_json
+from gateway.entrypoints.responses import LedgerPageOut, PaymentOut, PaymentPageOut, RefundResultOut
 from gateway.entrypoints.schemas import RefundIn, Uuid
 from gateway.entrypoints.security import Principal, agent_only, authenticated, gateway_of, host_or_agent, request_id
 from reserva.booking.v1 import booking_pb2 as bk
@@ -28,7 +29,12 @@ async def _visible_payment(request: Request, principal: Principal, payment_id: s
     return payment
 
 
-@router.get("/v1/payments", summary="The caller's payments (agents: any user's)")
+@router.get(
+    "/v1/payments",
+    response_model=PaymentPageOut,
+    response_model_exclude_unset=True,
+    summary="The caller's payments (agents: any user's)",
+)
 async def list_payments(
     request: Request,
     user_id: Uuid | None = None,
@@ -48,14 +54,21 @@ async def list_payments(
     }
 
 
-@router.get("/v1/payments/{payment_id}", summary="One payment")
+@router.get(
+    "/v1/payments/{payment_id}", response_model=PaymentOut, response_model_exclude_unset=True, summary="One payment"
+)
 async def get_payment(
     payment_id: Uuid, request: Request, principal: Principal = Depends(authenticated)
 ) -> dict[str, Any]:
     return to_json(await _visible_payment(request, principal, payment_id))
 
 
-@router.get("/v1/payments/{payment_id}/ledger", summary="Agents: ledger entries of a payment")
+@router.get(
+    "/v1/payments/{payment_id}/ledger",
+    response_model=LedgerPageOut,
+    response_model_exclude_unset=True,
+    summary="Agents: ledger entries of a payment",
+)
 async def ledger(
     payment_id: Uuid,
     request: Request,
@@ -73,7 +86,12 @@ async def ledger(
     }
 
 
-@router.post("/v1/payments/{payment_id}:refund", summary="Host of the booking's place or agent: refund")
+@router.post(
+    "/v1/payments/{payment_id}:refund",
+    response_model=RefundResultOut,
+    response_model_exclude_unset=True,
+    summary="Host of the booking's place or agent: refund",
+)
 async def refund_payment(
     payment_id: Uuid,
     request: Request,

@@ -11,6 +11,14 @@ from pydantic import AwareDatetime
 
 from gateway.entrypoints.cursors import decode_cursor, encode_cursor
 from gateway.entrypoints.proto_json import from_json, to_json
+from gateway.entrypoints.responses import (
+    BlockOut,
+    CalendarPageOut,
+    FreeSlotPageOut,
+    PlaceOut,
+    PlacePageOut,
+    SearchPageOut,
+)
 from gateway.entrypoints.schemas import BlockIn, PlaceIn, PlacePatch, Uuid
 from gateway.entrypoints.security import Principal, authenticated, gateway_of, host_or_agent, request_id
 from kit.errors import InvalidArgument
@@ -54,7 +62,13 @@ def _range(start: datetime, end: datetime) -> types_pb2.TimeRange:
     return time_range
 
 
-@router.post("/v1/places", status_code=201, summary="Hosts: create a place")
+@router.post(
+    "/v1/places",
+    response_model=PlaceOut,
+    response_model_exclude_unset=True,
+    status_code=201,
+    summary="Hosts: create a place",
+)
 async def create_place(
     body: PlaceIn,
     request: Request,
@@ -69,7 +83,9 @@ async def create_place(
     return _place_response(created, response)
 
 
-@router.get("/v1/places", summary="List places with filters")
+@router.get(
+    "/v1/places", response_model=PlacePageOut, response_model_exclude_unset=True, summary="List places with filters"
+)
 async def list_places(
     request: Request,
     city: str = Query(default="", max_length=100),
@@ -105,7 +121,12 @@ async def list_places(
     }
 
 
-@router.get("/v1/places/{place_id}", summary="One place (ETag header for If-Match)")
+@router.get(
+    "/v1/places/{place_id}",
+    response_model=PlaceOut,
+    response_model_exclude_unset=True,
+    summary="One place (ETag header for If-Match)",
+)
 async def get_place(
     place_id: Uuid, request: Request, response: Response, _: Principal = Depends(authenticated)
 ) -> dict[str, Any]:
@@ -113,7 +134,12 @@ async def get_place(
     return _place_response(place, response)
 
 
-@router.patch("/v1/places/{place_id}", summary="Owner: change fields of a place (If-Match for concurrency)")
+@router.patch(
+    "/v1/places/{place_id}",
+    response_model=PlaceOut,
+    response_model_exclude_unset=True,
+    summary="Owner: change fields of a place (If-Match for concurrency)",
+)
 async def update_place(
     place_id: Uuid,
     body: PlacePatch,
@@ -135,7 +161,12 @@ async def update_place(
     return _place_response(updated, response)
 
 
-@router.delete("/v1/places/{place_id}", summary="Owner: deactivate a place")
+@router.delete(
+    "/v1/places/{place_id}",
+    response_model=PlaceOut,
+    response_model_exclude_unset=True,
+    summary="Owner: deactivate a place",
+)
 async def delete_place(
     place_id: Uuid,
     request: Request,
@@ -150,7 +181,12 @@ async def delete_place(
     return _place_response(deleted, response)
 
 
-@router.get("/v1/places/{place_id}/free-slots", summary="Free slots of a place between two local dates")
+@router.get(
+    "/v1/places/{place_id}/free-slots",
+    response_model=FreeSlotPageOut,
+    response_model_exclude_unset=True,
+    summary="Free slots of a place between two local dates",
+)
 async def free_slots(
     place_id: Uuid,
     request: Request,
@@ -200,7 +236,12 @@ async def calendar_ics(
     return Response(reply.ics_content, media_type="text/calendar; charset=utf-8")
 
 
-@router.get("/v1/places/{place_id}/calendar", summary="Owner: holds and blocks overlapping a time range")
+@router.get(
+    "/v1/places/{place_id}/calendar",
+    response_model=CalendarPageOut,
+    response_model_exclude_unset=True,
+    summary="Owner: holds and blocks overlapping a time range",
+)
 async def calendar_entries(
     place_id: Uuid,
     request: Request,
@@ -223,7 +264,13 @@ async def calendar_entries(
     }
 
 
-@router.post("/v1/places/{place_id}/blocks", status_code=201, summary="Owner: block time ranges")
+@router.post(
+    "/v1/places/{place_id}/blocks",
+    response_model=BlockOut,
+    response_model_exclude_unset=True,
+    status_code=201,
+    summary="Owner: block time ranges",
+)
 async def block_time(
     place_id: Uuid,
     body: BlockIn,
@@ -237,7 +284,12 @@ async def block_time(
     return to_json(await gateway_of(request).peers.availability.call("BlockTime", block))
 
 
-@router.post("/v1/blocks/{block_id}:remove", summary="Owner: remove a block")
+@router.post(
+    "/v1/blocks/{block_id}:remove",
+    response_model=BlockOut,
+    response_model_exclude_unset=True,
+    summary="Owner: remove a block",
+)
 async def unblock_time(
     block_id: Uuid, request: Request, _: Principal = Depends(host_or_agent), key: str = Depends(request_id)
 ) -> dict[str, Any]:
@@ -245,7 +297,13 @@ async def unblock_time(
     return to_json(await gateway_of(request).peers.availability.call("UnblockTime", unblock))
 
 
-@router.get("/v1/search", tags=["search"], summary="Places with free slots of a given length in a window")
+@router.get(
+    "/v1/search",
+    response_model=SearchPageOut,
+    response_model_exclude_unset=True,
+    tags=["search"],
+    summary="Places with free slots of a given length in a window",
+)
 async def search(
     request: Request,
     city: str = Query(min_length=1, max_length=100),

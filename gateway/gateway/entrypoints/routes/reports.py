@@ -17,6 +17,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import AwareDatetime
 
 from gateway.entrypoints.proto_json import to_json
+from gateway.entrypoints.responses import BookingStatsOut, DashboardOut, RevenueStatsOut
 from gateway.entrypoints.routes.places import _range
 from gateway.entrypoints.schemas import Uuid
 from gateway.entrypoints.security import Principal, agent_only, gateway_of, host_or_agent
@@ -44,7 +45,12 @@ async def _revenue_stats(request, start, end, time_zone) -> pay.RevenueStats:
     return await gateway_of(request).peers.payments.call("GetRevenueStats", query)
 
 
-@router.get("/bookings", summary="Bookings per day and status, cancellation rate, booking revenue")
+@router.get(
+    "/bookings",
+    response_model=BookingStatsOut,
+    response_model_exclude_unset=True,
+    summary="Bookings per day and status, cancellation rate, booking revenue",
+)
 async def booking_report(
     request: Request,
     start_time: AwareDatetime | None = None,
@@ -58,7 +64,12 @@ async def booking_report(
     return to_json(await _booking_stats(request, start, end, time_zone, host_id, place_id))
 
 
-@router.get("/revenue", summary="Agents: revenue per currency and day (payments ledger)")
+@router.get(
+    "/revenue",
+    response_model=RevenueStatsOut,
+    response_model_exclude_unset=True,
+    summary="Agents: revenue per currency and day (payments ledger)",
+)
 async def revenue_report(
     request: Request,
     start_time: AwareDatetime | None = None,
@@ -70,7 +81,12 @@ async def revenue_report(
     return to_json(await _revenue_stats(request, start, end, time_zone))
 
 
-@router.get("/dashboard", summary="Agents: the dashboard figures in one answer (cached briefly)")
+@router.get(
+    "/dashboard",
+    response_model=DashboardOut,
+    response_model_exclude_unset=True,
+    summary="Agents: the dashboard figures in one answer (cached briefly)",
+)
 async def dashboard(
     request: Request,
     start_time: AwareDatetime | None = None,

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from gateway.entrypoints.cursors import decode_cursor, encode_cursor
 from gateway.entrypoints.proto_json import to_json
+from gateway.entrypoints.responses import ReviewOut, ReviewPageOut
 from gateway.entrypoints.schemas import HideIn, ReplyIn, ReviewIn, Uuid
 from gateway.entrypoints.security import Principal, agent_only, authenticated, gateway_of, host_or_agent, request_id
 from reserva.booking.v1 import booking_pb2 as bk
@@ -15,7 +16,13 @@ from reserva.booking.v1 import booking_pb2 as bk
 router = APIRouter(tags=["reviews"])
 
 
-@router.post("/v1/reviews", status_code=201, summary="Client: review a completed booking")
+@router.post(
+    "/v1/reviews",
+    response_model=ReviewOut,
+    response_model_exclude_unset=True,
+    status_code=201,
+    summary="Client: review a completed booking",
+)
 async def create_review(
     body: ReviewIn, request: Request, _: Principal = Depends(authenticated), key: str = Depends(request_id)
 ) -> dict[str, Any]:
@@ -23,7 +30,12 @@ async def create_review(
     return to_json(await gateway_of(request).peers.booking.call("CreateReview", create))
 
 
-@router.get("/v1/places/{place_id}/reviews", summary="Visible reviews of a place, newest first")
+@router.get(
+    "/v1/places/{place_id}/reviews",
+    response_model=ReviewPageOut,
+    response_model_exclude_unset=True,
+    summary="Visible reviews of a place, newest first",
+)
 async def list_reviews(
     place_id: Uuid,
     request: Request,
@@ -45,7 +57,12 @@ async def list_reviews(
     }
 
 
-@router.post("/v1/reviews/{review_id}:reply", summary="Host: reply to a review of their place")
+@router.post(
+    "/v1/reviews/{review_id}:reply",
+    response_model=ReviewOut,
+    response_model_exclude_unset=True,
+    summary="Host: reply to a review of their place",
+)
 async def reply_to_review(
     review_id: Uuid,
     body: ReplyIn,
@@ -57,7 +74,12 @@ async def reply_to_review(
     return to_json(await gateway_of(request).peers.booking.call("ReplyToReview", reply))
 
 
-@router.post("/v1/reviews/{review_id}:hide", summary="Agents: hide a review")
+@router.post(
+    "/v1/reviews/{review_id}:hide",
+    response_model=ReviewOut,
+    response_model_exclude_unset=True,
+    summary="Agents: hide a review",
+)
 async def hide_review(
     review_id: Uuid,
     body: HideIn,
