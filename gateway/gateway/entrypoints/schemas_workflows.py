@@ -1,36 +1,28 @@
 """Request and response bodies of the booking workflows beyond the basic lifecycle (recurring series,
 waitlist, no-show and completion) and of the agents' notification tools (announcements, dead
-letters). Requests are strict like every other request body; responses mirror the protos' JSON mapping
-(snake_case, RFC 3339 timestamps, enum names, money in minor units, bytes as base64). Enum values are
-taken from the protos, so the OpenAPI document follows them."""
+letters). Requests are strict like every other request body (gateway/entrypoints/schemas.py).
+Responses follow gateway/entrypoints/responses.py: the proto3 JSON of `proto_json.to_json` unchanged
+(routes use `response_model_exclude_unset=True`), strict, fields mirroring the protos (bytes as
+base64); tests/unit/gateway/test_gateway_workflow_models.py keeps them in step with the descriptors.
+One deliberate difference: an announcement's audience names roles as the rest of the API does
+(client, host, agent), not by the notifications service's enum."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AwareDatetime, Field
+from pydantic.json_schema import SkipJsonSchema
 
+from gateway.entrypoints.responses import BookingOut, PageToken, StrictOut, TimeRangeOut, Timestamp
 from gateway.entrypoints.schemas import Role, Strict, TimeRangeIn, Uuid
-from reserva.booking.v1 import booking_pb2 as bk
-from reserva.notifications.v1 import notifications_pb2 as nt
 
-
-def _names(enum, *, skip_unspecified: bool = True):
-    """A Literal of a proto enum's value names (the JSON mapping prints enums by name)."""
-    names = tuple(v.name for v in enum.DESCRIPTOR.values if not (skip_unspecified and v.name.endswith("_UNSPECIFIED")))
-    return Literal[names]  # type: ignore[valid-type]
-
-
-# The service may report an unset status as its _UNSPECIFIED name; keep those in the output types.
-BookingStatus = _names(bk.Booking.Status, skip_unspecified=False)
-SagaState = _names(bk.Booking.SagaState, skip_unspecified=False)
-PaymentStatus = _names(bk.Booking.PaymentStatus, skip_unspecified=False)
-WaitlistState = _names(bk.WaitlistEntry.State, skip_unspecified=False)
-WaitlistStateFilter = _names(bk.WaitlistEntry.State)
-AnnouncementState = _names(nt.Announcement.State, skip_unspecified=False)
-DeadLetterState = _names(nt.DeadLetter.State, skip_unspecified=False)
-DeadLetterStateFilter = _names(nt.DeadLetter.State)
+WaitlistState = Literal["STATE_UNSPECIFIED", "WAITING", "OFFERED", "FULFILLED", "LEFT", "EXPIRED"]
+AnnouncementState = Literal["STATE_UNSPECIFIED", "PENDING", "SENDING", "COMPLETED", "FAILED"]
+DeadLetterState = Literal["STATE_UNSPECIFIED", "PENDING", "REPLAYED", "REPLAY_FAILED"]
+# Filters take the meaningful states only.
+WaitlistStateFilter = Literal["WAITING", "OFFERED", "FULFILLED", "LEFT", "EXPIRED"]
+DeadLetterStateFilter = Literal["PENDING", "REPLAYED", "REPLAY_FAILED"]
 
 
 # --- requests -----------------------------------------------------------------------------------
@@ -83,118 +75,87 @@ class AnnouncementIn(Strict):
 
 # --- responses ----------------------------------------------------------------------------------
 
-
-class MoneyOut(BaseModel):
-    amount_minor: int
-    currency_code: str
+Optional = SkipJsonSchema[None]
 
 
-class TimeRangeOut(BaseModel):
-    start_time: datetime | None = None
-    end_time: datetime | None = None
+class SeriesOut(StrictOut):
+    """A booked recurring series. (reserva.booking.v1.RecurringBookingResult)"""
+
+    booked: list[BookingOut] = Field(description="Bookings created, one per booked occurrence, by start.")
+    conflicts: list[TimeRangeOut] = Field(
+        description="Occurrences not booked because taken or outside the schedule (only with allow_partial)."
+    )
+    series_id: str = Field(description="UUID of the series, also set on every booking.")
 
 
-class StatusChangeOut(BaseModel):
-    from_status: BookingStatus
-    to_status: BookingStatus
-    actor_id: str
-    reason: str
-    change_time: datetime | None = None
+class WaitlistEntryOut(StrictOut):
+    """A client waiting for a taken range of a place. (reserva.booking.v1.WaitlistEntry)"""
+
+    id: str = Field(description="Identifier, a UUID.")
+    place_id: str = Field(description="Place UUID.")
+    client_id: str = Field(description="UUID of the waiting client.")
+    range: TimeRangeOut | Optional = Field(default=None, description="Wanted range.")
+    guests: int = Field(description="Guests wanted.")
+    units: int = Field(description="Units wanted.")
+    state: WaitlistState = Field(
+        description="WAITING; OFFERED (a hold until offer_expire_time); FULFILLED; LEFT; EXPIRED."
+    )
+    position: int = Field(
+        description="Position among WAITING entries of the place with overlapping ranges, 1-based; 0 when not WAITING."
+    )
+    offer_expire_time: Timestamp | Optional = Field(
+        default=None, description="When an OFFERED entry's offer lapses; unset otherwise."
+    )
+    create_time: Timestamp | Optional = Field(default=None, description="Creation time.")
+    update_time: Timestamp | Optional = Field(default=None, description="Time of the last state change.")
 
 
-class CancellationOut(BaseModel):
-    actor_id: str
-    by_host: bool
-    reason: str
-    refund_percent: int
-    refund_amount: MoneyOut | None = None
-    refund_id: str
-    cancel_time: datetime | None = None
+class WaitlistPageOut(StrictOut):
+    entries: list[WaitlistEntryOut] = Field(description="By wanted range start, then creation time.")
+    next_page_token: PageToken
 
 
-class BookingOut(BaseModel):
-    id: str
-    client_id: str
-    host_id: str
-    place_id: str
-    ranges: list[TimeRangeOut]
-    guests: int
-    units: int
-    price: MoneyOut | None = None
-    deposit_amount: MoneyOut | None = None
-    status: BookingStatus
-    saga_state: SagaState
-    hold_id: str
-    payment_id: str
-    payment_status: PaymentStatus
-    history: list[StatusChangeOut] = Field(default_factory=list)
-    cancellation: CancellationOut | None = None
-    note: str = ""
-    series_id: str
-    create_time: datetime | None = None
-    update_time: datetime | None = None
-    expire_time: datetime | None = None
-    etag: str
+class AnnouncementFilterOut(StrictOut):
+    """Who receives an announcement; empty lists match everyone. (reserva.notifications.v1.AnnouncementFilter)"""
+
+    roles: list[Role] = Field(description="Recipients' roles.")
+    user_ids: list[str] = Field(description="Recipients' UUIDs.")
 
 
-class SeriesOut(BaseModel):
-    series_id: str
-    booked: list[BookingOut] = Field(description="One booking per booked occurrence, by start.")
-    conflicts: list[TimeRangeOut] = Field(description="Occurrences not booked (only with allow_partial).")
+class AnnouncementOut(StrictOut):
+    """A message sent by an agent to many users. (reserva.notifications.v1.Announcement)"""
 
-
-class WaitlistEntryOut(BaseModel):
-    id: str
-    place_id: str
-    client_id: str
-    range: TimeRangeOut | None = None
-    guests: int
-    units: int
-    state: WaitlistState
-    position: int = Field(description="1-based among WAITING entries for overlapping ranges; 0 when not WAITING.")
-    offer_expire_time: datetime | None = None
-    create_time: datetime | None = None
-    update_time: datetime | None = None
-
-
-class WaitlistPage(BaseModel):
-    entries: list[WaitlistEntryOut]
-    next_page_token: str | None
-
-
-class AnnouncementFilterOut(BaseModel):
-    roles: list[Role]
-    user_ids: list[str]
-
-
-class AnnouncementOut(BaseModel):
-    id: str
-    subject: str
-    body: str
-    filter: AnnouncementFilterOut
-    state: AnnouncementState
-    sent_count: int
-    failed_count: int
+    id: str = Field(description="Identifier, a UUID.")
+    subject: str = Field(description="Subject, 1-200 characters.")
+    body: str = Field(description="Body, plain text, 1-10000 characters.")
+    filter: AnnouncementFilterOut | Optional = Field(default=None, description="Audience.")
+    state: AnnouncementState = Field(description="Delivery progress.")
+    sent_count: int = Field(description="Recipients notified so far.")
+    failed_count: int = Field(description="Recipients whose notification failed.")
     total: int = Field(description="Recipients matched; 0 while PENDING.")
-    created_by: str
-    create_time: datetime | None = None
-    complete_time: datetime | None = None
+    created_by: str = Field(description="UUID of the agent who sent it.")
+    create_time: Timestamp | Optional = Field(default=None, description="Creation time.")
+    complete_time: Timestamp | Optional = Field(
+        default=None, description="When it reached COMPLETED or FAILED; unset before."
+    )
 
 
-class DeadLetterOut(BaseModel):
-    id: str
-    stream: str
-    consumer_group: str
-    event_id: str
-    event_type: str
+class DeadLetterOut(StrictOut):
+    """An event the notifications consumer failed to process after all retries. (reserva.notifications.v1.DeadLetter)"""
+
+    id: str = Field(description="Identifier, a UUID.")
+    stream: str = Field(description='Stream the event came from, for example "<namespace>:events:booking".')
+    consumer_group: str = Field(description='Consumer group that failed, for example "notifications".')
+    event_id: str = Field(description="EventEnvelope.event_id of the event.")
+    event_type: str = Field(description='EventEnvelope.event_type, for example "booking.confirmed".')
     envelope: str = Field(description="The serialized reserva.events.v1.EventEnvelope, base64.")
-    error: str
-    attempts: int
-    state: DeadLetterState
-    create_time: datetime | None = None
-    replay_time: datetime | None = None
+    error: str = Field(description="Last error: a fixed machine-readable code plus a short message.")
+    attempts: int = Field(description="Processing attempts made.")
+    state: DeadLetterState = Field(description="PENDING; REPLAYED (terminal); REPLAY_FAILED (may be replayed again).")
+    create_time: Timestamp | Optional = Field(default=None, description="When the event was dead-lettered.")
+    replay_time: Timestamp | Optional = Field(default=None, description="Time of the last replay; unset if never.")
 
 
-class DeadLetterPage(BaseModel):
-    dead_letters: list[DeadLetterOut]
-    next_page_token: str | None
+class DeadLetterPageOut(StrictOut):
+    dead_letters: list[DeadLetterOut] = Field(description="Oldest first.")
+    next_page_token: PageToken

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Depends, Request
 
 from gateway.entrypoints.proto_json import to_json
@@ -16,24 +18,25 @@ _ROLE_TO_PROTO = {"client": nt.ROLE_CLIENT, "host": nt.ROLE_HOST, "agent": nt.RO
 _ROLE_FROM_PROTO = {v: k for k, v in _ROLE_TO_PROTO.items()}
 
 
-def _announcement(a: nt.Announcement) -> AnnouncementOut:
+def _announcement(a: nt.Announcement) -> dict[str, Any]:
     body = to_json(a)
     body["filter"] = {
         "roles": [_ROLE_FROM_PROTO[r] for r in a.filter.roles if r in _ROLE_FROM_PROTO],
         "user_ids": list(a.filter.user_ids),
     }
-    return AnnouncementOut.model_validate(body)
+    return body
 
 
 @router.post(
     "/v1/announcements",
     status_code=201,
     response_model=AnnouncementOut,
+    response_model_exclude_unset=True,
     summary="Agents: send a message to every user matching the filter (state PENDING; delivery runs after)",
 )
 async def send_announcement(
     body: AnnouncementIn, request: Request, _: Principal = Depends(agent_only), key: str = Depends(request_id)
-) -> AnnouncementOut:
+) -> dict[str, Any]:
     audience = body.filter
     send = nt.SendAnnouncementRequest(
         request_id=key,
@@ -50,10 +53,11 @@ async def send_announcement(
 @router.get(
     "/v1/announcements/{announcement_id}",
     response_model=AnnouncementOut,
+    response_model_exclude_unset=True,
     summary="Agents: one announcement with its delivery progress",
 )
 async def get_announcement(
     announcement_id: Uuid, request: Request, _: Principal = Depends(agent_only)
-) -> AnnouncementOut:
+) -> dict[str, Any]:
     query = nt.GetAnnouncementRequest(id=announcement_id)
     return _announcement(await gateway_of(request).peers.notifications.call("GetAnnouncement", query))

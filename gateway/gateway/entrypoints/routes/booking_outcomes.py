@@ -4,11 +4,14 @@ own). The booking service decides who may and when; the roles here only turn awa
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Depends, Request
 
 from gateway.entrypoints.proto_json import to_json
+from gateway.entrypoints.responses import BookingOut
 from gateway.entrypoints.schemas import Uuid
-from gateway.entrypoints.schemas_workflows import BookingOut, NoShowIn
+from gateway.entrypoints.schemas_workflows import NoShowIn
 from gateway.entrypoints.security import Principal, agent_only, gateway_of, host_or_agent, request_id
 from reserva.booking.v1 import booking_pb2 as bk
 
@@ -18,6 +21,7 @@ router = APIRouter(tags=["bookings"])
 @router.post(
     "/v1/bookings/{booking_id}:markNoShow",
     response_model=BookingOut,
+    response_model_exclude_unset=True,
     summary="Host: mark a confirmed booking that has started as a no-show (no refund)",
 )
 async def mark_no_show(
@@ -26,18 +30,19 @@ async def mark_no_show(
     body: NoShowIn | None = None,
     _: Principal = Depends(host_or_agent),
     key: str = Depends(request_id),
-) -> BookingOut:
+) -> dict[str, Any]:
     mark = bk.MarkNoShowRequest(request_id=key, id=booking_id, reason=body.reason if body else "")
-    return BookingOut.model_validate(to_json(await gateway_of(request).peers.booking.call("MarkNoShow", mark)))
+    return to_json(await gateway_of(request).peers.booking.call("MarkNoShow", mark))
 
 
 @router.post(
     "/v1/bookings/{booking_id}:complete",
     response_model=BookingOut,
+    response_model_exclude_unset=True,
     summary="Agents: complete a confirmed booking that has ended (captures any outstanding balance)",
 )
 async def complete_booking(
     booking_id: Uuid, request: Request, _: Principal = Depends(agent_only), key: str = Depends(request_id)
-) -> BookingOut:
+) -> dict[str, Any]:
     complete = bk.CompleteBookingRequest(request_id=key, id=booking_id)
-    return BookingOut.model_validate(to_json(await gateway_of(request).peers.booking.call("CompleteBooking", complete)))
+    return to_json(await gateway_of(request).peers.booking.call("CompleteBooking", complete))

@@ -3,6 +3,8 @@ occurrence its own booking (all or nothing unless `allow_partial`)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Depends, Request
 
 from gateway.entrypoints.proto_json import to_json
@@ -19,11 +21,12 @@ _FREQUENCY = {"DAILY": bk.Recurrence.DAILY, "WEEKLY": bk.Recurrence.WEEKLY}
     "/v1/bookings:createRecurring",
     status_code=201,
     response_model=SeriesOut,
+    response_model_exclude_unset=True,
     summary="Book a series of occurrences of one range (INSTANT places; each occurrence paid)",
 )
 async def create_recurring_bookings(
     body: SeriesIn, request: Request, _: Principal = Depends(authenticated), key: str = Depends(request_id)
-) -> SeriesOut:
+) -> dict[str, Any]:
     recurrence = bk.Recurrence(frequency=_FREQUENCY[body.recurrence.frequency], count=body.recurrence.count or 0)
     if body.recurrence.until is not None:
         recurrence.until.CopyFrom(timestamp(body.recurrence.until, "recurrence.until"))
@@ -39,4 +42,4 @@ async def create_recurring_bookings(
         allow_partial=body.allow_partial,
     )
     result = await gateway_of(request).peers.booking.call("CreateRecurringBookings", create)
-    return SeriesOut.model_validate(to_json(result))
+    return to_json(result)
