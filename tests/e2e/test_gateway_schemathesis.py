@@ -3,8 +3,8 @@ generated requests (authenticated as agents, a host, a client and a client-host 
 answer is checked against the document: no 5xx, a documented status code and content type, and a
 body that fits the documented schema (success bodies are typed, see gateway/entrypoints/responses.py).
 Every other request of an operation with a resource id in its path gets the id of a seeded resource
-(the host's places, the client's bookings and payment, a block), so success answers are checked too,
-not only the 404s that random ids get."""
+(the host's places, the client's bookings, payment and waitlist entry, a block, an announcement), so
+success answers are checked too, not only the 404s that random ids get."""
 
 import itertools
 from collections import Counter
@@ -53,7 +53,13 @@ MUST_SUCCEED = {
     ("GET", "/v1/reports/dashboard"),
     ("GET", "/v1/reports/bookings.csv"),
     ("GET", "/v1/reports/users"),
+    ("GET", "/v1/waitlist"),
+    ("GET", "/v1/announcements/{announcement_id}"),
+    ("GET", "/v1/dead-letters"),
 }
+# Generated announcements go to the fuzzer's victim only: one to everybody would land in the inboxes of
+# every other test's users (and queue ahead of their announcements).
+ANNOUNCE = ("POST", "/v1/announcements")
 
 
 def _login(http: httpx.Client, email: str, password: str) -> dict[str, str]:
@@ -107,12 +113,24 @@ def _seed(gateway_url: str) -> tuple[list[dict[str, str]], dict[str, list[str]]]
             )
             for place in (instant, on_request)
         ]
+        waiting = _created(
+            http.post("/v1/waitlist", json={"place_id": instant["id"], "range": slot(), "guests": 1}, headers=client)
+        )
+        announcement = _created(
+            http.post(
+                "/v1/announcements",
+                json={"subject": "Fuzz", "body": "Seeded", "filter": {"user_ids": [victim_id]}},
+                headers=agent,
+            )
+        )
     known = {
         "place_id": [instant["id"], on_request["id"]],
         "booking_id": [b["id"] for b in bookings],
         "payment_id": [b["payment_id"] for b in bookings if b["payment_id"]],
         "block_id": [block["id"]],
         "user_id": [victim_id],
+        "entry_id": [waiting["id"]],
+        "announcement_id": [announcement["id"]],
     }
     return [agent, host, client, both, second_agent], known
 
@@ -145,6 +163,8 @@ def _fuzz(operation, gateway_url: str, sessions: list[dict[str, str]], known: di
             for name in case.path_parameters or {}:
                 if name in known:
                     case.path_parameters[name] = known[name][n // 2 // len(sessions) % len(known[name])]
+        if key == ANNOUNCE and isinstance(case.body, dict):
+            case.body["filter"] = {"user_ids": known["user_id"]}
         headers = sessions[n // 2 % len(sessions)]
         response = case.call(base_url=gateway_url, headers=headers, timeout=30)
         tally.sent += 1
