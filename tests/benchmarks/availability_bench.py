@@ -92,7 +92,6 @@ async def main() -> dict:
     from google.protobuf import duration_pb2, timestamp_pb2
     from sqlalchemy import text
 
-    from availability.adapters.search import SEARCH_SQL
     from availability.bootstrap import start
     from availability.config import AvailabilitySettings
     from kit import lock_probe
@@ -163,6 +162,7 @@ async def main() -> dict:
         await timed_search(3, 200, True, every_page=True)  # warm-up
         # Full scan: every hit of the city (all pages of 200), i.e. every place's free slots.
         full = [await timed_search(3 + i % 60, 200, True, every_page=True) for i in range(15)]
+        full_hits = {3 + i % 60: found for i, (_, found) in enumerate(full)}
         first_page = [await timed_search(3 + i % 60, 50, True) for i in range(15)]
         await timed_search(5, 50, True)
         hits = [await timed_search(5, 50, False) for _ in range(30)]
@@ -184,28 +184,36 @@ async def main() -> dict:
             await queries.search_availability(deps, hit_query)
             handler_hits.append((time.perf_counter() - t0) * 1000)
 
-        async def raw_sql(day: int, free_limit: int | None = None) -> float:
-            """The service's search statement alone: every place (free_limit None) or a first page's
-            rows (every place with a busy range in the window + the best `free_limit` free ones)."""
+        from availability.domain.calendar import slot_group
+        from availability.domain.model import TimeRange, zone
+        from availability.service_layer.queries import _schedule
+
+        async def raw_sql(day: int, size: int, every_page: bool) -> float:
+            """The service's search statements alone (the schedule groups, then each page), in one
+            transaction: every page of `size` (every_page) or the first one."""
             start = base + timedelta(days=day, hours=10)
-            params = {
-                "city": CITY,
-                "min_capacity": 0,
-                "min_rating": 0.0,
-                "currency": None,
-                "min_price": None,
-                "max_price": None,
-                "busy_start": start,
-                "busy_end": start + timedelta(hours=2),
-                "now": datetime.now(UTC),
-                "units": 1,
-                "free_limit": free_limit,
-            }
+            window, now = TimeRange(start, start + timedelta(hours=2)), datetime.now(UTC)
+            found = 0
             async with running.deps.uow() as uow:
                 t0 = time.perf_counter()
-                rows = (await uow.session.execute(SEARCH_SQL, params)).all()
+                groups = []
+                for g in await uow.search.groups(CITY):
+                    group = slot_group(
+                        _schedule(g.schedule_text), zone(g.time_zone), window, timedelta(hours=2), now, 3
+                    )
+                    if group is not None:
+                        groups.append((g.key, group))
+                position = None
+                while True:
+                    rows = await uow.search.page(groups, CITY, 0, 0.0, None, None, None, now, 1, 3, size + 1, position)
+                    found += min(len(rows), size)
+                    if len(rows) <= size or not every_page:
+                        break
+                    last = rows[size - 1]
+                    first = groups[last.group][1].candidates[last.free[0] if last.free else 0].start
+                    position = (first, last.rating_average, last.id)
                 elapsed = (time.perf_counter() - t0) * 1000
-            assert free_limit is not None or len(rows) == PLACES
+            assert not every_page or found == full_hits[day], (found, full_hits[day])
             return elapsed
 
         async def raw_busy_index_only(day: int) -> float:
@@ -223,8 +231,8 @@ async def main() -> dict:
                 )
                 return (time.perf_counter() - t0) * 1000
 
-        raw = [await raw_sql(3 + i % 60) for i in range(15)]
-        raw_first_page = [await raw_sql(3 + i % 60, 51) for i in range(15)]
+        raw = [await raw_sql(3 + i % 60, 200, True) for i in range(15)]
+        raw_first_page = [await raw_sql(3 + i % 60, 50, False) for i in range(15)]
         raw_busy = [await raw_busy_index_only(3 + i % 60) for i in range(15)]
 
         async def naive_loop(day: int) -> float:

@@ -14,9 +14,12 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import asyncpg
 import grpc
 from availability_helpers import SERVICE, As, create_place, dur, hm, hold_request, host, pdate, rid, trange
+from google.protobuf import field_mask_pb2
 
+from kit.provision import admin_dsn
 from reserva.availability.v1 import availability_pb2 as pb
 
 H = timedelta(hours=1)
@@ -100,7 +103,7 @@ async def search_all(stub, city: str, window, hours: int, units: int, max_slots:
         page_size=page_size,
     )
     found = []
-    while True:
+    for _ in range(100):  # a page token that never ends fails the test instead of hanging it
         reply = await stub.SearchAvailability(request)
         assert len(reply.results) <= page_size
         found += [
@@ -114,9 +117,10 @@ async def search_all(stub, city: str, window, hours: int, units: int, max_slots:
         if not reply.next_page_token:
             return found
         request.page_token = reply.next_page_token
+    raise AssertionError("the pages never ended")
 
 
-async def test_search_pages_match_every_places_own_free_slots(stub, availability_server):
+async def test_search_pages_match_every_places_own_free_slots(stub, availability_server, infra, database):
     deps = availability_server.deps
     real_clock = deps.clock
     start = real_clock().replace(second=0, microsecond=0)
@@ -133,7 +137,12 @@ async def test_search_pages_match_every_places_own_free_slots(stub, availability
     kinds = schedules(blocked=new_york)
     plan = ["office", "office", "barber", "barber", "barber", "night", "night", "allday", "allday", "allday"]
     plan += ["allday", "allday-ny", "allday-ny", "night"]
+    # Places left without any entry share their group's first slots: pages cut through them.
+    plan += ["allday"] * 5 + ["office"] * 2 + ["allday-ny"]
+    untouched = set(range(len(plan) - 8, len(plan)))
     places: list[pb.Place] = []
+    owners = {}
+    admin = await asyncpg.connect(admin_dsn(infra.admin_database_url, database))
     try:
         for n, kind in enumerate(plan):
             zone, schedule = kinds[kind]
@@ -142,22 +151,43 @@ async def test_search_pages_match_every_places_own_free_slots(stub, availability
                 stub, owner=owner, city=city, time_zone=zone, schedule=schedule, unit_count=1 + n % 3
             )
             places.append(place)
+            owners[place.id] = owner
             for rating in rng.sample([3, 4, 4, 5, 5], k=n % 3):
                 await As(stub, SERVICE).ApplyRating(
                     pb.ApplyRatingRequest(request_id=rid(), place_id=place.id, rating=rating)
                 )
-            await _occupy(stub, place, owner, windows, rng)
+            if n not in untouched:
+                await _occupy(stub, place, owner, windows, rng)
+        # A place whose only hold at its first slot sits on its third unit, then shrinks to two
+        # units: that hold no longer takes anything.
+        shrunk = next(p for p in places if p.unit_count == 3)
+        await _strand_the_last_unit(stub, shrunk, owners[shrunk.id], windows[0])
         # One place out of every search: deleted.
-        gone = await As(stub, owner).DeletePlace(pb.DeletePlaceRequest(id=places[-1].id, request_id=rid()))
+        gone = await As(stub, owners[places[-1].id]).DeletePlace(
+            pb.DeletePlaceRequest(id=places[-1].id, request_id=rid())
+        )
         assert not gone.active
-        # The short holds expire: the service's clock moves past them (the sweeper may or may not
-        # have flipped them yet; neither search nor ListFreeSlots may count them).
+        live = [p for p in places if p.id != gone.id]
+        ids = [p.id for p in live]
+        # The short holds expire: the service's clock moves past them. Their rows stay live (the
+        # test locks the holds, so the sweeper, which skips locked ones, leaves them): neither the
+        # search nor ListFreeSlots may count them.
+        await admin.execute("BEGIN")
+        await admin.fetch(
+            "SELECT id FROM availability.holds WHERE place_id = ANY($1::uuid[]) AND state = 'held' FOR UPDATE", ids
+        )
         later = start + timedelta(minutes=2)
         deps.clock = lambda: later
-        live = [p for p in places if p.id != gone.id]
-        ratings = {
-            p.id: p.rating_average for p in (await stub.GetPlaces(pb.GetPlacesRequest(ids=[p.id for p in live]))).places
-        }
+        stale = await admin.fetchval(
+            "SELECT count(*) FROM availability.calendar_entries WHERE place_id = ANY($1::uuid[]) AND live "
+            "AND expires_at <= $2",
+            ids,
+            later,
+        )
+        assert stale > 0
+        reply = await stub.GetPlaces(pb.GetPlacesRequest(ids=ids))
+        ratings = {p.id: p.rating_average for p in reply.places}
+        assert len(set(ratings.values())) > 1
         compared = 0
         for window_start, hours in windows:
             window = (window_start, window_start + timedelta(hours=hours))
@@ -174,6 +204,23 @@ async def test_search_pages_match_every_places_own_free_slots(stub, availability
         assert compared > 50  # the comparison had places to compare
     finally:
         deps.clock = real_clock
+        await admin.close()
+
+
+async def _strand_the_last_unit(stub, place: pb.Place, owner, window_spec) -> None:
+    window = (window_spec[0], window_spec[0] + timedelta(hours=window_spec[1]))
+    a, b = (await free_slots(stub, place, window, 1, 3))[0]
+    holds = [await As(stub, SERVICE).HoldSlots(hold_request(place.id, (a, b), ttl=dur(hours=2))) for _ in range(3)]
+    for hold in holds[:2]:
+        await As(stub, SERVICE).ReleaseHold(pb.ReleaseHoldRequest(request_id=rid(), hold_id=hold.id))
+    await As(stub, owner).UpdatePlace(
+        pb.UpdatePlaceRequest(
+            request_id=rid(),
+            place=pb.Place(id=place.id, unit_count=2),
+            update_mask=field_mask_pb2.FieldMask(paths=["unit_count"]),
+        )
+    )
+    assert (await free_slots(stub, place, window, 1, 2))[0] == (a, b)
 
 
 async def _occupy(stub, place: pb.Place, owner, windows, rng: random.Random) -> None:

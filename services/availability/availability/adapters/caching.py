@@ -1,6 +1,6 @@
 """Redis caches. Correctness never depends on them: every method degrades to "miss" when Redis is
-down (kit.cache.Cache never raises). Search results are keyed by a version that every calendar or
-place change bumps, so a stale entry is simply never read again (and expires by TTL)."""
+down (kit.cache.Cache never raises). Search pages carry the version that every calendar or place
+change bumps, so a stale page is simply never read again (and expires by TTL)."""
 
 from __future__ import annotations
 
@@ -47,29 +47,40 @@ class PlaceCache:
 
 
 class SearchCache:
+    """Search pages under a key of the query; each stored page carries the calendar version it was
+    computed at, and a lookup reads the current version and the page in one round trip (MGET): a
+    page of an older version is a miss."""
+
     VERSION_KEY = "version"
 
     def __init__(self, cache: Cache, ttl_s: int = 60):
         self.cache, self.ttl_s = cache, ttl_s
         self._pending: set[asyncio.Task] = set()
 
-    async def version(self) -> str | None:
-        """The current calendar version, or None when Redis is unreachable (then: no caching)."""
-        down = b"\x00down"
-        raw = await self.cache._safely(lambda: self.cache.redis.get(self.cache.prefix + self.VERSION_KEY), down)
-        if raw == down:
-            return None
-        return raw.decode() if raw is not None else "0"
+    async def lookup(self, key: str) -> tuple[str | None, list | None]:
+        """(the current calendar version, the page stored for it under `key` or None). The version
+        is None when Redis is unreachable: then nothing is cached."""
+        down = [b"\x00down"]
+        raw = await self.cache._safely(
+            lambda: self.cache.redis.mget([self.cache.prefix + self.VERSION_KEY, self.cache.prefix + key]), down
+        )
+        if raw is down:
+            return None, None
+        version = raw[0].decode() if raw[0] is not None else "0"
+        if raw[1] is not None:
+            stored_version, page = json.loads(raw[1])
+            if stored_version == version:
+                self.cache._count("hit")
+                return version, page
+        self.cache._count("miss")
+        return version, None
 
     async def bump(self) -> None:
         await self.cache.incr(self.VERSION_KEY)
 
-    async def get(self, key: str) -> list | None:
-        raw = await self.cache.get(key)
-        return json.loads(raw) if raw is not None else None
-
-    async def put(self, key: str, value: list) -> None:
+    def store(self, key: str, version: str, value: list) -> None:
         """Store in the background: the caller's answer never waits for Redis."""
-        task = asyncio.create_task(self.cache.set(key, json.dumps(value).encode(), self.ttl_s))
+        raw = json.dumps([version, value]).encode()
+        task = asyncio.create_task(self.cache.set(key, raw, self.ttl_s))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)

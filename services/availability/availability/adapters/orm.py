@@ -3,7 +3,7 @@ translate rows to it explicitly (SQLAlchemy Core), so no ORM state leaks into th
 
 Index budget: every index of a table a statement touches costs one lock (the planner opens them
 all), so each table keeps only the indexes its hot paths need:
-  places            pk + (lower(city), active)                              -> 3 locks
+  places            pk + (lower(city), active, schedule_group, -rating, id)  -> 3 locks
   requests          pk                                                      -> 2 locks
   holds             pk + unique request_id + partial (expires_at) if HELD   -> 4 locks
   calendar_entries  pk (hold_id, id) + exclusion gist + partial live gist   -> 4 locks
@@ -14,6 +14,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Computed,
     DateTime,
     Double,
     Identity,
@@ -61,7 +62,16 @@ places = Table(
     Column("version", Integer, nullable=False),
     Column("create_time", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("update_time", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    Index("ix_places_city_key", text("lower(city)"), "active"),
+    # Places with the same schedule and zone share their candidate slots in a search (PostgreSQL
+    # keeps the column right on every write).
+    Column(
+        "schedule_group",
+        UUID(as_uuid=False),
+        Computed("md5(time_zone || ' ' || schedule::text)::uuid", persisted=True),
+        nullable=False,
+    ),
+    # City listings (leading columns) and the search: a group's places in rank order.
+    Index("ix_places_search", text("lower(city)"), "active", "schedule_group", text("(-rating_average)"), "id"),
 )
 
 # Idempotency keys of the place and rating mutations (holds and blocks keep theirs on `holds`).

@@ -1,62 +1,146 @@
-"""The search as ONE set-based query: matching places and, through the partial GiST index on live
-`during`, the occupied ranges of the window of those places only, grouped per place. No query per
-place; for a first page, only the best ranked of the places with no busy range at all."""
+"""The search in two set-based statements, whatever the number of places:
+
+1. GROUPS_SQL: the distinct schedule groups (schedule + time zone, the stored `schedule_group`
+   column) of the city's active places, by a loose scan of ix_places_search: one index probe per
+   group, never one row per place. The service plans each group's candidate slots once.
+2. PAGE_SQL: one keyset page of hits in the API's order (earliest free slot, rating descending,
+   id). A place with no live entry around its group's first slots has exactly the group's first
+   slots; those places are read in rank order from ix_places_search, `page size + 1` per group at
+   most. The few places with a live entry there (found through the partial GiST index on live
+   `during`) get their free slots computed in the statement, set-based: their entries of the
+   window as one multirange per unit, tested against the group's buffered candidates.
+
+No array or range travels between Python and PostgreSQL (the groups go as one JSON document, free
+slots come back as candidate numbers in text): asyncpg would introspect such types in the
+transaction (16 catalog locks), and the search keeps to the 7 locks of places and calendar_entries
+with their indexes."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-SEARCH_SQL = text(
+from availability.domain.calendar import SlotGroup
+
+GROUPS_SQL = text(
     """
-    WITH candidates AS (
-        -- Narrow rows: the wide columns are read for the returned places only (last step).
-        SELECT id, rating_average, time_zone, jsonb_hash_extended(schedule, 0) AS schedule_key,
-               greatest((schedule->>'buffer_before')::int, (schedule->>'buffer_after')::int) AS buffer_s
-          FROM availability.places
-         WHERE lower(city) = lower(:city) AND active
-           AND capacity >= :min_capacity
-           AND unit_count >= :units
-           AND rating_average >= :min_rating
-           AND (CAST(:min_price AS bigint) IS NULL OR (price_currency = :currency AND price_amount >= :min_price))
-           AND (CAST(:max_price AS bigint) IS NULL OR (price_currency = :currency AND price_amount <= :max_price))
-    ), pad AS (
-        -- Read busy ranges around the window only as far as the widest buffer of the candidates.
-        SELECT make_interval(secs => coalesce(max(buffer_s), 0)) AS width FROM candidates
-    ), busy AS (
-        -- One scan of the partial GiST index (live ranges of the window, place ids from the index),
-        -- kept for the candidate places only. JSON, not arrays: asyncpg would introspect array
-        -- types inside the transaction (16 catalog locks).
-        SELECT e.place_id,
-               json_agg(json_build_array(e.unit, extract(epoch FROM lower(e.during)),
-                                         extract(epoch FROM upper(e.during)))) AS busy
-          FROM pad, availability.calendar_entries e
-         WHERE e.live
-           AND e.during && tstzrange(CAST(:busy_start AS timestamptz) - pad.width,
-                                     CAST(:busy_end AS timestamptz) + pad.width, '[)')
-           AND (e.expires_at IS NULL OR e.expires_at > :now)
-           AND e.place_id IN (SELECT id FROM candidates)
-         GROUP BY e.place_id
-    ), ranked AS (
-        -- Places without any busy range share their schedule's slots, so among those of one
-        -- schedule the best ranked come first: a first page needs only `free_limit` of them.
-        -- (schedule_key: a 64-bit hash of the schedule; the service groups by the schedule itself.)
-        SELECT c.id, b.busy,
-               row_number() OVER (PARTITION BY c.schedule_key, c.time_zone, b.busy IS NULL
-                                  ORDER BY c.rating_average DESC, c.id) AS free_rank
-          FROM candidates c LEFT JOIN busy b ON b.place_id = c.id
+    WITH RECURSIVE keys AS (
+        (SELECT schedule_group FROM availability.places
+          WHERE lower(city) = lower(:city) AND active ORDER BY schedule_group LIMIT 1)
+        UNION ALL
+        SELECT (SELECT p.schedule_group FROM availability.places p
+                 WHERE lower(p.city) = lower(:city) AND p.active AND p.schedule_group > keys.schedule_group
+                 ORDER BY p.schedule_group LIMIT 1)
+          FROM keys WHERE keys.schedule_group IS NOT NULL
+    ), custom_plans AS (
+        -- The page statement that follows in this transaction is planned for its own values: its
+        -- best plan depends on them (how many places are touched), and a generic plan, which the
+        -- statement cache switches to after five executions, reads every place of the city.
+        -- Transaction-local, like SET LOCAL, without a round trip of its own.
+        SELECT set_config('plan_cache_mode', 'force_custom_plan', true)
     )
-    SELECT p.id, p.title, p.city, p.capacity, p.unit_count, p.price_amount, p.price_currency,
-           p.rating_average, p.rating_count, p.time_zone, p.booking_mode,
-           p.photo_urls->>0 AS cover_photo_url, p.schedule::text AS schedule_text, r.busy
-      FROM ranked r JOIN availability.places p ON p.id = r.id
-     WHERE r.busy IS NOT NULL OR CAST(:free_limit AS integer) IS NULL OR r.free_rank <= :free_limit
+    SELECT keys.schedule_group AS key, one.time_zone, one.schedule::text AS schedule_text
+      FROM custom_plans, keys CROSS JOIN LATERAL (
+               SELECT p.time_zone, p.schedule FROM availability.places p
+                WHERE lower(p.city) = lower(:city) AND p.active AND p.schedule_group = keys.schedule_group
+                LIMIT 1) one
+     WHERE keys.schedule_group IS NOT NULL
     """
 )
+
+_FILTERS = """
+    lower(p.city) = lower(:city) AND p.active
+    AND p.capacity >= :min_capacity AND p.unit_count >= :units AND p.rating_average >= :min_rating
+    AND (CAST(:min_price AS bigint) IS NULL OR (p.price_currency = :currency AND p.price_amount >= :min_price))
+    AND (CAST(:max_price AS bigint) IS NULL OR (p.price_currency = :currency AND p.price_amount <= :max_price))
+"""
+
+_COLUMNS = """p.id, p.title, p.city, p.capacity, p.unit_count, p.price_amount, p.price_currency, p.rating_average,
+              p.rating_count, p.time_zone, p.booking_mode, p.photo_urls->>0 AS cover_photo_url"""
+
+PAGE_SQL = text(
+    f"""
+    WITH grp AS MATERIALIZED (
+        SELECT g.key, g.first, g.open, g.after_rank, g.after_id, g.n,
+               make_interval(secs => g.before_s) AS before, make_interval(secs => g.reach_s) AS reach,
+               ARRAY(SELECT CAST(x.value AS timestamptz)
+                       FROM jsonb_array_elements_text(g.starts) WITH ORDINALITY AS x(value, i) ORDER BY x.i) AS starts
+          FROM jsonb_to_recordset(CAST(CAST(:groups AS text) AS jsonb))
+               AS g(key uuid, first timestamptz, open boolean, after_rank float8, after_id uuid,
+                    before_s float8, reach_s float8, n integer, starts jsonb)
+    ), entries AS MATERIALIZED (
+        -- Live, unexpired entries of the searched span: one scan of the partial GiST index.
+        SELECT e.place_id, e.unit, e.during FROM availability.calendar_entries e
+         WHERE e.live AND e.during && tstzrange(:full_lo, :full_hi)
+           AND (e.expires_at IS NULL OR e.expires_at > :now)
+    ), touched AS MATERIALIZED (
+        -- Places with an entry around the first slots of the groups.
+        SELECT DISTINCT place_id FROM entries WHERE during && tstzrange(:clear_lo, :clear_hi)
+    ), clear_hits AS (
+        -- Every other place of a group has the group's first slots: read in rank order, after the
+        -- page's position, at most a page per group.
+        SELECT c.*, g.first, CAST(NULL AS text) AS free, g.n AS grp
+          FROM grp g CROSS JOIN LATERAL (
+                   SELECT {_COLUMNS} FROM availability.places p
+                    WHERE p.schedule_group = g.key AND (-p.rating_average, p.id) > (g.after_rank, g.after_id)
+                      AND {_FILTERS}
+                      AND p.id NOT IN (SELECT place_id FROM touched)
+                    ORDER BY -p.rating_average, p.id
+                    LIMIT :size) c
+         WHERE g.open
+    ), busy AS (
+        SELECT {_COLUMNS}, g.n AS grp, g.starts, g.before, g.reach
+          FROM availability.places p
+          JOIN grp g ON g.key = p.schedule_group
+         WHERE p.id = ANY (ARRAY(SELECT place_id FROM touched)) AND {_FILTERS}
+    ), taken AS (
+        -- What each unit of those places has taken, as one multirange per unit.
+        SELECT e.place_id, array_agg(e.taken) AS taken
+          FROM (SELECT place_id, unit, range_agg(during) AS taken FROM entries
+                 WHERE place_id IN (SELECT place_id FROM touched) GROUP BY place_id, unit) e
+          JOIN busy b ON b.id = e.place_id AND e.unit < b.unit_count
+         GROUP BY e.place_id
+    ), busy_hits AS (
+        -- Free slots of a place with entries: the group's candidates, in order, that leave
+        -- `units` of its units untouched, buffers included; the first :slots of them (by number).
+        SELECT b.id, b.title, b.city, b.capacity, b.unit_count, b.price_amount, b.price_currency,
+               b.rating_average, b.rating_count, b.time_zone, b.booking_mode, b.cover_photo_url,
+               b.starts[f.numbers[1]] AS first, array_to_string(f.numbers, ',') AS free, b.grp
+          FROM busy b
+          LEFT JOIN taken t ON t.place_id = b.id
+          CROSS JOIN LATERAL (
+              SELECT array_agg(c.i ORDER BY c.i) AS numbers FROM (
+                  -- generate_series yields the candidates in order: LIMIT stops at the first :slots.
+                  SELECT i FROM generate_series(1, cardinality(b.starts)) i
+                   WHERE (SELECT count(*) FROM unnest(t.taken) u
+                           WHERE u && tstzrange(b.starts[i] - b.before, b.starts[i] + b.reach))
+                         <= b.unit_count - :units
+                   LIMIT :slots) c
+          ) f
+         WHERE f.numbers IS NOT NULL
+    )
+    SELECT * FROM (
+        SELECT * FROM clear_hits
+        UNION ALL
+        SELECT * FROM busy_hits
+         WHERE NOT CAST(:has_position AS boolean)
+            OR (first, -rating_average, id) > (:position_first, :position_rank, CAST(:position_id AS uuid))
+    ) hits
+     ORDER BY first, -rating_average, id
+     LIMIT :size
+    """
+)
+
+
+@dataclass
+class Group:
+    key: str
+    time_zone: str
+    schedule_text: str
 
 
 @dataclass
@@ -73,70 +157,98 @@ class SearchRow:
     time_zone: str
     booking_mode: str
     cover_photo_url: str
-    schedule_text: str  # raw JSON: places sharing a schedule share its parsing and candidate slots
-    busy: list[tuple[int, datetime, datetime]]
+    group: int  # index into the groups passed to `page`
+    free: list[int] | None  # indexes of the free candidates of the group; None: its first ones
 
 
 class SqlAlchemySearch:
     def __init__(self, session: AsyncSession):
         self.session = session
 
-    async def candidates(
+    async def groups(self, city: str) -> list[Group]:
+        rows = await self.session.execute(GROUPS_SQL, {"city": city})
+        return [Group(str(r.key), r.time_zone, r.schedule_text) for r in rows]
+
+    async def page(
         self,
+        groups: list[tuple[str, SlotGroup]],
         city: str,
         min_capacity: int,
         min_rating: float,
         currency: str | None,
         min_price: int | None,
         max_price: int | None,
-        busy_start: datetime,
-        busy_end: datetime,
         now: datetime,
-        units: int = 1,
-        free_limit: int | None = None,
+        units: int,
+        slots: int,
+        size: int,
+        position: tuple[datetime, float, str] | None,
     ) -> list[SearchRow]:
-        """Candidate places with their busy ranges around the window. Places with no busy range
-        (their slots are their schedule's) are limited to the `free_limit` best ranked
-        (rating_average desc, id) per schedule and zone; every place with a busy range is returned."""
+        """The `size` first hits after `position` (first slot, rating, id) in the API's order, for
+        the given (schedule group key, slot group) pairs."""
+        plans = []
+        for n, (key, group) in enumerate(groups, start=1):
+            first = group.candidates[0].start
+            # The keyset of the group's untouched places, which all share its first slot: after
+            # the position's (rank, id) when the position is at that slot, from the top when later.
+            same = position is not None and first == position[0]
+            plans.append(
+                {
+                    "key": key,
+                    "first": first.isoformat(),
+                    "open": position is None or first >= position[0],
+                    "after_rank": -position[1] if same else BELOW_ANY_RANK,
+                    "after_id": position[2] if same else NIL_UUID,
+                    "before_s": (group.candidates[0].start - group.guarded[0].start).total_seconds(),
+                    "reach_s": (group.guarded[0].end - group.candidates[0].start).total_seconds(),
+                    "n": n,
+                    "starts": [c.start.isoformat() for c in group.candidates],
+                }
+            )
         rows = await self.session.execute(
-            SEARCH_SQL,
+            PAGE_SQL,
             {
+                "groups": json.dumps(plans),
+                "full_lo": min(g.full.start for _, g in groups),
+                "full_hi": max(g.full.end for _, g in groups),
+                "clear_lo": min(g.clear.start for _, g in groups),
+                "clear_hi": max(g.clear.end for _, g in groups),
                 "city": city,
                 "min_capacity": min_capacity,
                 "min_rating": min_rating,
                 "currency": currency,
                 "min_price": min_price,
                 "max_price": max_price,
-                "busy_start": busy_start,
-                "busy_end": busy_end,
                 "now": now,
                 "units": units,
-                "free_limit": free_limit,
+                "slots": slots,
+                "size": size,
+                "has_position": position is not None,
+                "position_first": position[0] if position else now,
+                "position_rank": -position[1] if position else 0.0,
+                "position_id": position[2] if position else NIL_UUID,
             },
         )
         return [
             SearchRow(
-                id=str(r.id),
-                title=r.title,
-                city=r.city,
-                capacity=r.capacity,
-                unit_count=r.unit_count,
-                price_amount=r.price_amount,
-                price_currency=r.price_currency,
-                rating_average=r.rating_average,
-                rating_count=r.rating_count,
-                time_zone=r.time_zone,
-                booking_mode=r.booking_mode,
-                cover_photo_url=r.cover_photo_url or "",
-                schedule_text=r.schedule_text,
-                busy=_busy(r.busy),
+                str(r.id),
+                r.title,
+                r.city,
+                r.capacity,
+                r.unit_count,
+                r.price_amount,
+                r.price_currency,
+                r.rating_average,
+                r.rating_count,
+                r.time_zone,
+                r.booking_mode,
+                r.cover_photo_url or "",
+                r.grp - 1,
+                [int(i) - 1 for i in r.free.split(",")] if r.free is not None else None,
             )
             for r in rows
         ]
 
 
-def _busy(raw) -> list[tuple[int, datetime, datetime]]:
-    if not raw:
-        return []
-    items = json.loads(raw) if isinstance(raw, str) else raw
-    return [(int(u), datetime.fromtimestamp(float(s), UTC), datetime.fromtimestamp(float(e), UTC)) for u, s, e in items]
+NIL_UUID = "00000000-0000-0000-0000-000000000000"
+BELOW_ANY_RANK = -1.0e300  # below every -rating_average: a group read from its top

@@ -227,6 +227,37 @@ def candidate_slots(
     return slots
 
 
+@dataclass(frozen=True)
+class SlotGroup:
+    """What every place sharing one schedule and time zone has in common in a search: its candidate
+    slots (earliest first), each candidate widened by the schedule's buffers, and two calendar spans.
+    A place with no live entry inside `clear` has its first `limit` candidates free, whatever its
+    units; any other place's free slots are decided by its own entries inside `full`."""
+
+    candidates: list[TimeRange]
+    guarded: list[TimeRange]
+    clear: TimeRange
+    full: TimeRange
+
+
+def slot_group(
+    schedule: Schedule, tz: ZoneInfo, window: TimeRange, duration: timedelta, now: datetime, limit: int
+) -> SlotGroup | None:
+    """The slot group of a schedule for a search window; None when the window has no candidate."""
+    first, last = window.start.astimezone(tz).date(), window.end.astimezone(tz).date()
+    candidates = candidate_slots(schedule, tz, first, last, duration, now, window)
+    if not candidates:
+        return None
+    guarded = [c.widened(schedule.buffer_before, schedule.buffer_after) for c in candidates]
+    # One duration for all candidates: sorted by start, they are sorted by end too.
+    return SlotGroup(
+        candidates,
+        guarded,
+        TimeRange(guarded[0].start, guarded[: max(limit, 1)][-1].end),
+        TimeRange(guarded[0].start, guarded[-1].end),
+    )
+
+
 def _bookable_date(schedule: Schedule, day: date) -> bool:
     if schedule.first_bookable_date and day < schedule.first_bookable_date:
         return False

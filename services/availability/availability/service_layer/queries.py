@@ -4,10 +4,12 @@ of work whose locks the probe measures (budget: 10)."""
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 
-from availability.domain.calendar import Busy, candidate_slots, free_slots, unoccupied
+from availability.domain.calendar import Busy, free_slots, slot_group
 from availability.domain.errors import NotPlaceOwner, PlaceInactive, invalid
 from availability.domain.model import DAY, Money, Place, Schedule, TimeRange, zone
 from availability.service_layer import pagination
@@ -247,14 +249,15 @@ def _validate_search(q: SearchQuery, now: datetime) -> None:
 
 
 async def search_availability(deps: Deps, q: SearchQuery) -> tuple[list[SearchHit], str]:
-    """Active places with free slots in the window: one set-based query (candidate places and their
-    busy ranges through the partial GiST index), then the schedule rules in Python, once per
-    schedule for every place with nothing busy. A first page reads only the best ranked of those;
-    later pages use the full ordered list (cached per query and calendar version, like pages)."""
+    """Active places with free slots in the window, earliest free slot first, then rating and id.
+    Every page is one keyset read of a fixed number of statements (see adapters/search.py): the
+    schedule groups of the city, then the page itself. Candidate slots are planned once per group
+    here; the calendar is read set-based in the database. Pages are cached per query and calendar
+    version."""
     now = deps.clock()
     size = pagination.page_size(q.page_size)
     _validate_search(q, now)
-    _price_filters(q.filters)
+    currency, low, high = _price_filters(q.filters)
     query = pagination.query_hash(
         "search",
         q.filters.__dict__.__repr__(),
@@ -265,22 +268,18 @@ async def search_availability(deps: Deps, q: SearchQuery) -> tuple[list[SearchHi
         q.max_slots,
     )
     position = pagination.decode(q.page_token, query)
-    version = await deps.search_cache.version()
-    # `now` moves the minimum notice: results are cached for the current minute only.
-    base_key = f"{version}:{query}:{now.strftime('%Y%m%d%H%M')}"
-    page_key = f"{base_key}:{size}:{q.page_token}"
-    if version is not None:
-        cached_page = await deps.search_cache.get(page_key)
-        if cached_page is not None:
-            return [_hit_from_json(h) for h in cached_page[0]], cached_page[1]
+    after = None
     if position:
-        hits = await _all_hits(deps, q, now, base_key if version is not None else None)
-        hits = [h for h in hits if _sort_key(h) > (datetime.fromisoformat(position[0]), -position[1], position[2])]
-    else:
-        # A first page needs only the size + 1 best of the places with nothing busy in the window
-        # (per schedule), next to every place with something busy: never every place of the city.
-        currency, low, high = _price_filters(q.filters)
-        hits = await _search_all(deps, q, now, currency, low, high, free_limit=size + 1)
+        try:
+            after = (datetime.fromisoformat(position[0]), float(position[1]), str(uuid.UUID(position[2])))
+        except (ValueError, TypeError, IndexError, AttributeError) as error:
+            raise invalid("page_token is malformed", "INVALID_PAGE_TOKEN", "page_token") from error
+    # `now` moves the minimum notice: results are cached for the current minute only.
+    key = f"{query}:{now.strftime('%Y%m%d%H%M')}:{size}:{q.page_token}"
+    version, cached = await deps.search_cache.lookup(key)
+    if cached is not None:
+        return [_hit_from_json(h) for h in cached[0]], cached[1]
+    hits = await _search_page(deps, q, now, currency, low, high, after, size + 1)
     page = hits[:size]
     next_token = ""
     if len(hits) > size:
@@ -289,77 +288,58 @@ async def search_availability(deps: Deps, q: SearchQuery) -> tuple[list[SearchHi
             query, [last.slots[0].start.isoformat(), last.place["rating_average"], last.place["id"]]
         )
     if version is not None:
-        await deps.search_cache.put(page_key, [[_hit_to_json(h) for h in page], next_token])
+        deps.search_cache.store(key, version, [[_hit_to_json(h) for h in page], next_token])
     return page, next_token
 
 
-async def _all_hits(deps: Deps, q: SearchQuery, now: datetime, cache_key: str | None) -> list[SearchHit]:
-    """Every hit of the query in order: from the cache (all pages of one query share it) or the database."""
-    if cache_key is not None:
-        cached = await deps.search_cache.get(cache_key)
-        if cached is not None:
-            return [_hit_from_json(h) for h in cached]
-    currency, low, high = _price_filters(q.filters)
-    hits = await _search_all(deps, q, now, currency, low, high)
-    if cache_key is not None:
-        await deps.search_cache.put(cache_key, [_hit_to_json(h) for h in hits])
-    return hits
+@lru_cache(maxsize=1024)
+def _schedule(text: str) -> Schedule:
+    """Schedules by their stored JSON (a group's key is a hash of it): parsed once per process."""
+    return Schedule.from_dict(json.loads(text))
 
 
-def _sort_key(hit: SearchHit):
-    return (hit.slots[0].start, -hit.place["rating_average"], hit.place["id"])
-
-
-async def _search_all(
-    deps: Deps, q: SearchQuery, now: datetime, currency, low, high, free_limit: int | None = None
+async def _search_page(
+    deps: Deps, q: SearchQuery, now: datetime, currency, low, high, after, size: int
 ) -> list[SearchHit]:
-    units = q.units or 1
+    units, limit = q.units or 1, q.max_slots or 3
     async with deps.uow() as uow:
-        rows = await uow.search.candidates(
+        groups = []
+        for g in await uow.search.groups(q.filters.city):
+            group = slot_group(_schedule(g.schedule_text), zone(g.time_zone), q.window, q.duration, now, limit)
+            if group is not None:
+                groups.append((g.key, group))
+        if not groups:
+            return []
+        rows = await uow.search.page(
+            groups,
             q.filters.city,
             q.filters.min_capacity,
             q.filters.min_rating,
             currency,
             low,
             high,
-            q.window.start,
-            q.window.end,
             now,
             units,
-            free_limit,
+            limit,
+            size,
+            after,
         )
     hits = []
-    limit = q.max_slots or 3
-    # Candidate slots depend only on (schedule, zone): computed once per distinct pair, and so are
-    # the slots of every place with nothing busy around the window (the first `limit` candidates).
-    shared: dict[tuple[str, str], tuple[Schedule, list[TimeRange], list[TimeRange]]] = {}
     for row in rows:
-        key = (row.schedule_text, row.time_zone)
-        if key not in shared:
-            schedule, tz = Schedule.from_dict(json.loads(row.schedule_text)), zone(row.time_zone)
-            first, last = q.window.start.astimezone(tz).date(), q.window.end.astimezone(tz).date()
-            candidates = candidate_slots(schedule, tz, first, last, q.duration, now, q.window)
-            shared[key] = (schedule, candidates, candidates[:limit])
-        schedule, candidates, free = shared[key]
-        if not candidates or units > row.unit_count:
-            continue
-        # Nothing busy: what unoccupied() gives for an empty calendar, computed once per schedule.
-        busy = Busy.of(row.busy) if row.busy else None
-        slots = unoccupied(candidates, schedule, busy, row.unit_count, units, limit) if busy else free
-        if slots:
-            summary = {
-                "id": row.id,
-                "title": row.title,
-                "city": row.city,
-                "capacity": row.capacity,
-                "price_amount": row.price_amount,
-                "price_currency": row.price_currency,
-                "rating_average": row.rating_average,
-                "rating_count": row.rating_count,
-                "time_zone": row.time_zone,
-                "booking_mode": row.booking_mode,
-                "cover_photo_url": row.cover_photo_url,
-            }
-            hits.append(SearchHit(summary, list(slots)))
-    hits.sort(key=_sort_key)
+        candidates = groups[row.group][1].candidates
+        slots = candidates[:limit] if row.free is None else [candidates[i] for i in row.free]
+        summary = {
+            "id": row.id,
+            "title": row.title,
+            "city": row.city,
+            "capacity": row.capacity,
+            "price_amount": row.price_amount,
+            "price_currency": row.price_currency,
+            "rating_average": row.rating_average,
+            "rating_count": row.rating_count,
+            "time_zone": row.time_zone,
+            "booking_mode": row.booking_mode,
+            "cover_photo_url": row.cover_photo_url,
+        }
+        hits.append(SearchHit(summary, slots))
     return hits
