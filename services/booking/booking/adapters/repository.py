@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, func, insert, select, text, tuple_, update
+from sqlalchemy import String, bindparam, func, insert, select, text, tuple_, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,6 +18,7 @@ from booking.adapters import orm
 from booking.domain import model
 from booking.domain.errors import StaleEtag, invalid
 from booking.domain.model import (
+    PENDING,
     Booking,
     BookingMode,
     Cancellation,
@@ -191,6 +194,109 @@ def _range_params(b: Booking) -> dict:
     return {"booking_id": b.id, "place_id": b.place_id, "ranges": _ranges_param(b.ranges)}
 
 
+# ---- the saga's hot statements in plain SQL (kit.sql): one round trip each --------------------------
+DriverFactory = Callable[[], Awaitable[object]]
+_PG = postgresql.dialect()
+_JSON_COLUMNS = {"ranges", "policy", "cancellation"}
+# Every column but id, with the cast its parameter needs (INSERT ... SELECT infers no types).
+_COLUMNS = [c for c in B.c if c.name != "id"]
+
+
+def _cast(column) -> str:
+    # Strings as text: an explicit ::varchar(n) would silently truncate, the column refuses instead.
+    if isinstance(column.type, String):
+        return "::text"
+    return "::" + column.type.compile(dialect=_PG).lower()
+
+
+_CAST = {c.name: _cast(c) for c in B.c}
+_UPDATED = [c.name for c in _COLUMNS if c.name not in ("client_id", "request_id", "fingerprint", "created_at")]
+_SELECT_BOOKING = ", ".join(
+    f"{c.name}::text AS {c.name}" if isinstance(c.type, postgresql.UUID) else c.name for c in B.c
+)
+_HISTORY_VALUES = (
+    "SELECT $1::uuid, h.seq::smallint, h.f, h.t, h.a, h.r, h.c::timestamptz "
+    "FROM unnest({seq}::text[], {f}::text[], {t}::text[], {a}::text[], {r}::text[], {c}::text[]) "
+    "AS h(seq, f, t, a, r, c)"
+)
+
+
+def _history_values(first: int) -> str:
+    """History rows from six text arrays, parameters numbered from `first` ($1 is the booking id)."""
+    n = [f"${first + i}" for i in range(6)]
+    return _HISTORY_VALUES.format(seq=n[0], f=n[1], t=n[2], a=n[3], r=n[4], c=n[5])
+
+
+def _history_arrays(changes: list[StatusChange]) -> list[list]:
+    return [
+        [str(c.seq) for c in changes],
+        [c.from_status.value if c.from_status else None for c in changes],
+        [c.to_status.value for c in changes],
+        [c.actor_id for c in changes],
+        [c.reason for c in changes],
+        [c.at.isoformat() for c in changes],
+    ]
+
+
+def _param(name: str, value):
+    if name in _JSON_COLUMNS:
+        return None if value is None else json.dumps(value)
+    return value
+
+
+_N = len(_COLUMNS)
+# Insert unless the client has too many pending bookings or the request id was used: the booking,
+# its ranges and its history in one statement. `pending` and `added` tell which happened.
+_ADD_BOOKING = f"""
+WITH pending AS (
+    SELECT count(*) AS n FROM booking.bookings
+     WHERE client_id = $2::uuid AND status = ANY (${_N + 2}::text[])
+), added AS (
+    INSERT INTO booking.bookings (id, {", ".join(c.name for c in _COLUMNS)})
+    SELECT $1::uuid, {", ".join(f"${i + 2}{_CAST[c.name]}" for i, c in enumerate(_COLUMNS))}
+      FROM pending WHERE pending.n < ${_N + 3}
+    ON CONFLICT (client_id, request_id) DO NOTHING
+    RETURNING id, place_id, ranges
+), booked_ranges AS (
+    INSERT INTO booking.booking_ranges (booking_id, place_id, during)
+    SELECT a.id, a.place_id, tstzrange((x->>0)::timestamptz, (x->>1)::timestamptz, '[)')
+      FROM added a, jsonb_array_elements(a.ranges) AS x
+), history AS (
+    INSERT INTO booking.booking_history (booking_id, seq, from_status, to_status, actor_id, reason, change_time)
+    {_history_values(_N + 4)} WHERE EXISTS (SELECT 1 FROM added)
+)
+SELECT (SELECT n FROM pending) AS pending, (SELECT count(*) FROM added) AS added
+"""
+_U = len(_UPDATED)
+# The aggregate back if nobody else wrote it since (version check), with its new history rows.
+_SAVE_BOOKING = f"""
+WITH saved AS (
+    UPDATE booking.bookings
+       SET {", ".join(f"{name} = ${i + 3}{_CAST[name]}" for i, name in enumerate(_UPDATED))}
+     WHERE id = $1::uuid AND version = $2
+    RETURNING 1
+), history AS (
+    INSERT INTO booking.booking_history (booking_id, seq, from_status, to_status, actor_id, reason, change_time)
+    {_history_values(_U + 3)} WHERE EXISTS (SELECT 1 FROM saved)
+)
+SELECT count(*) FROM saved
+"""
+_GET_BOOKING = f"SELECT {_SELECT_BOOKING} FROM booking.bookings WHERE id = $1::uuid"
+_GET_BY_REQUEST = f"SELECT {_SELECT_BOOKING} FROM booking.bookings WHERE client_id = $1::uuid AND request_id = $2"
+
+
+class _Row:
+    """Attribute access to a plain-SQL record, as booking_from_row reads rows."""
+
+    __slots__ = ("_record",)
+
+    def __init__(self, record):
+        self._record = record
+
+    def __getattr__(self, name):
+        return self._record[name]
+
+
 @dataclass
 class ListQuery:
     client_id: str = ""
@@ -205,8 +311,26 @@ class ListQuery:
 
 
 class SqlAlchemyBookingRepository:
-    def __init__(self, session: AsyncSession):
-        self.session = session
+    def __init__(self, session: AsyncSession, driver: DriverFactory | None = None):
+        self.session, self.driver = session, driver
+
+    async def add_unless_pending_cap(self, booking: Booking, cap: int) -> tuple[int, bool]:
+        """Insert a new booking (with its ranges and history) unless the client already has `cap`
+        pending bookings or (client_id, request_id) exists (a retry): (pending count, inserted).
+        One round trip."""
+        db = await self.driver()
+        values = _row_values(booking)
+        row = await db.fetchrow(
+            _ADD_BOOKING,
+            booking.id,
+            *[_param(c.name, values[c.name]) for c in _COLUMNS],
+            [s.value for s in PENDING],
+            cap,
+            *_history_arrays(booking.new_history),
+        )
+        if row["added"]:
+            booking.new_history.clear()
+        return row["pending"], bool(row["added"])
 
     async def add(self, booking: Booking) -> bool:
         """Insert a new booking; False if (client_id, request_id) exists already (a retry)."""
@@ -226,14 +350,12 @@ class SqlAlchemyBookingRepository:
         return True
 
     async def get(self, booking_id: str) -> Booking | None:
-        row = (await self.session.execute(select(B).where(B.c.id == booking_id))).first()
-        return None if row is None else booking_from_row(row)
+        row = await (await self.driver()).fetchrow(_GET_BOOKING, booking_id)
+        return None if row is None else booking_from_row(_Row(row))
 
     async def get_by_request(self, client_id: str, request_id: str) -> Booking | None:
-        row = (
-            await self.session.execute(select(B).where(B.c.client_id == client_id, B.c.request_id == request_id))
-        ).first()
-        return None if row is None else booking_from_row(row)
+        row = await (await self.driver()).fetchrow(_GET_BY_REQUEST, client_id, request_id)
+        return None if row is None else booking_from_row(_Row(row))
 
     async def load_history(self, booking: Booking) -> None:
         h = orm.booking_history
@@ -251,18 +373,19 @@ class SqlAlchemyBookingRepository:
         ]
 
     async def save(self, booking: Booking, expected_version: int, ranges_changed: bool = False) -> None:
-        """Write the aggregate back if nobody else did since it was read (optimistic concurrency)."""
+        """Write the aggregate back if nobody else did since it was read (optimistic concurrency),
+        with its new history rows: one round trip."""
         values = _row_values(booking)
-        for key in ("client_id", "request_id", "fingerprint", "created_at"):
-            values.pop(key)
-        result = await self.session.execute(
-            update(B).where(B.c.id == booking.id, B.c.version == expected_version).values(**values)
+        saved = await (await self.driver()).fetchval(
+            _SAVE_BOOKING,
+            booking.id,
+            expected_version,
+            *[_param(name, values[name]) for name in _UPDATED],
+            *_history_arrays(booking.new_history),
         )
-        if result.rowcount != 1:
+        if saved != 1:
             raise StaleEtag()
-        if booking.new_history:
-            await self.session.execute(insert(orm.booking_history), _history_rows(booking, booking.new_history))
-            booking.new_history.clear()
+        booking.new_history.clear()
         if ranges_changed:
             r = orm.booking_ranges
             await self.session.execute(r.delete().where(r.c.place_id == booking.place_id, r.c.booking_id == booking.id))

@@ -43,7 +43,7 @@ from booking.domain.model import (
 )
 from booking.service_layer.flows import BookingSaga, Deps
 from kit.db import with_retries
-from kit.errors import FailedPrecondition, IdempotencyKeyReused, Unauthenticated, Unavailable
+from kit.errors import Conflict, FailedPrecondition, IdempotencyKeyReused, Unauthenticated, Unavailable
 from kit.identity import Caller
 
 
@@ -170,13 +170,14 @@ async def _create_booking(deps: Deps, caller: Caller, cmd: CreateBooking) -> Boo
 
     async def insert() -> Booking | None:
         async with deps.uow() as uow:
-            if await uow.bookings.count_pending(client_id) >= s.max_pending_per_client:
+            pending, added = await uow.bookings.add_unless_pending_cap(booking, s.max_pending_per_client)
+            if not added:
                 existing = await uow.bookings.get_by_request(client_id, cmd.request_id)
-                if existing is None:
+                if existing is None and pending >= s.max_pending_per_client:
                     raise TooManyPending(s.max_pending_per_client)
+                if existing is None:  # not expected: the insert waits for a concurrent one with the same key
+                    raise Conflict("the same request is being processed; retry it")
                 return existing
-            if not await uow.bookings.add(booking):
-                return await uow.bookings.get_by_request(client_id, cmd.request_id)
             uow.collect(booking)
             await uow.commit()
             return None
