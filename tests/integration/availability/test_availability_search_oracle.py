@@ -19,6 +19,7 @@ import grpc
 from availability_helpers import SERVICE, As, create_place, dur, hm, hold_request, host, pdate, rid, trange
 from google.protobuf import field_mask_pb2
 
+from kit.cache import CACHE_STATS
 from kit.provision import admin_dsn
 from reserva.availability.v1 import availability_pb2 as pb
 
@@ -200,6 +201,10 @@ async def test_search_pages_match_every_places_own_free_slots(stub, availability
                 expected.sort(key=lambda hit: (hit[2][0][0], -hit[1], hit[0]))
                 got = await search_all(stub, city, window, duration, units, max_slots, page_size)
                 assert got == expected, (window, duration, units)
+                # The same pages again come from the cache, and say the same.
+                hits_before = CACHE_STATS["hit"]
+                assert await search_all(stub, city, window, duration, units, max_slots, page_size) == got
+                assert CACHE_STATS["hit"] > hits_before
                 compared += len(expected)
         assert compared > 50  # the comparison had places to compare
     finally:

@@ -123,7 +123,9 @@ PAGE_SQL = text(
           ) f
          WHERE f.numbers IS NOT NULL
     )
-    SELECT * FROM (
+    SELECT CAST(id AS text), title, city, capacity, price_amount, price_currency, rating_average, rating_count,
+           time_zone, booking_mode, coalesce(cover_photo_url, ''), grp, free
+      FROM (
         SELECT * FROM clear_hits
         UNION ALL
         SELECT * FROM busy_hits
@@ -143,20 +145,25 @@ class Group:
     schedule_text: str
 
 
+# The place fields of a hit, in the order PAGE_SQL returns them.
+SUMMARY_FIELDS = (
+    "id",
+    "title",
+    "city",
+    "capacity",
+    "price_amount",
+    "price_currency",
+    "rating_average",
+    "rating_count",
+    "time_zone",
+    "booking_mode",
+    "cover_photo_url",
+)
+
+
 @dataclass
 class SearchRow:
-    id: str
-    title: str
-    city: str
-    capacity: int
-    unit_count: int
-    price_amount: int
-    price_currency: str
-    rating_average: float
-    rating_count: int
-    time_zone: str
-    booking_mode: str
-    cover_photo_url: str
+    place: dict  # SUMMARY_FIELDS -> value
     group: int  # index into the groups passed to `page`
     free: list[int] | None  # indexes of the free candidates of the group; None: its first ones
 
@@ -229,25 +236,11 @@ class SqlAlchemySearch:
                 "position_id": position[2] if position else NIL_UUID,
             },
         )
-        return [
-            SearchRow(
-                str(r.id),
-                r.title,
-                r.city,
-                r.capacity,
-                r.unit_count,
-                r.price_amount,
-                r.price_currency,
-                r.rating_average,
-                r.rating_count,
-                r.time_zone,
-                r.booking_mode,
-                r.cover_photo_url or "",
-                r.grp - 1,
-                [int(i) - 1 for i in r.free.split(",")] if r.free is not None else None,
-            )
-            for r in rows
-        ]
+        found = []
+        for *place, group, free in rows:
+            numbers = None if free is None else [int(i) - 1 for i in free.split(",")]
+            found.append(SearchRow(dict(zip(SUMMARY_FIELDS, place, strict=True)), group - 1, numbers))
+        return found
 
 
 NIL_UUID = "00000000-0000-0000-0000-000000000000"

@@ -7,7 +7,7 @@ import hashlib
 from availability.adapters import ical
 from availability.adapters import proto_mapping as pm
 from availability.domain.errors import SlotUnavailable, invalid
-from availability.domain.model import Money, Place, Schedule
+from availability.domain.model import Place, Schedule
 from availability.service_layer import handlers, queries
 from kit.context import current_caller
 from kit.errors import ReservaError
@@ -243,7 +243,11 @@ class AvailabilityServicer(availability_pb2_grpc.AvailabilityServiceServicer):
             page_token=request.page_token,
         )
         hits, token = await queries.search_availability(self.deps, query)
-        return pb.SearchAvailabilityResponse(results=[_hit_to(h) for h in hits], next_page_token=token)
+        reply = pb.SearchAvailabilityResponse(next_page_token=token)
+        ranges: dict = {}  # hits share slots (a schedule's first slots): one message per slot
+        for hit in hits:
+            _hit_into(reply.results.add(), hit, ranges)
+        return reply
 
     async def ListFreeSlots(self, request, context):
         if not (request.HasField("start_date") and request.HasField("end_date")):
@@ -297,21 +301,28 @@ def _entry_to(e: queries.Entry) -> pb.CalendarEntry:
     )
 
 
-def _hit_to(hit: queries.SearchHit) -> pb.PlaceAvailability:
-    p = hit.place
-    summary = pb.PlaceSummary(
-        id=p["id"],
-        title=p["title"],
-        city=p["city"],
-        capacity=p["capacity"],
-        price_per_hour=pm.money_to(Money(p["price_amount"], p["price_currency"])),
-        rating_average=p["rating_average"],
-        rating_count=p["rating_count"],
-        time_zone=p["time_zone"],
-        booking_mode=pb.Place.BookingMode.Value(p["booking_mode"]),
-        cover_photo_url=p["cover_photo_url"],
-    )
-    return pb.PlaceAvailability(place=summary, next_free_slots=[pm.range_to_proto(s) for s in hit.slots])
+_BOOKING_MODES = dict(pb.Place.BookingMode.items())
+
+
+def _hit_into(out: pb.PlaceAvailability, hit: queries.SearchHit, ranges: dict) -> None:
+    """Fill a result in place (field by field: a search answers up to 200 of them)."""
+    p, summary = hit.place, out.place
+    summary.id = p["id"]
+    summary.title = p["title"]
+    summary.city = p["city"]
+    summary.capacity = p["capacity"]
+    summary.price_per_hour.amount_minor = p["price_amount"]
+    summary.price_per_hour.currency_code = p["price_currency"]
+    summary.rating_average = p["rating_average"]
+    summary.rating_count = p["rating_count"]
+    summary.time_zone = p["time_zone"]
+    summary.booking_mode = _BOOKING_MODES[p["booking_mode"]]
+    summary.cover_photo_url = p["cover_photo_url"]
+    for slot in hit.slots:
+        message = ranges.get(slot)
+        if message is None:
+            message = ranges[slot] = pm.range_to_proto(slot)
+        out.next_free_slots.append(message)
 
 
 __all__ = ["AvailabilityServicer", "slot_conflict_details", "types_pb2"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 
 from availability.domain.calendar import Busy, free_slots, slot_group
@@ -226,12 +226,28 @@ class SearchHit:
     slots: list[TimeRange]
 
 
-def _hit_to_json(hit: SearchHit) -> list:
-    return [hit.place, [[s.start.isoformat(), s.end.isoformat()] for s in hit.slots]]
+def _page_to_json(hits: list[SearchHit], next_token: str) -> list:
+    """A page as the cache keeps it: the place fields once, then per hit its values and its slots
+    as epoch seconds (compact: the cache is written on every miss)."""
+    fields = list(hits[0].place) if hits else []
+    rows = [
+        [list(h.place.values()), [t for s in h.slots for t in (s.start.timestamp(), s.end.timestamp())]] for h in hits
+    ]
+    return [fields, rows, next_token]
 
 
-def _hit_from_json(raw: list) -> SearchHit:
-    return SearchHit(raw[0], [TimeRange(datetime.fromisoformat(a), datetime.fromisoformat(b)) for a, b in raw[1]])
+def _page_from_json(raw: list) -> tuple[list[SearchHit], str]:
+    fields, rows, next_token = raw
+    hits = []
+    for values, times in rows:
+        instants = [datetime.fromtimestamp(t, UTC) for t in times]
+        hits.append(
+            SearchHit(
+                dict(zip(fields, values, strict=True)),
+                [TimeRange(*pair) for pair in zip(instants[::2], instants[1::2], strict=True)],
+            )
+        )
+    return hits, next_token
 
 
 def _validate_search(q: SearchQuery, now: datetime) -> None:
@@ -278,7 +294,7 @@ async def search_availability(deps: Deps, q: SearchQuery) -> tuple[list[SearchHi
     key = f"{query}:{now.strftime('%Y%m%d%H%M')}:{size}:{q.page_token}"
     version, cached = await deps.search_cache.lookup(key)
     if cached is not None:
-        return [_hit_from_json(h) for h in cached[0]], cached[1]
+        return _page_from_json(cached)
     hits = await _search_page(deps, q, now, currency, low, high, after, size + 1)
     page = hits[:size]
     next_token = ""
@@ -288,7 +304,7 @@ async def search_availability(deps: Deps, q: SearchQuery) -> tuple[list[SearchHi
             query, [last.slots[0].start.isoformat(), last.place["rating_average"], last.place["id"]]
         )
     if version is not None:
-        deps.search_cache.store(key, version, [[_hit_to_json(h) for h in page], next_token])
+        deps.search_cache.store(key, version, _page_to_json(page, next_token))
     return page, next_token
 
 
@@ -328,18 +344,5 @@ async def _search_page(
     for row in rows:
         candidates = groups[row.group][1].candidates
         slots = candidates[:limit] if row.free is None else [candidates[i] for i in row.free]
-        summary = {
-            "id": row.id,
-            "title": row.title,
-            "city": row.city,
-            "capacity": row.capacity,
-            "price_amount": row.price_amount,
-            "price_currency": row.price_currency,
-            "rating_average": row.rating_average,
-            "rating_count": row.rating_count,
-            "time_zone": row.time_zone,
-            "booking_mode": row.booking_mode,
-            "cover_photo_url": row.cover_photo_url,
-        }
-        hits.append(SearchHit(summary, slots))
+        hits.append(SearchHit(row.place, slots))
     return hits
