@@ -79,8 +79,10 @@ class SearchCache:
         await self.cache.incr(self.VERSION_KEY)
 
     def store(self, key: str, version: str, value: list) -> None:
-        """Store in the background: the caller's answer never waits for Redis."""
-        raw = json.dumps([version, value]).encode()
-        task = asyncio.create_task(self.cache.set(key, raw, self.ttl_s))
+        """Store in the background: the caller's answer waits neither for the encoding nor Redis."""
+        task = asyncio.create_task(self._store(key, version, value))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
+
+    async def _store(self, key: str, version: str, value: list) -> None:
+        await self.cache.set(key, json.dumps([version, value]).encode(), self.ttl_s)

@@ -93,31 +93,27 @@ PAGE_SQL = text(
                     LIMIT :size) c
          WHERE g.open
     ), busy AS (
-        SELECT {_COLUMNS}, g.n AS grp, g.starts, g.before, g.reach
+        -- Touched places of the city with their entries of the span (two parallel arrays).
+        SELECT {_COLUMNS}, g.n AS grp, g.starts, g.before, g.reach, e.during, e.units
           FROM availability.places p
           JOIN grp g ON g.key = p.schedule_group
+          JOIN (SELECT place_id, array_agg(during) AS during, array_agg(unit) AS units FROM entries
+                 WHERE place_id IN (SELECT place_id FROM touched) GROUP BY place_id) e ON e.place_id = p.id
          WHERE p.id = ANY (ARRAY(SELECT place_id FROM touched)) AND {_FILTERS}
-    ), taken AS (
-        -- What each unit of those places has taken, as one multirange per unit.
-        SELECT e.place_id, array_agg(e.taken) AS taken
-          FROM (SELECT place_id, unit, range_agg(during) AS taken FROM entries
-                 WHERE place_id IN (SELECT place_id FROM touched) GROUP BY place_id, unit) e
-          JOIN busy b ON b.id = e.place_id AND e.unit < b.unit_count
-         GROUP BY e.place_id
     ), busy_hits AS (
-        -- Free slots of a place with entries: the group's candidates, in order, that leave
-        -- `units` of its units untouched, buffers included; the first :slots of them (by number).
+        -- Free slots of a touched place: the group's candidates, in order, that leave `units` of
+        -- its units untouched, buffers included; the first :slots of them (by number).
         SELECT b.id, b.title, b.city, b.capacity, b.unit_count, b.price_amount, b.price_currency,
                b.rating_average, b.rating_count, b.time_zone, b.booking_mode, b.cover_photo_url,
                b.starts[f.numbers[1]] AS first, array_to_string(f.numbers, ',') AS free, b.grp
           FROM busy b
-          LEFT JOIN taken t ON t.place_id = b.id
           CROSS JOIN LATERAL (
               SELECT array_agg(c.i ORDER BY c.i) AS numbers FROM (
                   -- generate_series yields the candidates in order: LIMIT stops at the first :slots.
                   SELECT i FROM generate_series(1, cardinality(b.starts)) i
-                   WHERE (SELECT count(*) FROM unnest(t.taken) u
-                           WHERE u && tstzrange(b.starts[i] - b.before, b.starts[i] + b.reach))
+                   WHERE (SELECT count(DISTINCT x.unit) FROM unnest(b.during, b.units) AS x(during, unit)
+                           WHERE x.unit < b.unit_count
+                             AND x.during && tstzrange(b.starts[i] - b.before, b.starts[i] + b.reach))
                          <= b.unit_count - :units
                    LIMIT :slots) c
           ) f
