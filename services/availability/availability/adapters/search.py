@@ -6,9 +6,10 @@
 2. PAGE_SQL: one keyset page of hits in the API's order (earliest free slot, rating descending,
    id). A place with no live entry around its group's first slots has exactly the group's first
    slots; those places are read in rank order from ix_places_search, `page size + 1` per group at
-   most. The few places with a live entry there (found through the partial GiST index on live
-   `during`) get their free slots computed in the statement, set-based: their entries of the
-   window as one multirange per unit, tested against the group's buffered candidates.
+   most. The places with a live entry there (one scan of the partial GiST index on live `during`
+   over the window) get their free slots computed in the statement, set-based: each candidate of
+   their group, buffers included, against the units their entries take; the first `slots` free
+   ones (the scan of candidates stops there).
 
 No array or range travels between Python and PostgreSQL (the groups go as one JSON document, free
 slots come back as candidate numbers in text): asyncpg would introspect such types in the
