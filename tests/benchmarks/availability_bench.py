@@ -211,7 +211,7 @@ async def main() -> dict:
                         break
                     last = rows[size - 1]
                     first = groups[last.group][1].candidates[last.free[0] if last.free else 0].start
-                    position = (first, last.rating_average, last.id)
+                    position = (first, last.place["rating_average"], last.place["id"])
                 elapsed = (time.perf_counter() - t0) * 1000
             assert not every_page or found == full_hits[day], (found, full_hits[day])
             return elapsed
