@@ -102,3 +102,40 @@ def outbox_insert(outbox, messages: Sequence, first: int = 1) -> tuple[str, list
     for m in messages:
         params += [m.event_id, m.event_type, m.aggregate_id, outbox.envelope(m)]
     return sql, params
+
+
+def param_cast(column) -> str:
+    """The cast a $n parameter for `column` needs where PostgreSQL infers no type (INSERT ... SELECT,
+    SET, CTEs). Strings are cast to text, not varchar(n): an explicit varchar(n) cast silently cuts
+    a long value, while the column itself refuses it (data exception, as on the SQLAlchemy path)."""
+    from sqlalchemy import String
+    from sqlalchemy.dialects import postgresql
+
+    if isinstance(column.type, String):
+        return "::text"
+    return "::" + column.type.compile(dialect=postgresql.dialect()).lower()
+
+
+def select_list(table, prefix: str = "") -> str:
+    """Every column of `table` for a plain SELECT or RETURNING, UUIDs as text (as the SQLAlchemy
+    path returns them with UUID(as_uuid=False))."""
+    from sqlalchemy.dialects.postgresql import UUID
+
+    return ", ".join(
+        f"{prefix}{c.name}::text AS {c.name}" if isinstance(c.type, UUID) else f"{prefix}{c.name}" for c in table.c
+    )
+
+
+class Row:
+    """Attribute access to a plain-SQL record, as the repositories' `*_from_row` functions read rows."""
+
+    __slots__ = ("_record",)
+
+    def __init__(self, record):
+        self._record = record
+
+    def __getattr__(self, name):
+        try:
+            return self._record[name]
+        except KeyError:
+            raise AttributeError(name) from None

@@ -44,6 +44,15 @@ def _count_transition(before: SagaState, booking: Booking) -> None:
         )
 
 
+def _copy(booking: Booking) -> Booking:
+    """A copy a saga step may change freely: every field but the lists is immutable (frozen value
+    objects, tuples, strings), so a shallow copy with fresh lists is as good as a deep one, and much
+    cheaper on the hot path."""
+    twin = copy.copy(booking)
+    twin.history, twin.new_history, twin.events = list(booking.history), list(booking.new_history), list(booking.events)
+    return twin
+
+
 class SimulatedCrash(Exception):  # noqa: N818 - it stands for a process death, not an error
     """Test-only: the process 'dies' after a saga step (settings.saga_crash_after_step)."""
 
@@ -82,7 +91,7 @@ class BookingSaga:
 
         async def attempt(base: Booking | None) -> Booking:
             async with self.d.uow() as uow:
-                booking = copy.deepcopy(base) if base is not None else await uow.bookings.get(booking_id)
+                booking = _copy(base) if base is not None else await uow.bookings.get(booking_id)
                 expected, before = booking.version, booking.saga_state
                 change(booking, self.d.clock())
                 await uow.bookings.save(booking, expected)

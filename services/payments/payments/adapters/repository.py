@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -10,6 +12,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kit.errors import Conflict
+from kit.sql import Driver, Row, param_cast, select_list
 from payments.adapters import orm
 from payments.domain.model import (
     UNSETTLED,
@@ -26,6 +29,110 @@ from payments.domain.model import (
 from payments.domain.money import Money
 
 P, L, R = orm.payments, orm.ledger_entries, orm.refunds
+
+# ---- the authorize/capture/void hot statements in plain SQL (kit.sql) ------------------------------
+DriverFactory = Callable[[], Awaitable[Driver]]
+_P_COLUMNS = [c.name for c in P.c]
+_P_FIXED = ("id", "booking_id", "user_id", "kind", "currency", "amount_minor", "request_id", "create_time")
+_P_UPDATED = [name for name in _P_COLUMNS if name not in _P_FIXED]
+_P_SELECT = select_list(P)
+_GET_PAYMENT = f"SELECT {_P_SELECT} FROM payments.payments WHERE id = $1::uuid"
+# The row lock that serializes a payment's operations, as a no-op UPDATE (see `get`).
+_LOCK_PAYMENT = f"UPDATE payments.payments SET version = version WHERE id = $1::uuid RETURNING {_P_SELECT}"
+# New ledger entries from text arrays, parameters from `first` on.
+
+
+def _entries_select(first: int) -> str:
+    n = [f"${first + i}::text[]" for i in range(9)]
+    return (
+        "SELECT e.payment_id::uuid, e.seq::integer, e.id::uuid, e.kind, e.amount_minor::bigint, e.currency, "
+        "e.booking_id::uuid, e.refund_id::uuid, e.create_time::timestamptz "
+        f"FROM unnest({', '.join(n)}) AS e(payment_id, seq, id, kind, amount_minor, currency, booking_id, refund_id, "
+        "create_time)"
+    )
+
+
+def _entry_arrays(entries: list[LedgerEntry]) -> list[list]:
+    return [
+        [e.payment_id for e in entries],
+        [str(e.seq) for e in entries],
+        [e.id for e in entries],
+        [e.kind.value for e in entries],
+        [str(e.amount.amount_minor) for e in entries],
+        [e.amount.currency for e in entries],
+        [e.booking_id for e in entries],
+        [e.refund_id for e in entries],
+        [e.create_time.isoformat() for e in entries],
+    ]
+
+
+_INSERT_ENTRIES = (
+    "INSERT INTO payments.ledger_entries "
+    "(payment_id, seq, id, kind, amount_minor, currency, booking_id, refund_id, create_time)"
+)
+_NP = len(_P_COLUMNS)
+# A new payment, its unsettled mark and its first ledger entries: one statement.
+_ADD_PAYMENT = f"""
+WITH added AS (
+    INSERT INTO payments.payments ({", ".join(_P_COLUMNS)})
+    VALUES ({", ".join(f"${i + 1}{param_cast(c)}" for i, c in enumerate(P.c))})
+), unsettled AS (
+    INSERT INTO payments.unsettled_payments (payment_id, since) VALUES ($1::uuid, ${_NP + 1}::timestamptz)
+)
+{_INSERT_ENTRIES} {_entries_select(_NP + 2)}
+"""
+_NU = len(_P_UPDATED)
+_UNSETTLED_CHANGE = {
+    "none": "",
+    "settled": ", unsettled AS (DELETE FROM payments.unsettled_payments "
+    "WHERE payment_id = $1::uuid AND EXISTS (SELECT 1 FROM saved))",
+    "unsettled": f", unsettled AS (INSERT INTO payments.unsettled_payments (payment_id, since) "
+    f"SELECT $1::uuid, ${_NU + 12}::timestamptz WHERE EXISTS (SELECT 1 FROM saved) ON CONFLICT DO NOTHING)",
+}
+# The payment back if nobody changed it since it was loaded (version check), its unsettled mark, its
+# new ledger entries, and the ledger's totals before them: one statement.
+_SAVE_PAYMENT = f"""
+WITH saved AS (
+    UPDATE payments.payments
+       SET {", ".join(f"{name} = ${i + 3}{param_cast(P.c[name])}" for i, name in enumerate(_P_UPDATED))}
+     WHERE id = $1::uuid AND version = $2
+    RETURNING 1
+){{unsettled}}, entries AS (
+    {_INSERT_ENTRIES} {_entries_select(_NU + 3)} WHERE EXISTS (SELECT 1 FROM saved)
+)
+SELECT (SELECT count(*) FROM saved) AS saved,
+       (SELECT coalesce(jsonb_object_agg(kind, total), '{{}}'::jsonb)
+          FROM (SELECT kind, sum(amount_minor) AS total FROM payments.ledger_entries
+                 WHERE payment_id = $1::uuid GROUP BY kind) t) AS sums
+"""
+_SAVE_PAYMENT_BY_CHANGE = {
+    change: _SAVE_PAYMENT.replace("{unsettled}", cte) for change, cte in _UNSETTLED_CHANGE.items()
+}
+_CLAIM_KEY = """
+INSERT INTO payments.idempotency_keys
+       (request_id, operation, fingerprint, status, resource_id, create_time, update_time)
+VALUES ($1, $2, $3, 'in_progress', $4::uuid, $5, $5)
+ON CONFLICT DO NOTHING
+RETURNING 1
+"""
+_GET_KEY = (
+    "SELECT request_id, operation, fingerprint, status, resource_id::text AS resource_id, result, create_time, "
+    "update_time FROM payments.idempotency_keys WHERE request_id = $1 AND operation = $2"
+)
+_COMPLETE_KEY = """
+UPDATE payments.idempotency_keys SET status = 'completed', result = $3::jsonb, update_time = $4
+ WHERE request_id = $1 AND operation = $2
+"""
+
+
+def _totals(sums: dict) -> LedgerTotals:
+    return LedgerTotals(
+        authorized=int(sums.get(LedgerKind.AUTHORIZATION.value, 0)),
+        captured=int(sums.get(LedgerKind.CAPTURE.value, 0)),
+        refunded=int(sums.get(LedgerKind.REFUND.value, 0)),
+        voided=int(sums.get(LedgerKind.VOID.value, 0)),
+        released=int(sums.get(LedgerKind.RELEASE.value, 0)),
+    )
 
 
 def _payment_values(p: Payment) -> dict[str, Any]:
@@ -105,58 +212,64 @@ def _refund_from_row(row) -> Refund:
 
 
 class SqlAlchemyPaymentRepository:
-    def __init__(self, session: AsyncSession):
-        self.session = session
+    def __init__(self, session: AsyncSession, driver: DriverFactory | None = None):
+        self.session, self.driver = session, driver
         # id -> (version, unsettled) as loaded, for the optimistic check and the unsettled list.
         self._loaded: dict[str, tuple[int, bool]] = {}
 
     async def add(self, payment: Payment) -> None:
-        await self.session.execute(insert(P).values(**_payment_values(payment)))
-        await self.session.execute(
-            insert(orm.unsettled_payments).values(payment_id=payment.id, since=payment.create_time)
+        """The payment, its unsettled mark and its ledger entries: one round trip."""
+        values = _payment_values(payment)
+        await (await self.driver()).execute(
+            _ADD_PAYMENT,
+            *[values[name] for name in _P_COLUMNS],
+            payment.create_time,
+            *_entry_arrays(payment.new_entries),
         )
-        await self._append_entries(payment)
+        payment.new_entries.clear()
 
     async def get(self, payment_id: str, for_update: bool = False) -> Payment | None:
-        if for_update:
-            # The one row lock that serializes captures, voids and refunds of this payment. Taken
-            # with a no-op UPDATE rather than SELECT ... FOR UPDATE: the transaction updates the
-            # row anyway, and one lock mode per relation keeps its pg_locks rows (the lock budget)
-            # at half of what RowShareLock + RowExclusiveLock on the table and each index cost.
-            query = update(P).where(P.c.id == payment_id).values(version=P.c.version).returning(*P.c)
-        else:
-            query = select(P).where(P.c.id == payment_id)
-        row = (await self.session.execute(query)).one_or_none()
+        # for_update: the one row lock that serializes captures, voids and refunds of this payment.
+        # Taken with a no-op UPDATE rather than SELECT ... FOR UPDATE: the transaction updates the
+        # row anyway, and one lock mode per relation keeps its pg_locks rows (the lock budget) at
+        # half of what RowShareLock + RowExclusiveLock on the table and each index cost.
+        row = await (await self.driver()).fetchrow(_LOCK_PAYMENT if for_update else _GET_PAYMENT, payment_id)
         if row is None:
             return None
-        payment = payment_from_row(row)
+        payment = payment_from_row(Row(row))
         self._loaded[payment.id] = (payment.version, payment.status in UNSETTLED)
         return payment
 
-    async def save(self, payment: Payment) -> None:
+    async def save(self, payment: Payment) -> LedgerTotals:
+        """Write the payment back (version-checked), its unsettled mark and its new ledger entries;
+        returns the ledger's totals with them. One round trip."""
         payment.check_invariants()
         loaded_version, was_unsettled = self._loaded[payment.id]
-        values = _payment_values(payment)
-        for key in ("id", "booking_id", "user_id", "kind", "currency", "amount_minor", "request_id", "create_time"):
-            values.pop(key)
-        result = await self.session.execute(
-            update(P).where(P.c.id == payment.id, P.c.version == loaded_version).values(**values)
-        )
-        if result.rowcount != 1:
-            raise Conflict(f"payment {payment.id} was modified concurrently; retry")
         now_unsettled = payment.status in UNSETTLED
+        change = "none"
         if was_unsettled and not now_unsettled:
-            await self.session.execute(
-                delete(orm.unsettled_payments).where(orm.unsettled_payments.c.payment_id == payment.id)
-            )
+            change = "settled"
         elif now_unsettled and not was_unsettled:
-            await self.session.execute(
-                pg_insert(orm.unsettled_payments)
-                .values(payment_id=payment.id, since=payment.update_time)
-                .on_conflict_do_nothing()
-            )
-        await self._append_entries(payment)
+            change = "unsettled"
+        values = _payment_values(payment)
+        entries = list(payment.new_entries)
+        row = await (await self.driver()).fetchrow(
+            _SAVE_PAYMENT_BY_CHANGE[change],
+            payment.id,
+            loaded_version,
+            *[values[name] for name in _P_UPDATED],
+            *_entry_arrays(entries),
+            *([payment.update_time] if change == "unsettled" else []),  # the unsettled mark's time
+        )
+        if row["saved"] != 1:
+            raise Conflict(f"payment {payment.id} was modified concurrently; retry")
+        payment.new_entries.clear()
         self._loaded[payment.id] = (payment.version, now_unsettled)
+        # The statement's own snapshot does not see the entries it inserts: add them.
+        sums = {kind: int(total) for kind, total in (row["sums"] or {}).items()}
+        for e in entries:
+            sums[e.kind.value] = sums.get(e.kind.value, 0) + e.amount.amount_minor
+        return _totals(sums)
 
     async def _append_entries(self, payment: Payment) -> None:
         if not payment.new_entries:
@@ -290,46 +403,20 @@ class SqlAlchemyPaymentRepository:
 class SqlAlchemyIdempotencyRepository:
     """Idempotency keys, one row per (request_id, operation)."""
 
-    def __init__(self, session: AsyncSession):
-        self.session = session
+    def __init__(self, session: AsyncSession, driver: DriverFactory | None = None):
+        self.session, self.driver = session, driver
 
     async def claim(
         self, request_id: str, operation: str, fingerprint: str, resource_id: str | None, now: datetime
     ) -> dict | None:
         """Insert the key as in progress; None if this call claimed it, else the existing row."""
-        table = orm.idempotency_keys
-        inserted = (
-            await self.session.execute(
-                pg_insert(table)
-                .values(
-                    request_id=request_id,
-                    operation=operation,
-                    fingerprint=fingerprint,
-                    status="in_progress",
-                    resource_id=resource_id,
-                    create_time=now,
-                    update_time=now,
-                )
-                .on_conflict_do_nothing()
-                .returning(literal_column("1"))
-            )
-        ).first()
-        if inserted is not None:
+        db = await self.driver()
+        if await db.fetchval(_CLAIM_KEY, request_id, operation, fingerprint, resource_id, now) is not None:
             return None
-        row = (
-            await self.session.execute(
-                select(table).where(table.c.request_id == request_id, table.c.operation == operation)
-            )
-        ).one()
-        return dict(row._mapping)
+        return dict(await db.fetchrow(_GET_KEY, request_id, operation))
 
     async def complete(self, request_id: str, operation: str, result: dict, now: datetime) -> None:
-        table = orm.idempotency_keys
-        await self.session.execute(
-            update(table)
-            .where(table.c.request_id == request_id, table.c.operation == operation)
-            .values(status="completed", result=result, update_time=now)
-        )
+        await (await self.driver()).execute(_COMPLETE_KEY, request_id, operation, json.dumps(result), now)
 
     async def sweep(self, older_than: datetime, batch: int) -> int:
         """Delete completed keys created before `older_than`, at most `batch` of them."""

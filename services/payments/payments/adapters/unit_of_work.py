@@ -19,15 +19,14 @@ class SqlAlchemyPaymentsUnitOfWork(SqlAlchemyUnitOfWork):
     provider_events: SqlAlchemyProviderEventRepository
 
     def _open(self) -> None:
-        self.payments = SqlAlchemyPaymentRepository(self.session)
-        self.idempotency = SqlAlchemyIdempotencyRepository(self.session)
+        self.payments = SqlAlchemyPaymentRepository(self.session, self.driver)
+        self.idempotency = SqlAlchemyIdempotencyRepository(self.session, self.driver)
         self.provider_events = SqlAlchemyProviderEventRepository(self.session)
 
     async def save(self, payment: Payment) -> None:
         """Persist the payment and its new ledger entries, check the balances against the whole
         ledger, and stage its events for the outbox."""
-        await self.payments.save(payment)
-        totals = await self.payments.ledger_totals(payment.id)
+        totals = await self.payments.save(payment)
         if not payment.matches_ledger(totals):
             raise AssertionError(f"payment {payment.id} balances disagree with its ledger: {totals}")
         self.events.extend(to_outbox(event) for event in payment.events)
