@@ -9,8 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import String, bindparam, func, insert, select, text, tuple_, update
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import bindparam, func, insert, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -34,6 +33,7 @@ from booking.domain.model import (
     WaitlistEntry,
     WaitState,
 )
+from kit.sql import Driver, Row, param_cast, select_list
 
 B = orm.bookings
 
@@ -195,25 +195,13 @@ def _range_params(b: Booking) -> dict:
 
 
 # ---- the saga's hot statements in plain SQL (kit.sql): one round trip each --------------------------
-DriverFactory = Callable[[], Awaitable[object]]
-_PG = postgresql.dialect()
+DriverFactory = Callable[[], Awaitable[Driver]]
 _JSON_COLUMNS = {"ranges", "policy", "cancellation"}
 # Every column but id, with the cast its parameter needs (INSERT ... SELECT infers no types).
 _COLUMNS = [c for c in B.c if c.name != "id"]
-
-
-def _cast(column) -> str:
-    # Strings as text: an explicit ::varchar(n) would silently truncate, the column refuses instead.
-    if isinstance(column.type, String):
-        return "::text"
-    return "::" + column.type.compile(dialect=_PG).lower()
-
-
-_CAST = {c.name: _cast(c) for c in B.c}
+_CAST = {c.name: param_cast(c) for c in B.c}
 _UPDATED = [c.name for c in _COLUMNS if c.name not in ("client_id", "request_id", "fingerprint", "created_at")]
-_SELECT_BOOKING = ", ".join(
-    f"{c.name}::text AS {c.name}" if isinstance(c.type, postgresql.UUID) else c.name for c in B.c
-)
+_SELECT_BOOKING = select_list(B)
 _HISTORY_VALUES = (
     "SELECT $1::uuid, h.seq::smallint, h.f, h.t, h.a, h.r, h.c::timestamptz "
     "FROM unnest({seq}::text[], {f}::text[], {t}::text[], {a}::text[], {r}::text[], {c}::text[]) "
@@ -285,18 +273,6 @@ _GET_BOOKING = f"SELECT {_SELECT_BOOKING} FROM booking.bookings WHERE id = $1::u
 _GET_BY_REQUEST = f"SELECT {_SELECT_BOOKING} FROM booking.bookings WHERE client_id = $1::uuid AND request_id = $2"
 
 
-class _Row:
-    """Attribute access to a plain-SQL record, as booking_from_row reads rows."""
-
-    __slots__ = ("_record",)
-
-    def __init__(self, record):
-        self._record = record
-
-    def __getattr__(self, name):
-        return self._record[name]
-
-
 @dataclass
 class ListQuery:
     client_id: str = ""
@@ -351,11 +327,11 @@ class SqlAlchemyBookingRepository:
 
     async def get(self, booking_id: str) -> Booking | None:
         row = await (await self.driver()).fetchrow(_GET_BOOKING, booking_id)
-        return None if row is None else booking_from_row(_Row(row))
+        return None if row is None else booking_from_row(Row(row))
 
     async def get_by_request(self, client_id: str, request_id: str) -> Booking | None:
         row = await (await self.driver()).fetchrow(_GET_BY_REQUEST, client_id, request_id)
-        return None if row is None else booking_from_row(_Row(row))
+        return None if row is None else booking_from_row(Row(row))
 
     async def load_history(self, booking: Booking) -> None:
         h = orm.booking_history
