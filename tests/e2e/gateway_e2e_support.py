@@ -12,7 +12,7 @@ import httpx
 # The platform's bootstrap agent and per-user rate limit (tests/e2e/conftest.py starts it with these).
 E2E_AGENT_EMAIL, E2E_AGENT_PASSWORD = "agent@e2e.example.com", "e2e-agent-password"
 # Low enough that one test can reach it, high enough for the rest (and schemathesis) never to.
-E2E_USER_RATE_LIMIT = 240
+E2E_USER_RATE_LIMIT = 600
 
 PASSWORD = "e2e user password"
 PROBLEM = "application/problem+json"

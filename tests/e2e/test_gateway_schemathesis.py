@@ -7,6 +7,7 @@ Every other request of an operation with a resource id in its path gets the id o
 success answers are checked too, not only the 404s that random ids get."""
 
 import itertools
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -81,18 +82,24 @@ def _created(reply: httpx.Response) -> dict:
     return reply.json()
 
 
+def _new_agent(http: httpx.Client, creator: dict[str, str], email: str) -> dict[str, str]:
+    body = {"email": email, "password": PASSWORD, "name": "Fuzzer", "roles": ["agent"]}
+    _created(http.post("/v1/users", json=body, headers=creator))
+    return _login(http, email, PASSWORD)
+
+
 def _seed(gateway_url: str) -> tuple[list[dict[str, str]], dict[str, list[str]]]:
-    """The fuzzer's sessions (agent, host, client, client-host, agent) and ids of resources they can see."""
+    """The fuzzer's sessions (four agents, a host, a client, a client-host) and ids of resources they can see."""
     with httpx.Client(base_url=gateway_url, timeout=30) as http:
-        agent = _login(http, E2E_AGENT_EMAIL, E2E_AGENT_PASSWORD)
+        bootstrap_agent = _login(http, E2E_AGENT_EMAIL, E2E_AGENT_PASSWORD)
         _, host = _register(http, "host", ["host"])
         _, client = _register(http, "client", ["client"])
         _, both = _register(http, "both", ["client", "host"])
-        # A second agent halves the first one's share of the per-user rate limit.
-        email = f"fuzz-agent-{id(http)}@example.com"
-        body = {"email": email, "password": PASSWORD, "name": "Fuzzer", "roles": ["agent"]}
-        _created(http.post("/v1/users", json=body, headers=agent))
-        second_agent = _login(http, email, PASSWORD)
+        # Agents of the fuzzer's own share its agent requests so that none reaches the per-user rate
+        # limit however fast the run goes, and leave the bootstrap agent's budget to later tests.
+        agent, *more_agents = (
+            _new_agent(http, bootstrap_agent, f"fuzz-agent-{n}-{uuid.uuid4().hex[:8]}@example.com") for n in range(4)
+        )
         # The agent's generated user updates land on this user, not on the fuzzer's own sessions.
         victim_id, _ = _register(http, "victim", ["client"])
         instant = _created(http.post("/v1/places", json=place_body("INSTANT"), headers=host))
@@ -132,7 +139,7 @@ def _seed(gateway_url: str) -> tuple[list[dict[str, str]], dict[str, list[str]]]
         "entry_id": [waiting["id"]],
         "announcement_id": [announcement["id"]],
     }
-    return [agent, host, client, both, second_agent], known
+    return [agent, host, more_agents[0], client, more_agents[1], both, more_agents[2]], known
 
 
 @dataclass
