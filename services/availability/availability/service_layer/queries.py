@@ -238,15 +238,19 @@ def _page_to_json(hits: list[SearchHit], next_token: str) -> list:
 
 def _page_from_json(raw: list) -> tuple[list[SearchHit], str]:
     fields, rows, next_token = raw
+    ranges: dict[tuple[float, float], TimeRange] = {}  # hits share slots: one object per slot
     hits = []
     for values, times in rows:
-        instants = [datetime.fromtimestamp(t, UTC) for t in times]
-        hits.append(
-            SearchHit(
-                dict(zip(fields, values, strict=True)),
-                [TimeRange(*pair) for pair in zip(instants[::2], instants[1::2], strict=True)],
-            )
-        )
+        slots = []
+        for i in range(0, len(times), 2):
+            pair = (times[i], times[i + 1])
+            slot = ranges.get(pair)
+            if slot is None:
+                slot = ranges[pair] = TimeRange(
+                    datetime.fromtimestamp(pair[0], UTC), datetime.fromtimestamp(pair[1], UTC)
+                )
+            slots.append(slot)
+        hits.append(SearchHit(dict(zip(fields, values, strict=True)), slots))
     return hits, next_token
 
 
