@@ -9,7 +9,8 @@
    most. The places with a live entry there (one scan of the partial GiST index on live `during`
    over the window) get their free slots computed in the statement, set-based: each candidate of
    their group, buffers included, against the units their entries take; the first `slots` free
-   ones (the scan of candidates stops there).
+   ones (the scan of candidates stops there). Only those that can still come before the page's
+   last untouched hit are computed, so a first page does not pay for the whole city.
 
 No array or range travels between Python and PostgreSQL (the groups go as one JSON document, free
 slots come back as candidate numbers in text): asyncpg would introspect such types in the
@@ -93,14 +94,25 @@ PAGE_SQL = text(
                     ORDER BY -p.rating_average, p.id
                     LIMIT :size) c
          WHERE g.open
-    ), busy AS (
-        -- Touched places of the city with their entries of the span (two parallel arrays).
-        SELECT {_COLUMNS}, g.n AS grp, g.starts, g.before, g.reach, e.during, e.units
+    ), bound AS (
+        -- The last hit the page can take if untouched places fill it: a touched place comes
+        -- before it only if its group's first slot (its earliest possible), rank and id do.
+        SELECT first, -rating_average AS rank, id FROM clear_hits
+         ORDER BY first, -rating_average, id OFFSET CAST(:size AS integer) - 1 LIMIT 1
+    ), near AS (
+        -- Touched places of the city that may be on the page.
+        SELECT {_COLUMNS}, g.n AS grp, g.starts, g.before, g.reach
           FROM availability.places p
           JOIN grp g ON g.key = p.schedule_group
-          JOIN (SELECT place_id, array_agg(during) AS during, array_agg(unit) AS units FROM entries
-                 WHERE place_id IN (SELECT place_id FROM touched) GROUP BY place_id) e ON e.place_id = p.id
          WHERE p.id = ANY (ARRAY(SELECT place_id FROM touched)) AND {_FILTERS}
+           AND (NOT EXISTS (SELECT FROM bound)
+                OR (g.first, -p.rating_average, p.id) < (SELECT first, rank, id FROM bound))
+    ), busy AS (
+        -- ... with their entries of the span (two parallel arrays).
+        SELECT n.*, e.during, e.units
+          FROM near n
+          JOIN (SELECT place_id, array_agg(during) AS during, array_agg(unit) AS units FROM entries
+                 WHERE place_id IN (SELECT id FROM near) GROUP BY place_id) e ON e.place_id = n.id
     ), busy_hits AS (
         -- Free slots of a touched place: the group's candidates, in order, that leave `units` of
         -- its units untouched, buffers included; the first :slots of them (by number).
