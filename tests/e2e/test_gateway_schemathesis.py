@@ -105,13 +105,14 @@ def _seed(gateway_url: str) -> tuple[list[dict[str, str]], dict[str, list[str]]]
         instant = _created(http.post("/v1/places", json=place_body("INSTANT"), headers=host))
         on_request = _created(http.post("/v1/places", json=place_body("REQUEST"), headers=host))
         block = _created(http.post(f"/v1/places/{instant['id']}/blocks", json={"ranges": [slot()]}, headers=host))
+        taken = {instant["id"]: slot(), on_request["id"]: slot()}
         bookings = [
             _created(
                 http.post(
                     "/v1/bookings",
                     json={
                         "place_id": place["id"],
-                        "ranges": [slot()],
+                        "ranges": [taken[place["id"]]],
                         "guests": 2,
                         "payment_method_token": "tok_success",
                     },
@@ -121,7 +122,11 @@ def _seed(gateway_url: str) -> tuple[list[dict[str, str]], dict[str, list[str]]]
             for place in (instant, on_request)
         ]
         waiting = _created(
-            http.post("/v1/waitlist", json={"place_id": instant["id"], "range": slot(), "guests": 1}, headers=client)
+            http.post(
+                "/v1/waitlist",
+                json={"place_id": instant["id"], "range": taken[instant["id"]], "guests": 1},
+                headers=client,
+            )
         )
         announcement = _created(
             http.post(

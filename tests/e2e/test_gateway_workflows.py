@@ -293,6 +293,10 @@ async def test_waitlist_input_errors_are_422(api):
         "/v1/waitlist", json={"place_id": place["id"], "range": past, "guests": 2}, headers=auth(client)
     )
     assert_problem(joined, 422, code="INVALID_TIME_RANGE")
+    free = await api.post(
+        "/v1/waitlist", json={"place_id": place["id"], "range": slot(), "guests": 2}, headers=auth(client)
+    )
+    assert_problem(free, 409, code="SLOT_AVAILABLE")  # nothing to wait for: book it
     both = await api.get(
         "/v1/waitlist", params={"place_id": place["id"], "client_id": client["id"]}, headers=auth(host)
     )

@@ -149,7 +149,20 @@ async def test_a_waiting_client_is_offered_a_hold_when_the_range_frees(bstub, as
         entry.id,
     )
     assert released == "released"
+    # The range is free again; a late retry of the join still answers the entry it made.
+    assert (await As(bstub, waiter).JoinWaitlist(join)).id == entry.id
     assert_lock_budget(lock_readings(), "JoinWaitlist", "ListWaitlist", "CancelBooking", "LeaveWaitlist")
+
+
+async def test_a_range_nothing_occupies_is_booked_not_waited_for(bstub, astub, admin_sql):
+    place = await make_place(astub, user("host"))
+    start = future_hour(days=65)
+    join = bpb.JoinWaitlistRequest(
+        request_id=rid(), place_id=place.id, range=trange(start, start + timedelta(hours=1)), guests=1
+    )
+    error = await fail(As(bstub, user()).JoinWaitlist(join))
+    assert refused(error) == ("FAILED_PRECONDITION", "SLOT_AVAILABLE")
+    assert await admin_sql.fetchval("SELECT count(*) FROM booking.waitlist WHERE place_id = $1::uuid", place.id) == 0
 
 
 async def test_joining_a_waitlist_for_a_past_range_is_invalid(bstub, astub):

@@ -23,7 +23,7 @@ router = APIRouter(tags=["waitlist"])
     status_code=201,
     response_model=WaitlistEntryOut,
     response_model_exclude_unset=True,
-    summary="Wait for a taken range of a place; offered a short hold when it frees up",
+    summary="Wait for a taken range of a place (a free one is 409 SLOT_AVAILABLE); offered a hold when it frees up",
 )
 async def join_waitlist(
     body: WaitlistIn, request: Request, _: Principal = Depends(authenticated), key: str = Depends(request_id)

@@ -178,6 +178,19 @@ class AvailabilityClient:
     async def get_hold(self, hold_id: str) -> HoldRef:
         return self._hold(await self._call("GetHold", availability_pb2.GetHoldRequest(id=hold_id)))
 
+    async def occupied_units(self, place_id: str, wanted: TimeRange, now) -> int:
+        """Units that live entries (blocks, confirmed holds, unexpired held holds) occupy somewhere
+        in `wanted`, summed over the first page (200 entries: plenty to tell "taken" from "free")."""
+        request = availability_pb2.ListCalendarEntriesRequest(
+            place_id=place_id, time_range=range_to_proto(wanted), page_size=200
+        )
+        reply = await self._call("ListCalendarEntries", request, place_id)
+        return sum(
+            entry.units or 1
+            for entry in reply.entries
+            if not entry.HasField("expire_time") or from_ts(entry.expire_time) > now
+        )
+
     async def apply_rating(self, request_id: str, place_id: str, rating: int, removed: bool) -> None:
         request = availability_pb2.ApplyRatingRequest(
             request_id=request_id, place_id=place_id, rating=rating, removed=removed

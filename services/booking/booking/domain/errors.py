@@ -49,6 +49,17 @@ class SlotUnavailable(FailedPrecondition):
         return list(self.details.get("conflicting_ranges", []))
 
 
+class SlotAvailable(FailedPrecondition):
+    """A waitlist join for a range nothing occupies: there is nothing to wait for."""
+
+    def __init__(self, place_id: str) -> None:
+        super().__init__(
+            "nothing occupies this range: book it instead of waiting for it",
+            reason="SLOT_AVAILABLE",
+            metadata={"place_id": place_id},
+        )
+
+
 class BookingPaymentDeclined(PaymentDeclined):
     def __init__(self, failure_reason: str = "card_declined") -> None:
         super().__init__(

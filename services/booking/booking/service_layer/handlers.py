@@ -22,6 +22,7 @@ from booking.domain.errors import (
     PlaceInactive,
     ReviewAlreadyExists,
     ReviewNotFound,
+    SlotAvailable,
     SlotUnavailable,
     StaleEtag,
     TooManyPending,
@@ -657,6 +658,14 @@ async def join_waitlist(
         raise invalid("INVALID_TIME_RANGE", "the range must be in the future")
     entry_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"waitlist:{client_id}:{request_id}"))
     now = deps.clock()
+    # Waiting is for a taken range: one that nothing occupies is booked, not waited for. (With
+    # several units, any occupant counts as taken: the hold attempt decides the rest.)
+    if await deps.availability.occupied_units(place.id, r, now) == 0:
+        async with deps.uow() as uow:
+            joined = await uow.waitlist.get(entry_id)  # a retry after the range freed up
+        if joined is None:
+            raise SlotAvailable(place.id)
+        return joined
     entry = WaitlistEntry(entry_id, place.id, client_id, r, guests, units, WaitState.WAITING, now, now)
     async with deps.uow() as uow:
         existing = await uow.idempotency.claim(
