@@ -18,6 +18,10 @@ from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results"
 
+# The services run as deployed (deploy/base/*.yaml): the lock probe measures this share of the
+# availability, booking and payments transactions. The locks-per-transaction figures come from them.
+PRODUCTION_LOCK_PROBE_SAMPLE_RATE = 0.05
+
 
 def percentile(values: list[float], q: float) -> float:
     if not values:

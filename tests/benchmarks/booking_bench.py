@@ -6,7 +6,8 @@ authorize -> confirm hold -> capture -> confirmed), in a throwaway database, com
 - the raw insert ceiling (advisory lock of the place + INSERT ... ON CONFLICT DO NOTHING into
   availability.calendar_entries, as in ceiling_bench.py): the saga's throughput as a fraction of it.
 
-Scenarios at 32 and 128 concurrent callers. Locks per transaction come from kit.lock_probe.READINGS.
+Scenarios at 32 and 128 concurrent callers. Locks per transaction come from kit.lock_probe.READINGS
+(the services measure the production share of their transactions).
 Prints a Markdown table, writes results/booking.json. Run: .venv/bin/python tests/benchmarks/booking_bench.py"""
 
 from __future__ import annotations
@@ -22,7 +23,13 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import asyncpg  # noqa: E402
 import grpc  # noqa: E402
-from benchlib import closed_loop, markdown_table, throwaway_database, write_results  # noqa: E402
+from benchlib import (  # noqa: E402
+    PRODUCTION_LOCK_PROBE_SAMPLE_RATE,
+    closed_loop,
+    markdown_table,
+    throwaway_database,
+    write_results,
+)
 from google.protobuf import timestamp_pb2  # noqa: E402
 
 CONCURRENCY = (32, 128)
@@ -101,6 +108,7 @@ async def main() -> int:  # noqa: PLR0915 - one linear script
     namespace = f"bench_{uuid.uuid4().hex[:6]}"
     # PostgreSQL's max_connections is shared with other work on this machine: small pools.
     common = dict(redis_namespace=namespace, db_pool_size=8, db_max_overflow=4, lock_probe_strict=False)
+    common["lock_probe_sample_rate"] = PRODUCTION_LOCK_PROBE_SAMPLE_RATE
     common["log_level"] = "WARNING"
     availability = await start_availability(
         AvailabilitySettings(

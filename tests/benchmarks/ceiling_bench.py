@@ -5,7 +5,7 @@
   with asyncpg, no gRPC, nothing else;
 - bare gRPC server: a grpc.aio server that does exactly that insert with asyncpg per call;
 - Reserva's HoldSlots over gRPC: validation, idempotency, expiry of overlapping holds, outbox,
-  lock probe, telemetry.
+  lock probe (at the production sample rate), telemetry.
 
 Low contention: every call a different place or hour. High contention: 10 places x 24 slots, so most
 calls find their slot taken (a defined answer, not an error). Prints a Markdown table and the ratios,
@@ -23,7 +23,13 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import asyncpg  # noqa: E402
 import grpc  # noqa: E402
-from benchlib import closed_loop, markdown_table, throwaway_database, write_results  # noqa: E402
+from benchlib import (  # noqa: E402
+    PRODUCTION_LOCK_PROBE_SAMPLE_RATE,
+    closed_loop,
+    markdown_table,
+    throwaway_database,
+    write_results,
+)
 from google.protobuf import timestamp_pb2  # noqa: E402
 
 IN_FLIGHT = 64
@@ -69,6 +75,7 @@ async def main() -> int:
         db_pool_size=20,
         db_max_overflow=10,
         lock_probe_strict=False,
+        lock_probe_sample_rate=PRODUCTION_LOCK_PROBE_SAMPLE_RATE,
         log_level="WARNING",
     )
     running = await start(settings)
@@ -192,7 +199,15 @@ async def main() -> int:
     for r in rows:
         if r.get("notes"):
             print(f"- {r['name']}: {r['notes']}")
-    write_results("ceiling", rows, {"in_flight": IN_FLIGHT, "calls_per_scenario": CALLS})
+    write_results(
+        "ceiling",
+        rows,
+        {
+            "in_flight": IN_FLIGHT,
+            "calls_per_scenario": CALLS,
+            "lock_probe_sample_rate": PRODUCTION_LOCK_PROBE_SAMPLE_RATE,
+        },
+    )
     return 0
 
 

@@ -29,7 +29,14 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "e2e"))
 
-from benchlib import closed_loop, markdown_table, open_loop, throwaway_database, write_results  # noqa: E402
+from benchlib import (  # noqa: E402
+    PRODUCTION_LOCK_PROBE_SAMPLE_RATE,
+    closed_loop,
+    markdown_table,
+    open_loop,
+    throwaway_database,
+    write_results,
+)
 from chaos_support import admin_connect, bearer, mint_clients  # noqa: E402
 
 PLACES = 100
@@ -129,6 +136,11 @@ async def run(args: argparse.Namespace) -> dict:
             "GATEWAY_RATE_LIMIT_PER_USER": "1000000/minute",
             "GATEWAY_RATE_LIMIT_PER_IP": "100000000/minute",
             "BOOKING_MAX_PENDING_PER_CLIENT": "1000000",
+            # As deployed (deploy/base): the probe measures a share of the services' transactions.
+            **{
+                f"{service}_LOCK_PROBE_SAMPLE_RATE": str(PRODUCTION_LOCK_PROBE_SAMPLE_RATE)
+                for service in ("AVAILABILITY", "BOOKING", "PAYMENTS")
+            },
         },
     )
     await asyncio.to_thread(platform.start, 120)
