@@ -56,6 +56,8 @@ class SearchCache:
     def __init__(self, cache: Cache, ttl_s: int = 60):
         self.cache, self.ttl_s = cache, ttl_s
         self._pending: set[asyncio.Task] = set()
+        self._bump_waiters: asyncio.Future | None = None
+        self._bumper: asyncio.Task | None = None
 
     async def lookup(self, key: str) -> tuple[str | None, list | None]:
         """(the current calendar version, the page stored for it under `key` or None). The version
@@ -76,7 +78,26 @@ class SearchCache:
         return version, None
 
     async def bump(self) -> None:
-        await self.cache.incr(self.VERSION_KEY)
+        """Advance the calendar version after a committed change; returns once an INCR sent after
+        this call has been answered. Concurrent callers share that INCR (one round trip for every
+        change committed before it was sent), so a busy writer path does not pay one each."""
+        if self._bump_waiters is None:
+            self._bump_waiters = asyncio.get_running_loop().create_future()
+        waiters = self._bump_waiters
+        if self._bumper is None or self._bumper.done():
+            self._bumper = asyncio.create_task(self._send_bumps())
+        await asyncio.shield(waiters)
+
+    async def _send_bumps(self) -> None:
+        while self._bump_waiters is not None:
+            # Whoever asked before this point is covered by the INCR sent now; later callers wait
+            # for the next one.
+            waiters, self._bump_waiters = self._bump_waiters, None
+            try:
+                await self.cache.incr(self.VERSION_KEY)  # never raises: Redis down is a no-op
+            finally:
+                if not waiters.done():
+                    waiters.set_result(None)
 
     def store(self, key: str, version: str, value: list) -> None:
         """Store in the background: the caller's answer waits neither for the encoding nor Redis."""
