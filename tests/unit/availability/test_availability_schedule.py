@@ -7,7 +7,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from availability.domain.calendar import Busy, check_hold_ranges, free_slots, local_to_utc, open_periods
+from availability.domain.calendar import (
+    Busy,
+    candidate_slots,
+    check_hold_ranges,
+    free_slots,
+    local_to_utc,
+    open_periods,
+    slot_group,
+    unoccupied,
+)
 from availability.domain.errors import ScheduleRefusal
 from availability.domain.model import OpeningInterval, Schedule, TimeRange, zone
 from kit.errors import InvalidArgument
@@ -175,3 +184,41 @@ def test_the_ranges_of_one_hold_never_collide_with_each_other_and_keep_their_boo
         assert during.start <= booked.start and booked.end <= during.end
         assert during.start >= booked.start - before * half_hour and during.end <= booked.end + after * half_hour
     assert all(not a.overlaps(b) for a, b in zip(result, result[1:], strict=False))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    tz_name=st.sampled_from(ZONES),
+    day=st.dates(min_value=date(2024, 1, 1), max_value=date(2025, 12, 31)),
+    hours=st.integers(min_value=1, max_value=30),
+    before=st.sampled_from([0, 15, 60]),
+    after=st.sampled_from([0, 30, 90]),
+    limit=st.integers(min_value=1, max_value=4),
+    taken=st.lists(st.tuples(st.integers(min_value=-180, max_value=2000), st.integers(min_value=15, max_value=240))),
+)
+def test_a_slot_group_decides_which_places_need_their_own_calendar(tz_name, day, hours, before, after, limit, taken):
+    """What the search relies on: a place with nothing inside `clear` has the group's first `limit`
+    candidates free, one with nothing inside `full` has them all; the spans hold the buffers."""
+    tz = zone(tz_name)
+    schedule = every_day(
+        6 * 60, 23 * 60, buffer_before=timedelta(minutes=before), buffer_after=timedelta(minutes=after)
+    )
+    start = datetime.combine(day, datetime.min.time(), UTC) + timedelta(hours=6)
+    window = TimeRange(start, start + timedelta(hours=hours))
+    group = slot_group(schedule, tz, window, timedelta(hours=1), NOW, limit)
+    if group is None:
+        assert (
+            candidate_slots(
+                schedule, tz, day - timedelta(days=1), day + timedelta(days=2), timedelta(hours=1), NOW, window
+            )
+            == []
+        )
+        return
+    assert group.guarded == [c.widened(schedule.buffer_before, schedule.buffer_after) for c in group.candidates]
+    assert group.clear.start == group.full.start == group.guarded[0].start
+    assert group.clear.end == group.guarded[:limit][-1].end and group.full.end == group.guarded[-1].end
+    ranges = [TimeRange(start + timedelta(minutes=m), start + timedelta(minutes=m + n)) for m, n in taken]
+    outside_clear = Busy.of([(0, r.start, r.end) for r in ranges if not r.overlaps(group.clear)])
+    assert unoccupied(group.candidates, schedule, outside_clear, 1, 1, limit) == group.candidates[:limit]
+    outside_full = Busy.of([(0, r.start, r.end) for r in ranges if not r.overlaps(group.full)])
+    assert unoccupied(group.candidates, schedule, outside_full, 1, 1, None) == group.candidates
