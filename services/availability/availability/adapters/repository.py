@@ -125,28 +125,38 @@ UNION ALL
 SELECT NULL, s, e FROM freed
 """
 
-_INSERT_WHERE_FREE = """
-INSERT INTO availability.calendar_entries
-       (hold_id, place_id, unit, during, booked, kind, booking_id, expires_at, live)
-SELECT $1::uuid, $2::uuid, $3,
-       tstzrange(r.d0::timestamptz, r.d1::timestamptz, '[)'),
-       tstzrange(r.b0::timestamptz, r.b1::timestamptz, '[)'),
-       $4, $5, $6, true
-  FROM unnest($7::text[], $8::text[], $9::text[], $10::text[]) AS r(d0, d1, b0, b1)
-ON CONFLICT DO NOTHING
-RETURNING lower(booked) AS s
+# Insert the rows on one unit where free, after taking the expired holds' rows that overlap them out
+# of the calendar (an expired hold still occupies its rows until flipped): one round trip. The
+# count() makes the UPDATE finish before the INSERT starts; the exclusion check then ignores the
+# rows this transaction took out. Both write calendar_entries: no lock beyond the INSERT's own.
+_FREE_EXPIRED_AND_INSERT = """
+WITH wanted AS (
+    SELECT tstzrange(r.d0::timestamptz, r.d1::timestamptz, '[)') AS during,
+           tstzrange(r.b0::timestamptz, r.b1::timestamptz, '[)') AS booked
+      FROM unnest($7::text[], $8::text[], $9::text[], $10::text[]) AS r(d0, d1, b0, b1)
+), freed AS (
+    UPDATE availability.calendar_entries SET live = false
+     WHERE place_id = $2::uuid AND live AND kind = 'hold' AND expires_at <= $11
+       AND during && ANY (SELECT during FROM wanted)
+    RETURNING hold_id
+), inserted AS (
+    INSERT INTO availability.calendar_entries
+           (hold_id, place_id, unit, during, booked, kind, booking_id, expires_at, live)
+    SELECT $1::uuid, $2::uuid, $3, w.during, w.booked, $4, $5, $6, true
+      FROM wanted w
+     WHERE (SELECT count(*) FROM freed) >= 0
+    ON CONFLICT DO NOTHING
+    RETURNING lower(booked) AS s
+)
+SELECT s, NULL AS freed FROM inserted
+UNION ALL
+SELECT DISTINCT NULL::timestamptz, hold_id::text FROM freed
 """
 
 _OVERLAPS_ANY = (
     "during && ANY (SELECT tstzrange(g.s::timestamptz, g.e::timestamptz, '[)') "
     "FROM unnest($3::text[], $4::text[]) AS g(s, e))"
 )
-
-_FREE_EXPIRED_OVERLAPPING = f"""
-UPDATE availability.calendar_entries SET live = false
- WHERE place_id = $1::uuid AND live AND kind = 'hold' AND expires_at <= $2 AND {_OVERLAPS_ANY}
-RETURNING hold_id::text
-"""
 
 _LIVE_ENTRIES = f"""
 SELECT unit, lower(during) AS s, upper(during) AS e
@@ -499,12 +509,6 @@ class SqlAlchemyCalendarRepository:
     def __init__(self, session: AsyncSession, driver: DriverFactory | None = None):
         self.session, self.driver = session, driver
 
-    async def free_expired_overlapping(self, place_id: str, ranges: list[TimeRange], now: datetime) -> list[str]:
-        """Take rows of expired holds that overlap `ranges` out of the calendar; their hold ids."""
-        db = await self.driver()
-        rows = await db.fetch(_FREE_EXPIRED_OVERLAPPING, place_id, now, *_text_ranges(ranges))
-        return sorted({r["hold_id"] for r in rows})
-
     async def live_entries(
         self, place_id: str, ranges: list[TimeRange], now: datetime
     ) -> list[tuple[int, datetime, datetime]]:
@@ -514,15 +518,17 @@ class SqlAlchemyCalendarRepository:
         rows = await db.fetch(_LIVE_ENTRIES, place_id, now, *_text_ranges(ranges))
         return [(r["unit"], r["s"], r["e"]) for r in rows]
 
-    async def insert_where_free(self, hold: Hold, unit: int, rows: list[tuple[TimeRange, TimeRange]]) -> set[datetime]:
-        """Insert (during, booked) rows on one unit; rows the exclusion constraint refuses are
-        skipped (ON CONFLICT DO NOTHING), never raised. Returns the booked starts inserted."""
-        if not rows:
-            return set()
+    async def free_expired_and_insert(
+        self, hold: Hold, unit: int, rows: list[tuple[TimeRange, TimeRange]], now: datetime
+    ) -> tuple[set[datetime], list[str]]:
+        """Take the rows of expired holds overlapping `rows` out of the calendar, then insert the
+        (during, booked) rows on one unit; rows the exclusion constraint refuses are skipped (ON
+        CONFLICT DO NOTHING), never raised. Returns the booked starts inserted and the ids of the
+        expired holds whose rows were taken out."""
         db = await self.driver()
         during, booked = _text_ranges([d for d, _ in rows]), _text_ranges([b for _, b in rows])
-        inserted = await db.fetch(
-            _INSERT_WHERE_FREE,
+        result = await db.fetch(
+            _FREE_EXPIRED_AND_INSERT,
             hold.id,
             hold.place_id,
             unit,
@@ -531,8 +537,9 @@ class SqlAlchemyCalendarRepository:
             hold.expires_at,
             *during,
             *booked,
+            now,
         )
-        return {r["s"] for r in inserted}
+        return {r["s"] for r in result if r["freed"] is None}, sorted(r["freed"] for r in result if r["freed"])
 
     async def confirm(self, hold_id: str) -> None:
         c = calendar_entries.c

@@ -234,16 +234,14 @@ async def apply_rating(
 # ---------------------------------------------------------------- holds and blocks
 
 
-async def _expire_overlapping(uow, place_id: str, guarded: list[TimeRange], now: datetime) -> bool:
-    """Free the expired holds that still occupy any of `guarded` (only those: no global cleanup);
-    whether there were any. A HELD hold is only ever flipped once past its expiry, so ConfirmHold
-    (which re-checks the expiry under the hold's row lock) and this never both win."""
-    hold_ids = await uow.calendar.free_expired_overlapping(place_id, guarded, now)
-    if not hold_ids:
-        return False
-    expired = await uow.holds.expire(hold_ids, now)
-    await _free(uow, expired, lambda h: events.HoldExpired(h, h.expires_at))
-    return True
+async def _expire_freed(uow, hold_ids: list[str], now: datetime) -> None:
+    """Flip holds some of whose rows were just taken out for being expired (only those overlapping
+    a new hold: no global cleanup): their state, their other rows, their events. A HELD hold is only
+    ever flipped once past its expiry, so ConfirmHold (which re-checks the expiry under the hold's
+    row lock) and this never both win."""
+    if hold_ids:
+        expired = await uow.holds.expire(hold_ids, now)
+        await _free(uow, expired, lambda h: events.HoldExpired(h, h.expires_at))
 
 
 async def _free(uow, holds: list[Hold], event: Callable[[Hold], object]) -> None:
@@ -279,20 +277,17 @@ async def _occupy(uow, hold: Hold, rows: list[tuple[TimeRange, TimeRange]], unit
     """Put (during, booked) rows on the first free `hold.units` units, or raise SlotUnavailable.
     The exclusion constraint decides (ON CONFLICT DO NOTHING): no check-then-insert. Writers of
     the place are serialized by the advisory lock, so the constraint never has to wait or deadlock.
-    Expired holds still occupy their rows until flipped: when rows do not fit, the expired holds
-    overlapping them are freed (same transaction) and the rows tried once more. Doing that only
-    then spares the common case, a free slot, a statement."""
+    Expired holds still occupy their rows until flipped: each insert first takes the expired holds'
+    rows in its way out of the calendar, in the same statement."""
     needed = {booked.start: hold.units for _, booked in rows}
-    for second_pass in (False, True):
-        for unit in range(unit_count):
-            pending = [(d, b) for d, b in rows if needed[b.start] > 0]
-            if not pending:
-                return
-            for start in await uow.calendar.insert_where_free(hold, unit, pending):
-                needed[start] -= 1
-        short = [d for d, b in rows if needed[b.start] > 0]
-        if not short or second_pass or not await _expire_overlapping(uow, hold.place_id, short, now):
-            break
+    for unit in range(unit_count):
+        pending = [(d, b) for d, b in rows if needed[b.start] > 0]
+        if not pending:
+            return
+        inserted, freed = await uow.calendar.free_expired_and_insert(hold, unit, pending, now)
+        await _expire_freed(uow, freed, now)
+        for start in inserted:
+            needed[start] -= 1
     short = [d for d, b in rows if needed[b.start] > 0]
     if short:
         busy = Busy.of(await uow.calendar.live_entries(hold.place_id, short, now))
