@@ -2,11 +2,12 @@
 
 Index budget: every index of a table is one more lock in every transaction that writes it, so each
 table has only the indexes its queries need (see the lock counts in the tests):
-payments 3 (pk, by booking, by user), unsettled_payments 1, ledger_entries 1, refunds 1,
-idempotency_keys 1, provider_events 1, sandbox_charges 2."""
+payments 3 (pk, by booking, by user), unsettled_payments 1, ledger_entries 1, refunds 2 (pk, the
+pending ones), idempotency_keys 1, provider_events 1, sandbox_charges 2."""
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     DateTime,
@@ -15,6 +16,7 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     String,
     Table,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
@@ -54,6 +56,10 @@ payments = Table(
     _tz("update_time"),
     Column("ledger_seq", Integer, nullable=False),
     Column("version", Integer, nullable=False),
+    # A void asked for while the authorization's outcome was unknown (or whose answer was lost):
+    # the reconciler carries it out once the provider has answered.
+    Column("void_requested", Boolean, nullable=False, server_default="false"),
+    Column("void_reason", String(500), nullable=False, server_default=""),
     CheckConstraint("amount_minor > 0", name="amount_positive"),
     CheckConstraint(
         "authorized_amount >= 0 AND refunded_amount >= 0 AND refund_pending_amount >= 0", name="balances_non_negative"
@@ -65,9 +71,9 @@ payments = Table(
     Index("ix_payments_user_id_create_time_id", "user_id", "create_time", "id"),
 )
 
-# Payments whose authorization outcome is not known yet (REQUIRES_AUTHORIZATION, UNKNOWN): the
-# reconciler's work list. A side table rather than a partial index on payments, which would add a
-# lock to every payment write.
+# Payments whose authorization outcome is not known yet (REQUIRES_AUTHORIZATION, UNKNOWN), or with a
+# requested void not yet carried out (Payment.needs_reconciliation): the reconciler's work list. A
+# side table rather than a partial index on payments, which would add a lock to every payment write.
 unsettled_payments = Table(
     "unsettled_payments",
     metadata,
@@ -106,6 +112,8 @@ refunds = Table(
     _tz("create_time"),
     _tz("update_time"),
     CheckConstraint("amount_minor > 0", name="amount_positive"),
+    # The reconciler's list of refunds whose provider call was never answered: only PENDING rows.
+    Index("ix_refunds_pending_create_time", "create_time", postgresql_where=text("status = 'pending'")),
 )
 
 idempotency_keys = Table(
@@ -145,6 +153,8 @@ sandbox_charges = Table(
     Column("failure_code", String(64), nullable=False),
     Column("operation_keys", JSONB, nullable=False),
     _tz("authorization_expire_time", nullable=True),
+    # What the sandbox does with the charge's later voids and refunds (from the test token).
+    Column("test_behaviours", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
     _tz("create_time"),
     _tz("update_time"),
 )

@@ -15,7 +15,6 @@ from kit.errors import Conflict
 from kit.sql import Driver, Row, param_cast, select_list
 from payments.adapters import orm
 from payments.domain.model import (
-    UNSETTLED,
     LedgerEntry,
     LedgerKind,
     LedgerTotals,
@@ -158,6 +157,8 @@ def _payment_values(p: Payment) -> dict[str, Any]:
         "update_time": p.update_time,
         "ledger_seq": p.ledger_seq,
         "version": p.version,
+        "void_requested": p.void_requested,
+        "void_reason": p.void_reason,
     }
 
 
@@ -183,6 +184,8 @@ def payment_from_row(row) -> Payment:
         authorization_expire_time=row.authorization_expire_time,
         ledger_seq=row.ledger_seq,
         version=row.version,
+        void_requested=row.void_requested,
+        void_reason=row.void_reason,
     )
 
 
@@ -214,7 +217,7 @@ def _refund_from_row(row) -> Refund:
 class SqlAlchemyPaymentRepository:
     def __init__(self, session: AsyncSession, driver: DriverFactory | None = None):
         self.session, self.driver = session, driver
-        # id -> (version, unsettled) as loaded, for the optimistic check and the unsettled list.
+        # id -> (version, on the reconciler's list) as loaded, for the optimistic check and that list.
         self._loaded: dict[str, tuple[int, bool]] = {}
 
     async def add(self, payment: Payment) -> None:
@@ -237,7 +240,7 @@ class SqlAlchemyPaymentRepository:
         if row is None:
             return None
         payment = payment_from_row(Row(row))
-        self._loaded[payment.id] = (payment.version, payment.status in UNSETTLED)
+        self._loaded[payment.id] = (payment.version, payment.needs_reconciliation)
         return payment
 
     async def save(self, payment: Payment) -> LedgerTotals:
@@ -245,7 +248,7 @@ class SqlAlchemyPaymentRepository:
         returns the ledger's totals with them. One round trip."""
         payment.check_invariants()
         loaded_version, was_unsettled = self._loaded[payment.id]
-        now_unsettled = payment.status in UNSETTLED
+        now_unsettled = payment.needs_reconciliation
         change = "none"
         if was_unsettled and not now_unsettled:
             change = "settled"
@@ -356,12 +359,26 @@ class SqlAlchemyPaymentRepository:
         row = (await self.session.execute(select(R).where(R.c.id == refund_id))).one_or_none()
         return _refund_from_row(row) if row else None
 
-    async def save_refund(self, refund: Refund, now: datetime) -> None:
-        await self.session.execute(
+    async def pending_refunds(self, created_before: datetime, limit: int) -> list[tuple[Refund, str]]:
+        """Refunds still PENDING created before `created_before`, oldest first, each with its
+        payment's provider reference (through the partial index of pending refunds)."""
+        query = (
+            select(R, P.c.provider_reference.label("charge_reference"))
+            .join(P, P.c.id == R.c.payment_id)
+            .where(R.c.status == RefundStatus.PENDING.value, R.c.create_time < created_before)
+            .order_by(R.c.create_time)
+            .limit(limit)
+        )
+        return [(_refund_from_row(r), r.charge_reference) for r in (await self.session.execute(query)).all()]
+
+    async def save_refund(self, refund: Refund, now: datetime) -> bool:
+        """Settle a PENDING refund; False if it was settled already (by the reconciler, or the call)."""
+        result = await self.session.execute(
             update(R)
-            .where(R.c.id == refund.id)
+            .where(R.c.id == refund.id, R.c.status == RefundStatus.PENDING.value)
             .values(status=refund.status.value, provider_reference=refund.provider_reference, update_time=now)
         )
+        return result.rowcount == 1
 
     # ---- reports ---------------------------------------------------------------------------------
 

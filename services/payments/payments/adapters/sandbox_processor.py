@@ -10,7 +10,15 @@ Test tokens:
   tok_timeout                     authorizes (the charge happens and is recorded) but the answer is
                                   lost: raises ProviderTimeout after `timeout_delay_s`
   tok_lost                        the request never reaches the processor: no record, ProviderTimeout
-Any other token declines with "invalid_payment_method"."""
+Any other token declines with "invalid_payment_method".
+
+A token may carry behaviours for the charge's later voids and refunds, joined with "+" (as a real
+processor's test cards trigger later failures), e.g. "tok_success+refund_timeout", "tok_timeout+void_lost":
+  void_timeout, refund_timeout    the operation happens (recorded, webhook sent) but the answer of
+                                  the call that did it is lost: ProviderTimeout after `timeout_delay_s`
+  void_lost, refund_lost          the first request of each operation (per idempotency key) never
+                                  reaches the processor: no record, ProviderTimeout; a retry does
+An unknown behaviour declines the authorization with "invalid_payment_method"."""
 
 from __future__ import annotations
 
@@ -30,7 +38,7 @@ from kit.context import current_operation
 from kit.lock_probe import LockProbe
 from payments.adapters import orm
 from payments.domain.errors import InvalidWebhookSignature
-from payments.domain.model import ChargeRecord
+from payments.domain.model import ChargeRecord, RefundRecord
 from payments.domain.money import Money
 from payments.service_layer.card_processor import Authorization, ProviderDeclined, ProviderEvent, ProviderTimeout
 
@@ -44,6 +52,7 @@ TOKENS = {
     "tok_timeout": None,
     "tok_lost": None,
 }
+BEHAVIOURS = {"void_timeout", "void_lost", "refund_timeout", "refund_lost"}
 AUTHORIZATION_VALIDITY = timedelta(days=7)
 C = orm.sandbox_charges
 
@@ -81,6 +90,14 @@ class SandboxWebhooks:
             raise InvalidWebhookSignature("webhook body is not a valid event") from None
 
 
+class _Lost(Exception):
+    """The simulated network lost the request before it reached the processor."""
+
+
+def refund_reference(idempotency_key: str) -> str:
+    return f"re_{hashlib.sha256(idempotency_key.encode()).hexdigest()[:24]}"
+
+
 def _record(row) -> ChargeRecord:
     return ChargeRecord(
         reference=row.reference,
@@ -114,6 +131,8 @@ class SandboxCardProcessor:
         self._deliver: Deliver | None = None
         self._wired = asyncio.Event()
         self._outgoing: asyncio.Queue[tuple[bytes, float]] = asyncio.Queue()
+        # Operation keys whose first request was lost (behaviours void_lost, refund_lost).
+        self._lost_keys: set[str] = set()
 
     @property
     def deliver(self) -> Deliver | None:
@@ -128,10 +147,13 @@ class SandboxCardProcessor:
     # ---- the processor's API -----------------------------------------------------------------
 
     async def authorize(self, *, idempotency_key: str, amount: Money, token: str) -> Authorization:
+        token, *behaviours = token.split("+")
         if token == "tok_lost":
             await asyncio.sleep(self.timeout_delay_s)
             raise ProviderTimeout("sandbox: request lost before reaching the processor")
         failure = TOKENS.get(token, "invalid_payment_method")
+        if not BEHAVIOURS.issuperset(behaviours):
+            failure = "invalid_payment_method"
         now = self.clock()
         values = {
             "reference": f"ch_{uuid.uuid4().hex[:24]}",
@@ -144,6 +166,7 @@ class SandboxCardProcessor:
             "failure_code": failure or "",
             "operation_keys": [],
             "authorization_expire_time": None if failure else now + AUTHORIZATION_VALIDITY,
+            "test_behaviours": sorted(set(behaviours)),
             "create_time": now,
             "update_time": now,
         }
@@ -182,20 +205,51 @@ class SandboxCardProcessor:
                 raise ProviderDeclined("charge_not_voidable", reference)
             return {"status": "voided"}, "charge.voided", None
 
-        await self._tx(self._change, reference, idempotency_key, change)
+        await self._operate("void", reference, idempotency_key, change)
 
     async def refund(self, *, reference: str, amount: Money, idempotency_key: str) -> str:
-        refund_reference = f"re_{hashlib.sha256(idempotency_key.encode()).hexdigest()[:24]}"
+        answer = refund_reference(idempotency_key)
 
         def change(row):
             refunded = row.refunded_minor + amount.amount_minor
             if row.status not in ("captured", "refunded") or refunded > row.captured_minor:
                 raise ProviderDeclined("amount_exceeds_refundable", reference)
             status = "refunded" if refunded == row.captured_minor else "captured"
-            return {"status": status, "refunded_minor": refunded}, "charge.refunded", refund_reference
+            return {"status": status, "refunded_minor": refunded}, "charge.refunded", answer
 
-        result = await self._tx(self._change, reference, idempotency_key, change)
-        return result or refund_reference
+        result = await self._operate("refund", reference, idempotency_key, change)
+        return result or answer
+
+    async def retrieve_refund(self, *, reference: str, idempotency_key: str) -> RefundRecord | None:
+        async def read(session: AsyncSession, key: str):
+            keys = (await session.execute(select(C.c.operation_keys).where(C.c.reference == reference))).scalar()
+            found = keys is not None and key in keys
+            return (RefundRecord(refund_reference(key), "succeeded") if found else None), None
+
+        return await self._tx(read, idempotency_key)
+
+    async def _operate(self, operation: str, reference: str, key: str, change):
+        """A void or refund with the charge's test behaviours: its request lost, or its answer."""
+        answer_lost = False
+
+        def with_behaviours(row):
+            nonlocal answer_lost
+            behaviours = row.test_behaviours or []
+            if f"{operation}_lost" in behaviours and key not in self._lost_keys:
+                self._lost_keys.add(key)
+                raise _Lost
+            answer_lost = f"{operation}_timeout" in behaviours
+            return change(row)
+
+        try:
+            result = await self._tx(self._change, reference, key, with_behaviours)
+        except _Lost:
+            await asyncio.sleep(self.timeout_delay_s)
+            raise ProviderTimeout(f"sandbox: {operation} request lost before reaching the processor") from None
+        if answer_lost:
+            await asyncio.sleep(self.timeout_delay_s)
+            raise ProviderTimeout(f"sandbox: the processor did not answer the {operation} in time")
+        return result
 
     async def retrieve(self, *, idempotency_key: str) -> ChargeRecord | None:
         async def read(session: AsyncSession, key: str):

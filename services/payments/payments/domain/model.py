@@ -7,6 +7,11 @@ Status machine:
     UNKNOWN (capture/void)  -> CAPTURED | VOIDED | AUTHORIZED
     CAPTURED | PARTIALLY_REFUNDED -> PARTIALLY_REFUNDED | REFUNDED
 
+A void is an intent that is never lost: `request_void` records it (void_requested) and, while the
+authorization's outcome is unknown, only records it; the reconciler settles the authorization, then
+voids. A requested void blocks captures. A refund whose provider call went unanswered stays PENDING
+(its amount reserved) until the reconciler learns the provider's answer.
+
 Invariant, checked after every change and by a database check constraint:
     0 <= refunded <= captured <= authorized total <= amount
 Every money movement appends a LedgerEntry; the balances on the payment equal the ledger's sums.
@@ -68,6 +73,12 @@ class RefundStatus(enum.StrEnum):
     PENDING = "pending"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+
+
+class VoidAnswer(enum.StrEnum):
+    ALREADY_VOIDED = "already_voided"  # nothing to do
+    QUEUED = "queued"  # recorded; the reconciler voids once the authorization's outcome is known
+    RESERVED = "reserved"  # ask the provider now
 
 
 UNSETTLED = {PaymentStatus.REQUIRES_AUTHORIZATION, PaymentStatus.UNKNOWN}
@@ -152,6 +163,9 @@ class Payment:
     # Number of ledger entries: the next entry gets ledger_seq + 1 (unique per payment in the table).
     ledger_seq: int = 0
     version: int = 0
+    # A void was asked for and is not done yet (see request_void); kept as history once VOIDED.
+    void_requested: bool = False
+    void_reason: str = ""
     new_entries: list[LedgerEntry] = field(default_factory=list, repr=False, compare=False)
     events: list[events.DomainEvent] = field(default_factory=list, repr=False, compare=False)
 
@@ -179,6 +193,12 @@ class Payment:
     @property
     def is_settled(self) -> bool:
         return self.status not in UNSETTLED
+
+    @property
+    def needs_reconciliation(self) -> bool:
+        """On the reconciler's work list: the authorization not answered yet, an operation whose
+        answer was lost, or a requested void not carried out yet."""
+        return self.status in UNSETTLED or (self.void_requested and self.status is PaymentStatus.AUTHORIZED)
 
     def authorization_succeeded(self, provider_reference: str, expire_time: datetime | None, now: datetime) -> None:
         self._expect_pending(PendingOperation.AUTHORIZE)
@@ -210,6 +230,11 @@ class Payment:
     def reserve_capture(self, amount: Money | None, now: datetime) -> Money:
         """Claim the capture: only one capture or void of a payment is ever in flight."""
         self._expect_idle_with(PaymentStatus.AUTHORIZED, "capture")
+        if self.void_requested:
+            raise IllegalPaymentTransition(
+                f"cannot capture payment {self.id}: a void was requested ({self.void_reason or 'no reason'})",
+                metadata={"status": self.status.value},
+            )
         amount = amount or self.money(self.authorized_amount)
         self._same_currency(amount)
         if amount.amount_minor > self.authorized_amount:
@@ -248,6 +273,43 @@ class Payment:
         self._touch(now)
         return True
 
+    def request_void(self, reason: str, now: datetime) -> VoidAnswer:
+        """Void an AUTHORIZED payment now (RESERVED: ask the provider), or, while the authorization's
+        outcome is unknown (REQUIRES_AUTHORIZATION, UNKNOWN) or a void's answer was lost, record the
+        intent (QUEUED): the reconciler settles the authorization first, then voids it."""
+        if self.status is PaymentStatus.VOIDED:
+            return VoidAnswer.ALREADY_VOIDED
+        outcome_unknown = (self.pending_operation is PendingOperation.AUTHORIZE and self.status in UNSETTLED) or (
+            self.pending_operation is PendingOperation.VOID and self.status is PaymentStatus.UNKNOWN
+        )
+        if outcome_unknown:
+            if not self.void_requested:
+                self.void_requested, self.void_reason = True, reason
+                self._touch(now)
+            return VoidAnswer.QUEUED
+        self.reserve_void(now)
+        self.void_requested, self.void_reason = True, reason
+        return VoidAnswer.RESERVED
+
+    def reserve_requested_void(self, now: datetime) -> bool:
+        """The reconciler's step once the authorization stands: reserve the requested void."""
+        if self.void_requested and self.status is PaymentStatus.AUTHORIZED and self.pending_operation is None:
+            self.reserve_void(now)
+            return True
+        return False
+
+    def presume_void_unanswered(self, reserved_before: datetime, now: datetime) -> bool:
+        """A void reserved before `reserved_before` (far longer ago than any provider call may take)
+        and never answered: the process calling the provider died. Its outcome is unknown."""
+        if (
+            self.pending_operation is PendingOperation.VOID
+            and self.status is PaymentStatus.AUTHORIZED
+            and self.update_time < reserved_before
+        ):
+            self.outcome_unknown(now)
+            return True
+        return False
+
     def void_succeeded(self, reason: str, now: datetime) -> None:
         self._expect_pending(PendingOperation.VOID)
         voided = self.authorized_amount
@@ -258,9 +320,12 @@ class Payment:
         self._append(LedgerKind.VOID, voided, now)
         self.events.append(events.PaymentVoided(self.id, self.booking_id, self.user_id, self.money(voided), reason))
 
-    def operation_rejected(self, now: datetime) -> None:
-        """The provider refused a capture or void: the authorization stands as it was."""
+    def operation_rejected(self, now: datetime, *, void_still_wanted: bool = False) -> None:
+        """The provider refused a capture or void (or, `void_still_wanted`, never received the void):
+        the authorization stands as it was. A refused void is no longer requested."""
         if self.pending_operation in (PendingOperation.CAPTURE, PendingOperation.VOID):
+            if self.pending_operation is PendingOperation.VOID and not void_still_wanted:
+                self.void_requested = False
             self.status = PaymentStatus.AUTHORIZED
             self._clear_pending(now)
 
@@ -327,8 +392,8 @@ class Payment:
                 self.authorization_declined(charge.failure_code or "provider_error", charge.reference, now)
             else:
                 self.authorization_succeeded(charge.reference, charge.authorization_expire_time, now)
-                if charge.status == "captured":
-                    self.reserve_capture(self.money(charge.captured_minor), now)
+                if charge.status == "captured":  # recorded as it happened, even if a void was requested since
+                    self.pending_operation, self.pending_amount = PendingOperation.CAPTURE, charge.captured_minor
                     self.capture_succeeded(now)
             return True
         if self.status is not PaymentStatus.UNKNOWN:
@@ -337,9 +402,11 @@ class Payment:
             self.pending_amount = charge.captured_minor
             self.capture_succeeded(now)
         elif pending is PendingOperation.VOID and charge is not None and charge.status == "voided":
-            self.void_succeeded("", now)
+            self.void_succeeded(self.void_reason, now)
         else:
-            self.operation_rejected(now)
+            # A void the provider never received (the charge is still authorized) is sent again.
+            lost_void = pending is PendingOperation.VOID and charge is not None and charge.status == "authorized"
+            self.operation_rejected(now, void_still_wanted=lost_void)
         return True
 
     # ---- invariants and helpers ------------------------------------------------------------------
@@ -417,6 +484,15 @@ class ChargeRecord:
     refunded_minor: int = 0
     failure_code: str = ""
     authorization_expire_time: datetime | None = None
+
+
+@dataclass(frozen=True)
+class RefundRecord:
+    """What the card processor knows about one refund (asked by our refund id, its idempotency key)."""
+
+    reference: str
+    status: str  # succeeded | failed | pending
+    failure_code: str = ""
 
 
 @dataclass(frozen=True)

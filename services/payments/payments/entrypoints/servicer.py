@@ -139,6 +139,8 @@ class PaymentServicer(payments_pb2_grpc.PaymentServiceServicer):
         return pb.ReconcilePaymentsResponse(
             examined_count=counts.examined, succeeded_count=counts.succeeded, failed_count=counts.failed,
             still_unknown_count=counts.still_unknown, more_remaining=counts.more_remaining,
+            refunds_succeeded_count=counts.refunds_succeeded, refunds_failed_count=counts.refunds_failed,
+            refunds_pending_count=counts.refunds_pending,
         )  # fmt: skip
 
     async def GetRevenueStats(self, request, context) -> pb.RevenueStats:

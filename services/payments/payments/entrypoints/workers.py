@@ -36,7 +36,7 @@ def periodic(name: str, interval_s: float, job):
 def reconciler(deps: Deps, interval_s: float, older_than_s: float, batch: int):
     async def job() -> None:
         counts = await settlement.reconcile_unsettled(deps, timedelta(seconds=older_than_s), batch)
-        if counts.examined:
+        if counts.examined or counts.refunds_succeeded or counts.refunds_failed or counts.refunds_pending:
             log.info("reconciled payments", extra={"counts": counts.__dict__})
 
     return periodic("reconciler", interval_s, job)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from payments.domain.model import ChargeRecord
+from payments.domain.model import ChargeRecord, RefundRecord
 from payments.domain.money import Money
 
 
@@ -45,6 +45,11 @@ class CardProcessor(Protocol):
     async def retrieve(self, *, idempotency_key: str) -> ChargeRecord | None:
         """What the processor knows of the charge created with `idempotency_key`; None if it never
         received that request. Used by reconciliation."""
+
+    async def retrieve_refund(self, *, reference: str, idempotency_key: str) -> RefundRecord | None:
+        """What the processor knows of the refund of charge `reference` requested with
+        `idempotency_key` (our refund id); None if it never received that request. Used by
+        reconciliation."""
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from payments.domain.model import (
     PaymentStatus,
     PendingOperation,
     Refund,
+    VoidAnswer,
     new_id,
 )
 from payments.domain.money import Money
@@ -261,18 +262,20 @@ async def capture_payment(deps: Deps, cmd: CapturePayment) -> Payment:
 
 
 async def void_payment(deps: Deps, cmd: VoidPayment) -> Payment:
-    """Cancel an AUTHORIZED payment without charging -> VOIDED (a VOIDED one is returned as is)."""
+    """Cancel an AUTHORIZED payment without charging -> VOIDED (a VOIDED one is returned as is).
+    While the authorization's outcome is unknown the void is recorded and returned at once (the
+    payment still UNKNOWN); the reconciler settles the authorization, then voids it."""
     _require_reason(cmd.reason)
     params = {"payment_id": cmd.payment_id, "reason": cmd.reason}
-    already: dict = {}
+    answer: dict = {}
 
     def reserve(payment: Payment, now: datetime) -> None:
-        already["voided"] = not payment.reserve_void(now)
+        answer["answer_now"] = payment.request_void(cmd.reason, now) is not VoidAnswer.RESERVED
 
-    begun = await _begin_operation(deps, cmd.request_id, "void", cmd.payment_id, params, reserve, already)
+    begun = await _begin_operation(deps, cmd.request_id, "void", cmd.payment_id, params, reserve, answer)
     if isinstance(begun, idempotency.StoredResult):
         return await _replay(deps, begun)
-    if already.get("voided"):
+    if answer.get("answer_now"):
         return begun
     call = deps.processor.void(reference=begun.provider_reference, idempotency_key=f"void:{begun.id}")
     return await _finish_operation(
@@ -290,9 +293,13 @@ async def _begin_operation(deps, request_id, operation, payment_id, params, rese
             if stored is not None:
                 return stored
             payment = await _load_for_update(uow, payment_id)
+            version = payment.version
             reserve(payment, now)
-            if already and already.get("voided"):
-                # Nothing to ask the processor: record the answer with the key right away.
+            if already and already.get("answer_now"):
+                # Nothing to ask the processor now (already voided, or a void recorded until the
+                # authorization's outcome is known): save any change, record the answer with the key.
+                if payment.version != version:
+                    await uow.save(payment)
                 await uow.idempotency.complete(request_id, operation, {"payment": payment_snapshot(payment)}, now)
             else:
                 await uow.save(payment)
@@ -409,8 +416,12 @@ async def _finish_refund(deps: Deps, request_id: str, payment_id: str, refund: R
                 metadata={"payment_id": payment.id, "refund_id": refund.id},
             )
             result = {"payment_id": payment.id, "refund_id": refund.id, "outcome_unknown": True}
-        await uow.save(payment)
-        await uow.payments.save_refund(refund, now)
+        if kind != "unknown" and not await uow.payments.save_refund(refund, now):
+            # The reconciler settled the refund first (this answer came that late): its record stands.
+            refund, payment, error = await uow.payments.get_refund(refund.id), await uow.payments.get(payment_id), None
+            result = {"payment": payment_snapshot(payment), "refund": refund_snapshot(refund)}
+        else:
+            await uow.save(payment)
         await uow.idempotency.complete(request_id, "refund", result, now)
         await uow.commit()
     if error is not None:

@@ -1,16 +1,23 @@
 """Settling payments whose outcome we do not know: provider webhooks and reconciliation. Both ask
 the processor for the charge's current state (outside any transaction), then apply it to the locked
-payment row, so that late or out-of-order webhooks can never move a payment backwards."""
+payment row, so that late or out-of-order webhooks can never move a payment backwards.
+
+Reconciliation also carries out voids requested while an authorization's outcome was unknown (in the
+transaction that settles the authorization the void is reserved, so no capture slips in; then the
+provider is asked, then its answer recorded) and settles refunds left PENDING: a refund the provider
+has is recorded as SUCCEEDED (ledger entry and event in the same transaction), one it never received
+is sent again with the same idempotency key (the refund id), so it happens at most once."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from kit.db import with_retries
-from payments.domain.model import PaymentStatus
+from payments.domain.model import Payment, PaymentStatus, PendingOperation, Refund, RefundStatus
 from payments.service_layer import idempotency
+from payments.service_layer.card_processor import ProviderDeclined
 from payments.service_layer.handlers import Deps, _ask_provider, require_uuid
 
 log = logging.getLogger("payments.settlement")
@@ -30,6 +37,10 @@ class ReconcileCounts:
     failed: int = 0
     still_unknown: int = 0
     more_remaining: bool = False
+    # Refunds left PENDING, settled as SUCCEEDED or FAILED, or still pending.
+    refunds_succeeded: int = 0
+    refunds_failed: int = 0
+    refunds_pending: int = 0
 
 
 async def handle_provider_webhook(deps: Deps, body: bytes, signature: str) -> WebhookOutcome:
@@ -60,9 +71,12 @@ async def handle_provider_webhook(deps: Deps, body: bytes, signature: str) -> We
 
 
 async def reconcile_unsettled(deps: Deps, older_than: timedelta, max_payments: int) -> ReconcileCounts:
-    """Ask the processor about payments unsettled for at least `older_than` and settle them."""
+    """Ask the processor about payments unsettled (or with a requested void) for at least
+    `older_than` and settle them, then about refunds PENDING that long; at most `max_payments` of
+    each per call."""
+    cutoff = deps.clock() - older_than
     async with deps.uow() as uow:
-        ids = await uow.payments.unsettled(deps.clock() - older_than, max_payments + 1)
+        ids = await uow.payments.unsettled(cutoff, max_payments + 1)
     counts = {"succeeded": 0, "failed": 0, "still_unknown": 0}
     for payment_id in ids[:max_payments]:
         try:
@@ -73,26 +87,136 @@ async def reconcile_unsettled(deps: Deps, older_than: timedelta, max_payments: i
             )
             counts["still_unknown"] += 1
             continue
-        status = await with_retries(lambda pid=payment_id, c=charge: _settle(deps, pid, c))
+        status, void = await with_retries(lambda pid=payment_id, c=charge: _settle(deps, pid, c, cutoff))
+        if void is not None:
+            status = await _void(deps, void)
         if status in (PaymentStatus.AUTHORIZED, PaymentStatus.CAPTURED, PaymentStatus.VOIDED):
             counts["succeeded"] += 1
         elif status is PaymentStatus.FAILED:
             counts["failed"] += 1
         else:
             counts["still_unknown"] += 1
-    return ReconcileCounts(min(len(ids), max_payments), more_remaining=len(ids) > max_payments, **counts)
+    refund_counts, more_refunds = await reconcile_pending_refunds(deps, cutoff, max_payments)
+    return ReconcileCounts(
+        min(len(ids), max_payments), more_remaining=len(ids) > max_payments or more_refunds, **counts, **refund_counts
+    )
 
 
-async def _settle(deps: Deps, payment_id: str, charge) -> PaymentStatus | None:
+async def _settle(deps: Deps, payment_id: str, charge, cutoff) -> tuple[PaymentStatus | None, Payment | None]:
+    """Apply the provider's record; if a requested void can now be made, reserve it in the same
+    transaction and return the payment to void."""
     now = deps.clock()
     async with deps.uow() as uow:
         payment = await uow.payments.get(payment_id, for_update=True)
         if payment is None:
-            return None
-        if payment.settle_from_provider(charge, now):
+            return None, None
+        # A void reserved long before the cutoff and never answered: its caller died; ask the record.
+        stale = payment.presume_void_unanswered(cutoff, now)
+        changed = payment.settle_from_provider(charge, now) or stale
+        void = payment.reserve_requested_void(now)
+        if changed or void:
             await uow.save(payment)
             await uow.commit()
-        return payment.status
+        return payment.status, payment if void else None
+
+
+async def _void(deps: Deps, payment: Payment) -> PaymentStatus | None:
+    """The provider call of a requested void, then its answer recorded (UNKNOWN if unanswered: the
+    next run asks the provider's record again)."""
+    try:
+        call = deps.processor.void(reference=payment.provider_reference, idempotency_key=f"void:{payment.id}")
+        await _ask_provider(deps, call)
+        outcome = "succeeded"
+    except ProviderDeclined as declined:
+        log.error(
+            "reconciliation: the processor refused a requested void; the authorization stands",
+            extra={"payment_id": payment.id, "failure_reason": declined.code},
+        )
+        outcome = "declined"
+    except Exception as error:
+        log.warning("reconciliation: void not answered", extra={"payment_id": payment.id, "error": repr(error)})
+        outcome = "unknown"
+
+    async def finish() -> PaymentStatus | None:
+        now = deps.clock()
+        async with deps.uow() as uow:
+            current = await uow.payments.get(payment.id, for_update=True)
+            if current is None or current.pending_operation is not PendingOperation.VOID:
+                return current and current.status  # settled meanwhile (a late answer, another run)
+            if outcome == "succeeded":
+                current.void_succeeded(current.void_reason, now)
+            elif outcome == "declined":
+                current.operation_rejected(now)
+            else:
+                current.outcome_unknown(now)
+            await uow.save(current)
+            await uow.commit()
+            return current.status
+
+    return await with_retries(finish)
+
+
+async def reconcile_pending_refunds(deps: Deps, created_before, max_refunds: int) -> tuple[dict[str, int], bool]:
+    """Settle refunds PENDING since before `created_before` (their provider call unanswered or lost)
+    by asking the processor; returns the counts and whether more remain."""
+    async with deps.uow() as uow:
+        pending = await uow.payments.pending_refunds(created_before, max_refunds + 1)
+    counts = {"refunds_succeeded": 0, "refunds_failed": 0, "refunds_pending": 0}
+    for refund, charge_reference in pending[:max_refunds]:
+        outcome = await _refund_outcome(deps, refund, charge_reference)
+        status = refund.status
+        if outcome[0] != "unknown":
+            status = await with_retries(lambda r=refund, o=outcome: _settle_refund(deps, r, o))
+        key = {RefundStatus.SUCCEEDED: "refunds_succeeded", RefundStatus.FAILED: "refunds_failed"}
+        counts[key.get(status, "refunds_pending")] += 1
+    return counts, len(pending) > max_refunds
+
+
+async def _refund_outcome(deps: Deps, refund: Refund, charge_reference: str) -> tuple[str, str]:
+    """(succeeded, provider reference) | (declined, failure code) | (unknown, "") from the processor's
+    record of the refund; a refund it never received is sent again under the same idempotency key."""
+    try:
+        record = await _ask_provider(
+            deps, deps.processor.retrieve_refund(reference=charge_reference, idempotency_key=refund.id)
+        )
+        if record is None:
+            reference = await _ask_provider(
+                deps,
+                deps.processor.refund(reference=charge_reference, amount=refund.amount, idempotency_key=refund.id),
+            )
+            return "succeeded", reference
+    except ProviderDeclined as declined:
+        log.error(
+            "reconciliation: the processor refused a pending refund",
+            extra={"refund_id": refund.id, "failure_reason": declined.code},
+        )
+        return "declined", declined.code
+    except Exception as error:
+        log.warning("reconciliation: refund not answered", extra={"refund_id": refund.id, "error": repr(error)})
+        return "unknown", ""
+    if record.status == "succeeded":
+        return "succeeded", record.reference
+    if record.status == "failed":
+        return "declined", record.failure_code
+    return "unknown", ""
+
+
+async def _settle_refund(deps: Deps, refund: Refund, outcome: tuple[str, str]) -> RefundStatus:
+    """The refund's answer, its ledger entry, the payment's balances and the event: one transaction."""
+    now = deps.clock()
+    kind, detail = outcome
+    refund = replace(refund)
+    async with deps.uow() as uow:
+        payment = await uow.payments.get(refund.payment_id, for_update=True)
+        if kind == "succeeded":
+            payment.refund_succeeded(refund, detail, now)
+        else:
+            payment.refund_failed(refund, now)
+        if not await uow.payments.save_refund(refund, now):  # settled meanwhile (the call's late answer)
+            return (await uow.payments.get_refund(refund.id)).status
+        await uow.save(payment)
+        await uow.commit()
+        return refund.status
 
 
 async def reconcile_payments(deps: Deps, request_id: str, older_than: timedelta, max_payments: int) -> ReconcileCounts:

@@ -35,6 +35,7 @@ def payment_snapshot(p: Payment) -> dict:
         "provider_reference": p.provider_reference,
         "authorization_expire_time": _t(p.authorization_expire_time),
         "ledger_seq": p.ledger_seq, "version": p.version,
+        "void_requested": p.void_requested, "void_reason": p.void_reason,
     }  # fmt: skip
 
 
@@ -49,6 +50,7 @@ def payment_from_snapshot(d: dict) -> Payment:
         pending_amount=d["pending_amount"], failure_reason=d["failure_reason"],
         provider_reference=d["provider_reference"], authorization_expire_time=_dt(d["authorization_expire_time"]),
         ledger_seq=d["ledger_seq"], version=d["version"],
+        void_requested=d.get("void_requested", False), void_reason=d.get("void_reason", ""),
     )  # fmt: skip
 
 

@@ -887,11 +887,14 @@ class ReconcilePaymentsRequest(_message.Message):
     IDEMPOTENCY_KEY_REUSED).
     """
     max_payments: _builtins.int
-    """Optional. Maximum payments examined in this call, 1-1000. Default 100."""
+    """Optional. Maximum payments, and maximum refunds, examined in this call,
+    1-1000. Default 100.
+    """
     @_builtins.property
     def older_than(self) -> _duration_pb2.Duration:
-        """Optional. Only payments UNKNOWN (or stuck in REQUIRES_AUTHORIZATION)
-        for at least this long. Default 5 minutes, minimum 1 minute.
+        """Optional. Only payments UNKNOWN (or stuck in REQUIRES_AUTHORIZATION, or
+        with a requested void) and refunds PENDING for at least this long.
+        Default 5 minutes, minimum 1 minute.
         """
 
     def __init__(
@@ -920,16 +923,27 @@ class ReconcilePaymentsResponse(_message.Message):
     FAILED_COUNT_FIELD_NUMBER: _builtins.int
     STILL_UNKNOWN_COUNT_FIELD_NUMBER: _builtins.int
     MORE_REMAINING_FIELD_NUMBER: _builtins.int
+    REFUNDS_SUCCEEDED_COUNT_FIELD_NUMBER: _builtins.int
+    REFUNDS_FAILED_COUNT_FIELD_NUMBER: _builtins.int
+    REFUNDS_PENDING_COUNT_FIELD_NUMBER: _builtins.int
     examined_count: _builtins.int
     """Payments examined."""
     succeeded_count: _builtins.int
-    """Settled as AUTHORIZED or CAPTURED."""
+    """Settled as AUTHORIZED, CAPTURED or VOIDED (a requested void done)."""
     failed_count: _builtins.int
     """Settled as FAILED."""
     still_unknown_count: _builtins.int
     """Still unknown (provider had no answer); retried on a later run."""
     more_remaining: _builtins.bool
-    """True if more candidates remain beyond `max_payments`."""
+    """True if more candidates (payments or refunds) remain beyond `max_payments`."""
+    refunds_succeeded_count: _builtins.int
+    """Refunds left PENDING that this call settled as SUCCEEDED."""
+    refunds_failed_count: _builtins.int
+    """Refunds left PENDING that the provider refused: settled as FAILED, their
+    amount refundable again.
+    """
+    refunds_pending_count: _builtins.int
+    """Refunds still PENDING (provider had no answer); retried on a later run."""
     def __init__(
         self,
         *,
@@ -938,10 +952,13 @@ class ReconcilePaymentsResponse(_message.Message):
         failed_count: _builtins.int = ...,
         still_unknown_count: _builtins.int = ...,
         more_remaining: _builtins.bool = ...,
+        refunds_succeeded_count: _builtins.int = ...,
+        refunds_failed_count: _builtins.int = ...,
+        refunds_pending_count: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["examined_count", b"examined_count", "failed_count", b"failed_count", "more_remaining", b"more_remaining", "still_unknown_count", b"still_unknown_count", "succeeded_count", b"succeeded_count"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["examined_count", b"examined_count", "failed_count", b"failed_count", "more_remaining", b"more_remaining", "refunds_failed_count", b"refunds_failed_count", "refunds_pending_count", b"refunds_pending_count", "refunds_succeeded_count", b"refunds_succeeded_count", "still_unknown_count", b"still_unknown_count", "succeeded_count", b"succeeded_count"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

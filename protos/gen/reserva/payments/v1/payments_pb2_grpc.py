@@ -169,7 +169,10 @@ class PaymentServiceServicer:
 
     def ReconcilePayments(self, request, context):
         """Operator or scheduled job: asks the provider for the outcome of UNKNOWN
-        payments and settles them. Returns counts.
+        payments and settles them, carries out voids requested while an
+        authorization's outcome was unknown, and settles refunds left PENDING
+        (a refund the provider never received is sent again with the same
+        idempotency key). Returns counts.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -83,7 +83,10 @@ class PaymentServiceStub:
     """
     ReconcilePayments: _grpc.UnaryUnaryMultiCallable[_payments_pb2.ReconcilePaymentsRequest, _payments_pb2.ReconcilePaymentsResponse]
     """Operator or scheduled job: asks the provider for the outcome of UNKNOWN
-    payments and settles them. Returns counts.
+    payments and settles them, carries out voids requested while an
+    authorization's outcome was unknown, and settles refunds left PENDING
+    (a refund the provider never received is sent again with the same
+    idempotency key). Returns counts.
     """
     GetRevenueStats: _grpc.UnaryUnaryMultiCallable[_payments_pb2.GetRevenueStatsRequest, _payments_pb2.RevenueStats]
     """Revenue per currency and day over a time range (reports)."""
@@ -126,7 +129,10 @@ class PaymentServiceAsyncStub(PaymentServiceStub):
     """
     ReconcilePayments: _aio.UnaryUnaryMultiCallable[_payments_pb2.ReconcilePaymentsRequest, _payments_pb2.ReconcilePaymentsResponse]  # type: ignore[assignment]
     """Operator or scheduled job: asks the provider for the outcome of UNKNOWN
-    payments and settles them. Returns counts.
+    payments and settles them, carries out voids requested while an
+    authorization's outcome was unknown, and settles refunds left PENDING
+    (a refund the provider never received is sent again with the same
+    idempotency key). Returns counts.
     """
     GetRevenueStats: _aio.UnaryUnaryMultiCallable[_payments_pb2.GetRevenueStatsRequest, _payments_pb2.RevenueStats]  # type: ignore[assignment]
     """Revenue per currency and day over a time range (reports)."""
@@ -226,7 +232,10 @@ class PaymentServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_payments_pb2.ReconcilePaymentsResponse, _abc.Awaitable[_payments_pb2.ReconcilePaymentsResponse]]:
         """Operator or scheduled job: asks the provider for the outcome of UNKNOWN
-        payments and settles them. Returns counts.
+        payments and settles them, carries out voids requested while an
+        authorization's outcome was unknown, and settles refunds left PENDING
+        (a refund the provider never received is sent again with the same
+        idempotency key). Returns counts.
         """
 
     @_abc_1.abstractmethod
