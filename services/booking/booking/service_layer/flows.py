@@ -246,7 +246,8 @@ class BookingSaga:
         never recorded is voided too)."""
         payments = (await self.d.payments.payments_by_booking([booking.id])).get(booking.id, [])
         for p in payments:
-            if p.status in ("authorized", "pending"):
+            # An UNKNOWN authorization too: payments records the void and makes it once the outcome is known.
+            if p.status in ("authorized", "pending", "unknown"):
                 # As for releases: one request id per reason, so recovery's void is not a "reused key".
                 await self.d.payments.void(derived_request_id(booking.id, f"void:{p.id}:{reason}"), p.id, reason)
 
