@@ -1,6 +1,6 @@
 """The Payment aggregate's status machine, balances and ledger, and deposit policies (pure logic)."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -18,6 +18,7 @@ from payments.domain.model import (
     Payment,
     PaymentKind,
     PaymentStatus,
+    VoidAnswer,
     ledger_totals,
 )
 from payments.domain.money import Money
@@ -132,6 +133,36 @@ def test_an_unanswered_capture_is_settled_as_captured_or_back_to_authorized():
     assert done.status is PaymentStatus.CAPTURED and done.captured_amount == 4_000
     not_done.settle_from_provider(ChargeRecord("ch_1", "authorized", 10_000, "EUR"), NOW)
     assert not_done.status is PaymentStatus.AUTHORIZED and not_done.pending_operation is None
+
+
+def test_a_void_of_an_unknown_authorization_is_queued_then_made_after_settlement():
+    p = _new()
+    p.outcome_unknown(NOW)
+    assert not p.void_requested and p.needs_reconciliation
+    assert p.request_void("saga_recovery", NOW) is VoidAnswer.QUEUED
+    assert p.request_void("other", NOW) is VoidAnswer.QUEUED and p.void_reason == "saga_recovery"
+    assert not p.reserve_requested_void(NOW)  # the authorization's outcome first
+    assert p.settle_from_provider(ChargeRecord("ch_1", "authorized", 10_000, "EUR"), NOW)
+    assert p.status is PaymentStatus.AUTHORIZED and p.needs_reconciliation
+    with pytest.raises(IllegalPaymentTransition):
+        p.reserve_capture(None, NOW)
+    assert p.reserve_requested_void(NOW)
+    # The void's request lost (the charge still authorized): the intent stays, the void is sent again.
+    assert not p.presume_void_unanswered(NOW, NOW)
+    assert p.presume_void_unanswered(NOW + timedelta(minutes=5), NOW) and p.status is PaymentStatus.UNKNOWN
+    p.settle_from_provider(ChargeRecord("ch_1", "authorized", 10_000, "EUR"), NOW)
+    assert p.status is PaymentStatus.AUTHORIZED and p.void_requested and p.reserve_requested_void(NOW)
+    p.void_succeeded(p.void_reason, NOW)
+    assert p.status is PaymentStatus.VOIDED and not p.needs_reconciliation
+    assert p.events[-1].reason == "saga_recovery"
+    assert p.request_void("again", NOW) is VoidAnswer.ALREADY_VOIDED
+
+
+def test_a_void_the_provider_refuses_is_no_longer_requested():
+    p = _authorized()
+    assert p.request_void("x", NOW) is VoidAnswer.RESERVED and p.needs_reconciliation
+    p.operation_rejected(NOW)
+    assert p.status is PaymentStatus.AUTHORIZED and not p.void_requested and not p.needs_reconciliation
 
 
 @pytest.mark.parametrize(
