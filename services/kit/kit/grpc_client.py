@@ -114,7 +114,8 @@ class PeerClient:
             )
         metadata = list((caller or current_caller.get()).to_metadata())
         started, outcome = time.perf_counter(), "ERROR"  # e.g. cancelled: neither answered nor refused
-        with _tracer.start_as_current_span(f"{self.peer_name}/{method}", kind=SpanKind.CLIENT):
+        # The span's status says a call failed; no traceback is formatted for a peer's refusal.
+        with _tracer.start_as_current_span(f"{self.peer_name}/{method}", kind=SpanKind.CLIENT, record_exception=False):
             carrier: dict[str, str] = {}
             propagate.inject(carrier)
             metadata.extend(carrier.items())

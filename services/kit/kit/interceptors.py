@@ -101,8 +101,13 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
             )
             started = time.perf_counter()
             outcome = "OK"
+            # Unexpected exceptions are recorded below, not by the span: a refusal (a taken slot, a stale
+            # etag) is an answer, and the SDK would format a traceback for each (context.abort raises).
             with _tracer.start_as_current_span(
-                method.lstrip("/"), context=propagate.extract(carrier), kind=SpanKind.SERVER
+                method.lstrip("/"),
+                context=propagate.extract(carrier),
+                kind=SpanKind.SERVER,
+                record_exception=False,
             ) as span:
                 try:
                     return await behavior(request, context)
