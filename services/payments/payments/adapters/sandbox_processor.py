@@ -23,6 +23,7 @@ An unknown behaviour declines the authorization with "invalid_payment_method".""
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import json
@@ -31,11 +32,14 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from kit.context import current_operation
+from kit.db import SqlAlchemyUnitOfWork
 from kit.lock_probe import LockProbe
+from kit.sql import Row, param_cast, select_list
 from payments.adapters import orm
 from payments.domain.errors import InvalidWebhookSignature
 from payments.domain.model import ChargeRecord, RefundRecord
@@ -96,6 +100,32 @@ class _Lost(Exception):
 
 def refund_reference(idempotency_key: str) -> str:
     return f"re_{hashlib.sha256(idempotency_key.encode()).hexdigest()[:24]}"
+
+
+# The processor's books in plain SQL (kit.sql): its authorize and capture are on every booking's path.
+_JSON = {c.name for c in C.c if isinstance(c.type, JSONB)}
+_SELECT = select_list(C)
+_CHARGE_BY_KEY = f"SELECT {_SELECT} FROM payments.sandbox_charges WHERE idempotency_key = $1"
+_LOCK_CHARGE = f"SELECT {_SELECT} FROM payments.sandbox_charges WHERE reference = $1 FOR UPDATE"
+
+
+def _param(name: str, value):
+    return json.dumps(value) if name in _JSON else value
+
+
+@functools.lru_cache(maxsize=16)
+def _insert_charge(names: tuple[str, ...]) -> str:
+    params = ", ".join(f"${i + 1}{param_cast(C.c[name])}" for i, name in enumerate(names))
+    return (
+        f"INSERT INTO payments.sandbox_charges ({', '.join(names)}) VALUES ({params}) "
+        f"ON CONFLICT DO NOTHING RETURNING {_SELECT}"
+    )
+
+
+@functools.lru_cache(maxsize=16)
+def _update_charge(names: tuple[str, ...]) -> str:
+    sets = ", ".join(f"{name} = ${i + 2}{param_cast(C.c[name])}" for i, name in enumerate(names))
+    return f"UPDATE payments.sandbox_charges SET {sets} WHERE reference = $1 RETURNING {_SELECT}"
 
 
 def _record(row) -> ChargeRecord:
@@ -180,14 +210,14 @@ class SandboxCardProcessor:
             raise ProviderDeclined(record.failure_code, record.reference)
         return Authorization(record.reference, record.authorization_expire_time)
 
-    async def _insert_or_get(self, session: AsyncSession, values: dict) -> tuple[ChargeRecord, str | None]:
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        row = (await session.execute(pg_insert(C).values(**values).on_conflict_do_nothing().returning(C))).one_or_none()
+    async def _insert_or_get(self, uow: SqlAlchemyUnitOfWork, values: dict) -> tuple[ChargeRecord, str | None]:
+        db = await uow.driver()
+        names = tuple(values)
+        row = await db.fetchrow(_insert_charge(names), *[_param(name, values[name]) for name in names])
         if row is not None:
-            return _record(row), "charge.failed" if row.status == "failed" else "charge.authorized"
-        row = (await session.execute(select(C).where(C.c.idempotency_key == values["idempotency_key"]))).one()
-        return _record(row), None
+            return _record(Row(row)), "charge.failed" if row["status"] == "failed" else "charge.authorized"
+        row = await db.fetchrow(_CHARGE_BY_KEY, values["idempotency_key"])
+        return _record(Row(row)), None
 
     async def capture(self, *, reference: str, amount: Money, idempotency_key: str) -> None:
         def change(row):
@@ -221,8 +251,8 @@ class SandboxCardProcessor:
         return result or answer
 
     async def retrieve_refund(self, *, reference: str, idempotency_key: str) -> RefundRecord | None:
-        async def read(session: AsyncSession, key: str):
-            keys = (await session.execute(select(C.c.operation_keys).where(C.c.reference == reference))).scalar()
+        async def read(uow: SqlAlchemyUnitOfWork, key: str):
+            keys = (await uow.session.execute(select(C.c.operation_keys).where(C.c.reference == reference))).scalar()
             found = keys is not None and key in keys
             return (RefundRecord(refund_reference(key), "succeeded") if found else None), None
 
@@ -252,33 +282,34 @@ class SandboxCardProcessor:
         return result
 
     async def retrieve(self, *, idempotency_key: str) -> ChargeRecord | None:
-        async def read(session: AsyncSession, key: str):
-            row = (await session.execute(select(C).where(C.c.idempotency_key == key))).one_or_none()
+        async def read(uow: SqlAlchemyUnitOfWork, key: str):
+            row = (await uow.session.execute(select(C).where(C.c.idempotency_key == key))).one_or_none()
             return (_record(row) if row else None), None
 
         return await self._tx(read, idempotency_key)
 
     # ---- storage and webhooks ------------------------------------------------------------------
 
-    async def _change(self, session: AsyncSession, reference: str, key: str, change):
-        row = (await session.execute(select(C).where(C.c.reference == reference).with_for_update())).one_or_none()
-        if row is None:
+    async def _change(self, uow: SqlAlchemyUnitOfWork, reference: str, key: str, change):
+        db = await uow.driver()
+        found = await db.fetchrow(_LOCK_CHARGE, reference)
+        if found is None:
             raise ProviderDeclined("no_such_charge", reference)
+        row = Row(found)
         if key in row.operation_keys:
             return None, None  # the processor's own idempotency: a retried call changes nothing
         values, event_type, answer = change(row)
         values.update(operation_keys=[*row.operation_keys, key], update_time=self.clock())
-        updated = (
-            await session.execute(update(C).where(C.c.reference == reference).values(**values).returning(C))
-        ).one()
-        return answer, (event_type, _record(updated), row.idempotency_key)
+        names = tuple(sorted(values))
+        updated = await db.fetchrow(_update_charge(names), reference, *[_param(n, values[n]) for n in names])
+        return answer, (event_type, _record(Row(updated)), row.idempotency_key)
 
     async def _tx(self, work, *args):
         token = current_operation.set("sandbox_processor")
         try:
-            async with self.session_factory() as session, session.begin():
-                result, event = await work(session, *args)
-                await self.probe.check(session, "sandbox_processor")
+            async with SqlAlchemyUnitOfWork(self.session_factory, self.probe) as uow:
+                result, event = await work(uow, *args)
+                await uow.commit()
         finally:
             current_operation.reset(token)
         if event is not None:
