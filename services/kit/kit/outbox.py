@@ -27,12 +27,12 @@ from sqlalchemy import (
     insert,
     select,
     text,
-    update,
 )
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from kit.context import current_operation
+from kit.db import SqlAlchemyUnitOfWork
 from kit.lock_probe import LockProbe
 
 log = logging.getLogger("reserva.outbox")
@@ -158,33 +158,32 @@ class OutboxRelay:
         token = current_operation.set("outbox_relay")
         table = self.outbox.table
         try:
-            async with self.session_factory() as session, session.begin():
-                leader = (await session.execute(select(func.pg_try_advisory_xact_lock(self._lock_key)))).scalar()
-                if not leader:
+            # Plain SQL (kit.sql): the relay runs all the time a service is busy.
+            async with SqlAlchemyUnitOfWork(self.session_factory, self.probe) as uow:
+                db = await uow.driver()
+                if not await db.fetchval("SELECT pg_try_advisory_xact_lock($1)", self._lock_key):
                     return 0
-                rows = (
-                    await session.execute(
-                        select(table.c.id, table.c.envelope, table.c.created_at)
-                        .where(table.c.published_at.is_(None))
-                        .order_by(table.c.id)
-                        .limit(self.batch_size)
-                        .with_for_update(skip_locked=True)
-                    )
-                ).all()
+                rows = await db.fetch(
+                    f"SELECT id, envelope, created_at FROM {table.schema}.{table.name} "
+                    "WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+                    self.batch_size,
+                )
                 if not rows:
-                    await self.probe.check(session, "outbox_relay")
+                    await uow.commit()
                     return 0
                 pipe = self.redis.pipeline(transaction=False)
                 for row in rows:
-                    pipe.xadd(self.stream, {"envelope": row.envelope}, maxlen=1_000_000, approximate=True)
+                    pipe.xadd(self.stream, {"envelope": row["envelope"]}, maxlen=1_000_000, approximate=True)
                 await pipe.execute()  # raises when Redis is down: the transaction rolls back, rows stay
-                await session.execute(
-                    update(table).where(table.c.id.in_([r.id for r in rows])).values(published_at=func.now())
+                await db.execute(
+                    f"UPDATE {table.schema}.{table.name} SET published_at = now() "
+                    "WHERE id = ANY ($1::text[]::bigint[])",
+                    [str(r["id"]) for r in rows],
                 )
-                await self.probe.check(session, "outbox_relay")
+                await uow.commit()
             now = datetime.now(UTC)
             for row in rows:
-                _lag.record((now - row.created_at).total_seconds(), {"service": self.outbox.service})
+                _lag.record((now - row["created_at"]).total_seconds(), {"service": self.outbox.service})
             _published.add(len(rows), {"service": self.outbox.service})
             return len(rows)
         finally:
