@@ -163,6 +163,7 @@ class SqlAlchemyUnitOfWork:
         self._joined: sa_asyncio.AsyncConnection | None = None  # SQLAlchemy on the plain-SQL connection
         self._pooled = None  # the pooled connection plain SQL took first (PoolProxiedConnection)
         self._driver: Driver | None = None
+        self._broken = False
 
     def _open(self) -> None:
         """Hook for subclasses: build repositories on self.session."""
@@ -200,25 +201,29 @@ class SqlAlchemyUnitOfWork:
                 # A read-only unit of work: measure it too before it ends.
                 await self._measure()
         finally:
-            lost = self._driver is not None and self._driver.lost
+            # A connection that died (or was left mid-operation) under plain SQL is never handed
+            # back to the pool: SQLAlchemy notices that for its own statements, not for these.
+            broken = self._broken or (self._driver is not None and self._driver.broken())
             if self._session is not None:
-                if lost:
-                    # The connection died under a plain statement: never hand it back to the pool.
+                if broken:
                     await (await self._session.connection()).invalidate()
                 await self._session.rollback()
                 await self._session.close()
                 if self._joined is not None:
                     await self._joined.close()  # hands the pooled connection back
             elif self._pooled is not None:
-                await self._release(lost)
+                await self._release(broken)
 
-    async def _release(self, lost: bool) -> None:
+    async def _release(self, broken: bool) -> None:
         pooled = self._pooled
         try:
-            if lost:
-                pooled.invalidate()
-            elif pooled.dbapi_connection._transaction is not None:
-                await greenlet_spawn(pooled.dbapi_connection.rollback)
+            if not broken and pooled.dbapi_connection._transaction is not None:
+                try:
+                    await greenlet_spawn(pooled.dbapi_connection.rollback)
+                except Exception:
+                    broken = True
+            if broken or pooled.driver_connection.is_closed():
+                await greenlet_spawn(pooled.invalidate)
         finally:
             await greenlet_spawn(pooled.close)
 
@@ -238,6 +243,7 @@ class SqlAlchemyUnitOfWork:
                 try:
                     await adapted._start_transaction()
                 except Exception as error:
+                    self._broken = True
                     raise DBAPIError("BEGIN", (), error, connection_invalidated=True) from error
             engine = self._engine().sync_engine
             threshold_ms, service = _SLOW_LOGGING.get(engine, (200, ""))
@@ -270,8 +276,8 @@ class SqlAlchemyUnitOfWork:
             try:
                 await greenlet_spawn(self._pooled.dbapi_connection.commit)
             except Exception as error:
-                self._driver.lost = self._pooled.driver_connection.is_closed()
-                raise DBAPIError("COMMIT", (), error, connection_invalidated=self._driver.lost) from error
+                self._broken = self._pooled.driver_connection.is_closed()
+                raise DBAPIError("COMMIT", (), error, connection_invalidated=self._broken) from error
         self._committed = True
 
     async def rollback(self) -> None:

@@ -43,6 +43,10 @@ class Driver:
         self._conn, self._slow_s, self._db_name, self._on_slow = conn, slow_statement_ms / 1000, db_name, on_slow
         self.lost = False  # the connection died under a statement: the unit of work discards it
 
+    def broken(self) -> bool:
+        """Whether the connection must not go back to the pool."""
+        return self.lost or self._conn.is_closed()
+
     async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
         return await self._run(self._conn.fetch, sql, args)
 
@@ -69,6 +73,13 @@ class Driver:
             return await method(sql, *args)
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as error:
             self.lost = self._conn.is_closed()
+            if span is not None:
+                span.record_exception(error)
+            raise DBAPIError(sql, tuple(args), error, connection_invalidated=self.lost) from error
+        except asyncpg.InternalClientError as error:
+            # The connection's protocol is in a state it should not be (an operation interrupted):
+            # unusable, like a closed one.
+            self.lost = True
             if span is not None:
                 span.record_exception(error)
             raise DBAPIError(sql, tuple(args), error, connection_invalidated=self.lost) from error
