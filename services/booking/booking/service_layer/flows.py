@@ -224,9 +224,11 @@ class BookingSaga:
             )
             raise
         self._checkpoint("confirm_hold")
-        booking = await self.persist(booking.id, self._saga(SagaState.CAPTURING), known=booking)
         status = booking.payment_status
         if booking.deposit_policy.prepaid:
+            # 'capturing' is persisted before the money moves; without a capture the booking goes
+            # from 'confirming' to confirmed in one transaction (nothing happens in between).
+            booking = await self.persist(booking.id, self._saga(SagaState.CAPTURING), known=booking)
             payment = await self.d.payments.capture(derived_request_id(booking.id, "capture"), booking.payment_id)
             status = payment.status
         self._checkpoint("capture")
