@@ -45,8 +45,11 @@ async def http(gateway_url):
         yield client
 
 
-@pytest.fixture
-async def agent(http) -> dict:
-    tokens = await http.post("/v1/auth/token", json={"email": AGENT_EMAIL, "password": AGENT_PASSWORD})
+@pytest.fixture(scope="session")
+async def agent(gateway_url) -> dict:
+    """The bootstrap agent's tokens, from one login per test process: logins are rate-limited per
+    e-mail (10 a minute), and one process may run every gateway test file in a row."""
+    async with httpx.AsyncClient(base_url=gateway_url, timeout=20) as client:
+        tokens = await client.post("/v1/auth/token", json={"email": AGENT_EMAIL, "password": AGENT_PASSWORD})
     assert tokens.status_code == 200, tokens.text
     return tokens.json()

@@ -4,15 +4,13 @@ is taken literally, and nothing the caller sends produces a 5xx."""
 import httpx
 import pytest
 
-AGENT_EMAIL, AGENT_PASSWORD = "agent@it.example.com", "integration-agent-pw"
+AGENT_EMAIL = "agent@it.example.com"
 
 
-@pytest.fixture(scope="module")  # one login: logins are rate-limited per e-mail
-async def agent_client(gateway_url):
+@pytest.fixture
+async def agent_client(gateway_url, agent):
     async with httpx.AsyncClient(base_url=gateway_url, timeout=30) as client:
-        body = {"email": AGENT_EMAIL, "password": AGENT_PASSWORD}
-        token = (await client.post("/v1/auth/token", json=body)).json()["access_token"]
-        client.headers["Authorization"] = f"Bearer {token}"
+        client.headers["Authorization"] = f"Bearer {agent['access_token']}"
         yield client
 
 
