@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
-from booking_support import As, booking_settings, create_request, future_hour, make_place, user
+from booking_support import As, booking_settings, create_request, future_hour, make_place, refused, user
 from google.protobuf import duration_pb2
 
 from booking.bootstrap import start as start_booking
@@ -54,8 +54,10 @@ async def test_an_unknown_authorization_of_an_abandoned_booking_is_voided_once_s
             place = await make_place(astub, user("host"))
             start = future_hour(days=23)
             request = create_request(place.id, (start, start + timedelta(hours=1)), token="tok_timeout")
-            with pytest.raises(grpc.aio.AioRpcError):
+            with pytest.raises(grpc.aio.AioRpcError) as answer:
                 await As(booking_pb2_grpc.BookingServiceStub(bchannel), client).CreateBooking(request)
+            # Told "payments unavailable, retry": the booking is given up, not left in doubt.
+            assert refused(answer.value) == ("UNAVAILABLE", "PAYMENTS_UNAVAILABLE"), answer.value.details()
             row = await admin_sql.fetchrow(
                 "SELECT id, status, saga_state FROM booking.bookings WHERE client_id = $1::uuid", client.user_id
             )

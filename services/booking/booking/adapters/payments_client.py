@@ -97,7 +97,19 @@ class PaymentsClient:
             payment_method_token=token,
             kind=KINDS[kind],
         )
-        return payment_from_proto(await self._call("AuthorizePayment", request))
+        try:
+            return payment_from_proto(await self._call("AuthorizePayment", request))
+        except ReservaError as error:
+            if error.reason != "PAYMENT_OUTCOME_UNKNOWN":
+                raise
+            # The processor did not answer (a retry found the outcome still unknown). The saga does
+            # not wait for reconciliation: it gives the booking up and voids whatever happened, so
+            # to the client this is "payments unavailable, nothing booked, retry" -- not a conflict.
+            raise PeerUnavailable(
+                "the card processor did not answer in time; nothing was booked and any authorization "
+                "will be voided; retry shortly",
+                "PAYMENTS_UNAVAILABLE",
+            ) from None
 
     async def capture(self, request_id: str, payment_id: str, amount: Money | None = None) -> PaymentRef:
         request = payments_pb2.CapturePaymentRequest(request_id=request_id, payment_id=payment_id)
