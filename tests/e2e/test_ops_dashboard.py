@@ -80,10 +80,23 @@ async def until(description: str, check, timeout_s: float = WAIT_S):
 def cells(driver, table: str, **key: str) -> dict[str, str] | None:
     """The cells (data-field -> text) of the first row of `table` whose data attributes match."""
     selector = f"#{table} tbody tr" + "".join(f'[data-{k.replace("_", "-")}="{v}"]' for k, v in key.items())
-    rows = driver.find_elements("css selector", selector)
-    if not rows:
-        return None
-    return {td.get_attribute("data-field"): td.text for td in rows[0].find_elements("css selector", "td")}
+    # Read in one script: the page re-renders its tables every poll, so element handles go stale.
+    return driver.execute_script(
+        """const row = document.querySelector(arguments[0]);
+           if (!row) return null;
+           const pairs = Array.from(row.querySelectorAll("td"), td => [td.dataset.field, td.innerText]);
+           return Object.fromEntries(pairs);""",
+        selector,
+    )
+
+
+def chart_line(driver, service: str) -> dict | None:
+    """A chart line's points and last value, read in one script (the chart is redrawn every poll)."""
+    return driver.execute_script(
+        """const p = document.querySelector(`#locks-chart polyline[data-service="${arguments[0]}"]`);
+           return p ? {points: p.getAttribute("points") || "", last: p.dataset.last} : null;""",
+        service,
+    )
 
 
 def as_int(text: str | None) -> int | None:
@@ -218,14 +231,14 @@ async def test_the_dashboard_shows_the_locks_blocked_sessions_and_figures_this_t
     # The chart: one line per service, booking's last point at the locks it holds now.
     line = await until(
         "the chart has drawn several polls",
-        lambda: (
-            (p := browser.find_element("css selector", '#locks-chart polyline[data-service="booking"]'))
-            and len(p.get_attribute("points").split()) >= 2
-            and p
-        ),
+        lambda: (p := chart_line(browser, "booking")) and len(p["points"].split()) >= 2 and p,
     )
-    assert int(line.get_attribute("data-last")) >= 1
-    drawn = {p.get_attribute("data-service") for p in browser.find_elements("css selector", "#locks-chart polyline")}
+    assert int(line["last"]) >= 1
+    drawn = set(
+        browser.execute_script(
+            "return Array.from(document.querySelectorAll('#locks-chart polyline'), p => p.dataset.service)"
+        )
+    )
     assert {"availability", "booking", "payments", "notifications", "gateway"} <= drawn
 
     # Released, the victim's statement finishes and the page says no one waits any more.
