@@ -325,9 +325,18 @@ CHAOS_ENV = {
     "GATEWAY_RATE_LIMIT_PER_USER": "100000/minute",
     "GATEWAY_RATE_LIMIT_PER_IP": "1000000/minute",
     "GATEWAY_RATE_LIMIT_LOGIN": "1000/minute",
-    "BOOKING_SAGA_RECOVERY_AFTER_S": "3",
+    # Recovery takes over a flow only once the flow's own deadline (the gateway's 8 s) has ended it:
+    # sooner, it would compensate a booking that the live flow is still confirming.
+    "BOOKING_SAGA_RECOVERY_AFTER_S": "10",
     "BOOKING_SWEEPER_INTERVAL_S": "0.5",
+    # The backstop for a hold whose maker died before recording it: it expires and is swept (one
+    # minute, the shortest hold availability grants; far longer than any live flow's 8 s deadline).
+    "BOOKING_HOLD_TTL_S": "60",
     "AVAILABILITY_SWEEPER_INTERVAL_S": "0.5",
+    # A killed saga can leave an authorization in doubt with a void requested: the reconciler
+    # settles the authorization and voids it.
+    "PAYMENTS_RECONCILE_INTERVAL_S": "1",
+    "PAYMENTS_RECONCILE_OLDER_THAN_S": "5",
     "NOTIFICATIONS_CLAIM_IDLE_MS": "3000",
     "NOTIFICATIONS_CLAIM_INTERVAL_S": "1",
 }

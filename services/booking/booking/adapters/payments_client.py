@@ -86,6 +86,23 @@ class PaymentsClient:
                 raise declined from None
             raise
 
+    async def _in_doubt_is_unavailable(self, method: str, request):
+        """Authorize and capture are the saga's own calls, with request ids derived from the booking:
+        "outcome unknown" (the processor did not answer) or "in progress" (our earlier attempt is
+        still running at payments) is never the client's doing. The saga gives the booking up (or
+        its recovery settles it), so the client is told "payments unavailable, retry with the same
+        Idempotency-Key" -- not a conflict."""
+        try:
+            return await self._call(method, request)
+        except ReservaError as error:
+            if error.reason != "PAYMENT_OUTCOME_UNKNOWN" and error.kind is not ErrorKind.CONFLICT:
+                raise
+            raise PeerUnavailable(
+                "the card processor's answer is not known yet; retry with the same Idempotency-Key to "
+                "learn the booking's outcome (nothing is charged without a booking)",
+                "PAYMENTS_UNAVAILABLE",
+            ) from None
+
     async def authorize(
         self, *, request_id: str, booking_id: str, user_id: str, amount: Money, token: str, kind: str = "full"
     ) -> PaymentRef:
@@ -97,25 +114,13 @@ class PaymentsClient:
             payment_method_token=token,
             kind=KINDS[kind],
         )
-        try:
-            return payment_from_proto(await self._call("AuthorizePayment", request))
-        except ReservaError as error:
-            if error.reason != "PAYMENT_OUTCOME_UNKNOWN":
-                raise
-            # The processor did not answer (a retry found the outcome still unknown). The saga does
-            # not wait for reconciliation: it gives the booking up and voids whatever happened, so
-            # to the client this is "payments unavailable, nothing booked, retry" -- not a conflict.
-            raise PeerUnavailable(
-                "the card processor did not answer in time; nothing was booked and any authorization "
-                "will be voided; retry shortly",
-                "PAYMENTS_UNAVAILABLE",
-            ) from None
+        return payment_from_proto(await self._in_doubt_is_unavailable("AuthorizePayment", request))
 
     async def capture(self, request_id: str, payment_id: str, amount: Money | None = None) -> PaymentRef:
         request = payments_pb2.CapturePaymentRequest(request_id=request_id, payment_id=payment_id)
         if amount is not None:
             request.amount.CopyFrom(_money(amount))
-        return payment_from_proto(await self._call("CapturePayment", request))
+        return payment_from_proto(await self._in_doubt_is_unavailable("CapturePayment", request))
 
     async def void(self, request_id: str, payment_id: str, reason: str) -> PaymentRef:
         request = payments_pb2.VoidPaymentRequest(request_id=request_id, payment_id=payment_id, reason=reason)

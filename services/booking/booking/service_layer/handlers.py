@@ -130,6 +130,17 @@ async def _replay(deps: Deps, existing: Booking, fp: str) -> Booking:
             )
         if existing.status is Status.REJECTED:
             raise FailedPrecondition(f"the booking was refused: {reason}", reason=reason.upper())
+    if existing.mode is BookingMode.INSTANT and existing.status is Status.HELD:
+        # Its saga is still running (or being recovered after an outage): not a success yet.
+        raise Unavailable(
+            "this booking is still being processed; retry with the same request id to learn its outcome",
+            reason="BOOKING_IN_PROGRESS",
+        )
+    if existing.mode is BookingMode.INSTANT and existing.status is Status.EXPIRED:
+        raise Unavailable(
+            "this booking was not made (it could not be completed in time); retry with a new request id",
+            reason="BOOKING_NOT_MADE",
+        )
     return existing
 
 

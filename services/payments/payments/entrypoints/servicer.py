@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from datetime import datetime, timedelta
 
 from kit.context import current_caller
@@ -14,6 +16,26 @@ from reserva.payments.v1 import payments_pb2 as pb
 from reserva.payments.v1 import payments_pb2_grpc
 
 MAX_WEBHOOK_BODY = 1024 * 1024
+log = logging.getLogger("reserva.payments")
+_running: set[asyncio.Task] = set()
+
+
+async def to_completion(operation):
+    """Money movements run to their end even when the caller goes away (a killed booking service
+    cancels its calls): cut between the processor's answer and its record, an operation would stay
+    'in progress' and block its own retries until reconciliation. Shielded from the RPC's
+    cancellation, it finishes and records its outcome; a retry with the same request id gets it."""
+    task = asyncio.ensure_future(operation)
+    _running.add(task)
+    task.add_done_callback(_finished)
+    return await asyncio.shield(task)
+
+
+def _finished(task: asyncio.Task) -> None:
+    _running.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        # The caller may have gone; the error is the caller's answer when it is still there.
+        log.debug("payment operation ended in an error", extra={"error": repr(task.exception())[:300]})
 
 
 class PaymentServicer(payments_pb2_grpc.PaymentServiceServicer):
@@ -32,7 +54,7 @@ class PaymentServicer(payments_pb2_grpc.PaymentServiceServicer):
             payment_method_token=token,
             kind=m.kind_from_proto(request.kind),
         )
-        return m.payment_to_proto(await handlers.authorize_payment(self.deps, command))
+        return m.payment_to_proto(await to_completion(handlers.authorize_payment(self.deps, command)))
 
     async def CapturePayment(self, request: pb.CapturePaymentRequest, context) -> pb.Payment:
         command = handlers.CapturePayment(
@@ -40,7 +62,7 @@ class PaymentServicer(payments_pb2_grpc.PaymentServiceServicer):
             payment_id=require_uuid(request.payment_id, "payment_id"),
             amount=m.money_from_proto(request.amount, request, "amount", required=False),
         )
-        return m.payment_to_proto(await handlers.capture_payment(self.deps, command))
+        return m.payment_to_proto(await to_completion(handlers.capture_payment(self.deps, command)))
 
     async def VoidPayment(self, request: pb.VoidPaymentRequest, context) -> pb.Payment:
         command = handlers.VoidPayment(
@@ -48,7 +70,7 @@ class PaymentServicer(payments_pb2_grpc.PaymentServiceServicer):
             payment_id=require_uuid(request.payment_id, "payment_id"),
             reason=request.reason,
         )
-        return m.payment_to_proto(await handlers.void_payment(self.deps, command))
+        return m.payment_to_proto(await to_completion(handlers.void_payment(self.deps, command)))
 
     async def RefundPayment(self, request: pb.RefundPaymentRequest, context) -> pb.RefundPaymentResponse:
         command = handlers.RefundPayment(
@@ -57,7 +79,7 @@ class PaymentServicer(payments_pb2_grpc.PaymentServiceServicer):
             amount=m.money_from_proto(request.amount, request, "amount", required=False),
             reason=request.reason,
         )
-        refund, payment = await handlers.refund_payment(self.deps, command)
+        refund, payment = await to_completion(handlers.refund_payment(self.deps, command))
         return pb.RefundPaymentResponse(refund=m.refund_to_proto(refund), payment=m.payment_to_proto(payment))
 
     async def GetPayment(self, request: pb.GetPaymentRequest, context) -> pb.Payment:
