@@ -125,7 +125,7 @@ def test_metrics_endpoints_show_locks_rpcs_cache_and_the_outbox_after_some_calls
     # The place's outbox event was published: its commit-to-publish delay, and the backlog gauges.
     assert wait_for(availability, "reserva_outbox_lag_seconds_count", service="availability")
     pending = wait_for(availability, "reserva_outbox_pending", service="availability")
-    assert pending and pending[0][1] >= 0
+    assert pending, "the backlog gauge is exported (its value may be 0 once the relay caught up)"
     assert wait_for(availability, "reserva_outbox_oldest_unpublished_age_seconds", service="availability")
     assert wait_for(availability, "reserva_sweeper_batch_size_count", sweeper="expired_holds")
 
