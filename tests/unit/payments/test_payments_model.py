@@ -124,15 +124,33 @@ def test_an_unknown_payment_is_settled_from_the_processors_record():
     assert lost.status is PaymentStatus.FAILED and lost.failure_reason == "provider_no_record"
 
 
-def test_an_unanswered_capture_is_settled_as_captured_or_back_to_authorized():
-    done, not_done = _authorized(), _authorized()
-    for p in (done, not_done):
+def test_an_unanswered_capture_is_settled_as_captured_or_kept_to_be_sent_again():
+    done, not_received, refused = _authorized(), _authorized(), _authorized()
+    for p in (done, not_received, refused):
         p.reserve_capture(Money(4_000, "EUR"), NOW)
         p.outcome_unknown(NOW)
     done.settle_from_provider(ChargeRecord("ch_1", "captured", 10_000, "EUR", captured_minor=4_000), NOW)
     assert done.status is PaymentStatus.CAPTURED and done.captured_amount == 4_000
-    not_done.settle_from_provider(ChargeRecord("ch_1", "authorized", 10_000, "EUR"), NOW)
-    assert not_done.status is PaymentStatus.AUTHORIZED and not_done.pending_operation is None
+    assert not done.needs_reconciliation and not done.capture_to_resend(None)
+    # The provider never got it: still wanted, and still on the reconciler's list to be sent again.
+    charge = ChargeRecord("ch_1", "authorized", 10_000, "EUR")
+    assert not not_received.settle_from_provider(charge, NOW)
+    assert not_received.capture_to_resend(charge) and not_received.needs_reconciliation
+    assert (not_received.status, not_received.pending_amount) == (PaymentStatus.UNKNOWN, 4_000)
+    assert refused.settle_from_provider(ChargeRecord("ch_1", "voided", 10_000, "EUR"), NOW)
+    assert refused.status is PaymentStatus.AUTHORIZED and refused.pending_operation is None
+
+
+def test_a_capture_in_flight_is_on_the_reconciler_s_list_and_presumed_unanswered_once_old():
+    p = _authorized()
+    assert not p.needs_reconciliation
+    p.reserve_capture(None, NOW)
+    assert p.needs_reconciliation and p.status is PaymentStatus.AUTHORIZED
+    assert not p.presume_unanswered(NOW, NOW)  # reserved just now: its call may still be running
+    assert p.presume_unanswered(NOW + timedelta(minutes=5), NOW) and p.status is PaymentStatus.UNKNOWN
+    assert not p.presume_unanswered(NOW + timedelta(minutes=5), NOW)  # once
+    p.capture_succeeded(NOW)
+    assert p.status is PaymentStatus.CAPTURED and not p.needs_reconciliation
 
 
 def test_a_void_of_an_unknown_authorization_is_queued_then_made_after_settlement():
@@ -148,8 +166,8 @@ def test_a_void_of_an_unknown_authorization_is_queued_then_made_after_settlement
         p.reserve_capture(None, NOW)
     assert p.reserve_requested_void(NOW)
     # The void's request lost (the charge still authorized): the intent stays, the void is sent again.
-    assert not p.presume_void_unanswered(NOW, NOW)
-    assert p.presume_void_unanswered(NOW + timedelta(minutes=5), NOW) and p.status is PaymentStatus.UNKNOWN
+    assert not p.presume_unanswered(NOW, NOW)
+    assert p.presume_unanswered(NOW + timedelta(minutes=5), NOW) and p.status is PaymentStatus.UNKNOWN
     p.settle_from_provider(ChargeRecord("ch_1", "authorized", 10_000, "EUR"), NOW)
     assert p.status is PaymentStatus.AUTHORIZED and p.void_requested and p.reserve_requested_void(NOW)
     p.void_succeeded(p.void_reason, NOW)

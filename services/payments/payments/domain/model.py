@@ -4,7 +4,8 @@ Status machine:
     REQUIRES_AUTHORIZATION -> AUTHORIZED | FAILED | UNKNOWN
     UNKNOWN (authorization) -> AUTHORIZED | FAILED            (webhook or reconciliation)
     AUTHORIZED -> CAPTURED | VOIDED | UNKNOWN (capture/void unanswered)
-    UNKNOWN (capture/void)  -> CAPTURED | VOIDED | AUTHORIZED
+    UNKNOWN (capture/void)  -> CAPTURED | VOIDED | AUTHORIZED (a capture the provider never
+                               received is sent again, not dropped)
     CAPTURED | PARTIALLY_REFUNDED -> PARTIALLY_REFUNDED | REFUNDED
 
 A void is an intent that is never lost: `request_void` records it (void_requested) and, while the
@@ -197,8 +198,13 @@ class Payment:
     @property
     def needs_reconciliation(self) -> bool:
         """On the reconciler's work list: the authorization not answered yet, an operation whose
-        answer was lost, or a requested void not carried out yet."""
-        return self.status in UNSETTLED or (self.void_requested and self.status is PaymentStatus.AUTHORIZED)
+        answer was lost, a capture in flight (its recording may never happen if the process or its
+        database session dies), or a requested void not carried out yet."""
+        return (
+            self.status in UNSETTLED
+            or self.pending_operation is PendingOperation.CAPTURE
+            or (self.void_requested and self.status is PaymentStatus.AUTHORIZED)
+        )
 
     def authorization_succeeded(self, provider_reference: str, expire_time: datetime | None, now: datetime) -> None:
         self._expect_pending(PendingOperation.AUTHORIZE)
@@ -298,17 +304,32 @@ class Payment:
             return True
         return False
 
-    def presume_void_unanswered(self, reserved_before: datetime, now: datetime) -> bool:
-        """A void reserved before `reserved_before` (far longer ago than any provider call may take)
-        and never answered: the process calling the provider died. Its outcome is unknown."""
+    def presume_unanswered(self, reserved_before: datetime, now: datetime) -> bool:
+        """A capture or void reserved before `reserved_before` (far longer ago than any provider
+        call may take) and never answered: the process calling the provider died, or the
+        transaction recording its answer was cut. Its outcome is unknown."""
         if (
-            self.pending_operation is PendingOperation.VOID
+            self.pending_operation in (PendingOperation.CAPTURE, PendingOperation.VOID)
             and self.status is PaymentStatus.AUTHORIZED
             and self.update_time < reserved_before
         ):
             self.outcome_unknown(now)
             return True
         return False
+
+    @property
+    def is_captured(self) -> bool:
+        return self.captured_amount > 0
+
+    def capture_to_resend(self, charge: ChargeRecord | None) -> bool:
+        """An unanswered capture the provider never received (its charge still only authorized):
+        it is sent again under the same idempotency key, so it happens at most once."""
+        return (
+            self.pending_operation is PendingOperation.CAPTURE
+            and self.status is PaymentStatus.UNKNOWN
+            and charge is not None
+            and charge.status == "authorized"
+        )
 
     def void_succeeded(self, reason: str, now: datetime) -> None:
         self._expect_pending(PendingOperation.VOID)
@@ -401,6 +422,8 @@ class Payment:
         if pending is PendingOperation.CAPTURE and charge is not None and charge.status in ("captured", "refunded"):
             self.pending_amount = charge.captured_minor
             self.capture_succeeded(now)
+        elif self.capture_to_resend(charge):
+            return False  # still wanted: the reconciler sends it again (see capture_to_resend)
         elif pending is PendingOperation.VOID and charge is not None and charge.status == "voided":
             self.void_succeeded(self.void_reason, now)
         else:

@@ -132,18 +132,39 @@ def _unavailable(payment: Payment) -> ProviderUnavailable:
     )
 
 
-async def _replay(deps: Deps, stored: idempotency.StoredResult):
+def _still_pending(uow, operation: str):
+    """For idempotency.claim: does the payment still have `operation` pending (its first call may
+    still be running), or has it been settled (by that call or by the reconciler)?"""
+
+    async def check(payment_id: str) -> bool:
+        payment = await uow.payments.get(payment_id)
+        return payment is not None and payment.pending_operation is PendingOperation(operation)
+
+    return check
+
+
+async def _replay(deps: Deps, stored: idempotency.StoredResult, operation: str = ""):
     """The response of a completed request, for a retry with the same key and parameters."""
     data = stored.data
     if stored.outcome_unknown:
         payment = await get_payment(deps, stored.resource_id, caller=None)
-        if not payment.is_settled or payment.status is PaymentStatus.UNKNOWN:
+        if (
+            not payment.is_settled
+            or payment.status is PaymentStatus.UNKNOWN
+            or (operation in ("capture", "void") and payment.pending_operation is PendingOperation(operation))
+        ):
             raise PaymentOutcomeUnknown(
                 f"the outcome of payment {payment.id} is not known yet; it will be settled by reconciliation",
                 metadata={"payment_id": payment.id},
             )
         if payment.status is PaymentStatus.FAILED:
             raise _declined(payment)
+        if operation == "capture" and not payment.is_captured:
+            # Settled without a capture: the processor refused it (the charge expired or was voided).
+            raise PaymentDeclined(
+                f"the card processor did not capture payment {payment.id}; its authorization stands",
+                metadata={"payment_id": payment.id, "failure_reason": "capture_refused"},
+            )
         if "refund_id" in data:
             return await _refund_result(deps, data["refund_id"], payment)
         return payment
@@ -179,8 +200,9 @@ async def authorize_payment(deps: Deps, cmd: AuthorizePayment) -> Payment:
     async def begin():
         async with deps.uow() as uow:
             stored = await idempotency.claim(
-                uow, cmd.request_id, "authorize", params, payment.id, now, deps.stale_after
-            )
+                uow, cmd.request_id, "authorize", params, payment.id, now, deps.stale_after,
+                _still_pending(uow, "authorize"),
+            )  # fmt: skip
             if stored is not None:
                 return stored
             await uow.payments.add(payment)
@@ -252,7 +274,7 @@ async def capture_payment(deps: Deps, cmd: CapturePayment) -> Payment:
 
     begun = await _begin_operation(deps, cmd.request_id, "capture", cmd.payment_id, params, reserve)
     if isinstance(begun, idempotency.StoredResult):
-        return await _replay(deps, begun)
+        return await _replay(deps, begun, "capture")
     call = deps.processor.capture(
         reference=begun.provider_reference, amount=reserved["amount"], idempotency_key=f"capture:{begun.id}"
     )
@@ -274,7 +296,7 @@ async def void_payment(deps: Deps, cmd: VoidPayment) -> Payment:
 
     begun = await _begin_operation(deps, cmd.request_id, "void", cmd.payment_id, params, reserve, answer)
     if isinstance(begun, idempotency.StoredResult):
-        return await _replay(deps, begun)
+        return await _replay(deps, begun, "void")
     if answer.get("answer_now"):
         return begun
     call = deps.processor.void(reference=begun.provider_reference, idempotency_key=f"void:{begun.id}")
@@ -289,7 +311,9 @@ async def _begin_operation(deps, request_id, operation, payment_id, params, rese
     async def attempt():
         now = deps.clock()
         async with deps.uow() as uow:
-            stored = await idempotency.claim(uow, request_id, operation, params, payment_id, now, deps.stale_after)
+            stored = await idempotency.claim(
+                uow, request_id, operation, params, payment_id, now, deps.stale_after, _still_pending(uow, operation)
+            )
             if stored is not None:
                 return stored
             payment = await _load_for_update(uow, payment_id)
@@ -326,6 +350,13 @@ async def _finish_operation(deps, request_id, operation, payment_id, call, succe
         async with deps.uow() as uow:
             payment = await _load_for_update(uow, payment_id)
             error = None
+            if payment.pending_operation is not PendingOperation(operation):
+                # Settled meanwhile by the reconciler (this answer came later than its cutoff): the
+                # payment's state is the answer; the processor moved the money at most once (one key).
+                settled = {"payment_id": payment.id, "outcome_unknown": True}
+                await uow.idempotency.complete(request_id, operation, settled, now)
+                await uow.commit()
+                return idempotency.StoredResult(settled)
             if outcome == "succeeded":
                 succeed(payment, now)
                 result = {"payment": payment_snapshot(payment)}
@@ -347,7 +378,10 @@ async def _finish_operation(deps, request_id, operation, payment_id, call, succe
             raise error
         return payment
 
-    return await with_retries(attempt)
+    answer = await with_retries(attempt)
+    if isinstance(answer, idempotency.StoredResult):
+        return await _replay(deps, answer, operation)
+    return answer
 
 
 # ---- RefundPayment -------------------------------------------------------------------------------

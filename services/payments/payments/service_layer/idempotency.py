@@ -3,7 +3,9 @@ transaction that reserves the payment, before the provider is called, and comple
 response in the transaction that records the provider's answer. So:
   same key, same parameters, completed  -> the stored response (also after a restart);
   same key, other parameters            -> IdempotencyKeyReused;
-  same key while the first is in flight -> OperationInProgress (ABORTED), never a second charge.
+  same key while the first is in flight -> OperationInProgress (ABORTED), never a second charge;
+  same key, the first call gone (its process died, or its recording transaction was cut, and the
+  reconciler settled the operation) -> taken over: the answer is the payment's state.
 A request that fails before the provider is called leaves no key behind (its transaction rolls
 back), so a retry is evaluated afresh."""
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -54,9 +57,17 @@ def require_request_id(request_id: str) -> str:
 
 
 async def claim(
-    uow, request_id: str, operation: str, params: dict, resource_id: str | None, now: datetime, stale_after: timedelta
+    uow,
+    request_id: str,
+    operation: str,
+    params: dict,
+    resource_id: str | None,
+    now: datetime,
+    stale_after: timedelta,
+    still_pending: Callable[[str], Awaitable[bool]] | None = None,
 ) -> StoredResult | None:
-    """None if this call now owns the key; the stored result if the key was completed before."""
+    """None if this call now owns the key; the stored result if the key was completed before.
+    `still_pending(resource_id)`: whether the key's operation is still pending on its resource."""
     existing = await uow.idempotency.claim(request_id, operation, fingerprint(params), resource_id, now)
     if existing is None:
         return None
@@ -67,9 +78,13 @@ async def claim(
         )
     if existing["status"] == "completed":
         return StoredResult(existing["result"])
-    if existing["resource_id"] and now - existing["update_time"] > stale_after:
-        # The process handling it died mid-flight: its outcome is whatever the payment says now.
-        return StoredResult({"payment_id": str(existing["resource_id"]), "outcome_unknown": True})
+    resource = existing["resource_id"] and str(existing["resource_id"])
+    if resource and (
+        now - existing["update_time"] > stale_after or (still_pending is not None and not await still_pending(resource))
+    ):
+        # The call handling it died mid-flight or its recording was cut (a key whose operation is no
+        # longer pending was settled by the reconciler): its outcome is whatever the payment says now.
+        return StoredResult({"payment_id": resource, "outcome_unknown": True})
     raise OperationInProgress(
         f"a {operation} with request_id {request_id!r} is still in progress; retry later with the same request_id"
     )

@@ -2,11 +2,14 @@
 the processor for the charge's current state (outside any transaction), then apply it to the locked
 payment row, so that late or out-of-order webhooks can never move a payment backwards.
 
-Reconciliation also carries out voids requested while an authorization's outcome was unknown (in the
-transaction that settles the authorization the void is reserved, so no capture slips in; then the
-provider is asked, then its answer recorded) and settles refunds left PENDING: a refund the provider
-has is recorded as SUCCEEDED (ledger entry and event in the same transaction), one it never received
-is sent again with the same idempotency key (the refund id), so it happens at most once."""
+Reconciliation also settles captures left in flight (the process died, or the transaction recording
+the answer was cut): the provider's record says whether the capture happened; one it never received
+is sent again under the same idempotency key. It carries out voids requested while an authorization's
+outcome was unknown (in the transaction that settles the authorization the void is reserved, so no
+capture slips in; then the provider is asked, then its answer recorded) and settles refunds left
+PENDING: a refund the provider has is recorded as SUCCEEDED (ledger entry and event in the same
+transaction), one it never received is sent again with the same idempotency key (the refund id), so
+it happens at most once."""
 
 from __future__ import annotations
 
@@ -87,9 +90,9 @@ async def reconcile_unsettled(deps: Deps, older_than: timedelta, max_payments: i
             )
             counts["still_unknown"] += 1
             continue
-        status, void = await with_retries(lambda pid=payment_id, c=charge: _settle(deps, pid, c, cutoff))
-        if void is not None:
-            status = await _void(deps, void)
+        status, follow_up = await with_retries(lambda pid=payment_id, c=charge: _settle(deps, pid, c, cutoff))
+        if follow_up is not None:
+            status = await _send_again(deps, follow_up)
         if status in (PaymentStatus.AUTHORIZED, PaymentStatus.CAPTURED, PaymentStatus.VOIDED):
             counts["succeeded"] += 1
         elif status is PaymentStatus.FAILED:
@@ -103,21 +106,74 @@ async def reconcile_unsettled(deps: Deps, older_than: timedelta, max_payments: i
 
 
 async def _settle(deps: Deps, payment_id: str, charge, cutoff) -> tuple[PaymentStatus | None, Payment | None]:
-    """Apply the provider's record; if a requested void can now be made, reserve it in the same
-    transaction and return the payment to void."""
+    """Apply the provider's record; return the payment if an operation is to be sent to the
+    provider now: a requested void that can now be made (reserved in this transaction, so no
+    capture slips in), or a capture the provider never received."""
     now = deps.clock()
     async with deps.uow() as uow:
         payment = await uow.payments.get(payment_id, for_update=True)
         if payment is None:
             return None, None
-        # A void reserved long before the cutoff and never answered: its caller died; ask the record.
-        stale = payment.presume_void_unanswered(cutoff, now)
+        # A capture or void reserved before the cutoff and before any provider call could still be
+        # running, never answered: its caller died or its recording was cut; ask the record.
+        reserved_before = min(cutoff, now - timedelta(seconds=deps.provider_timeout_s))
+        stale = payment.presume_unanswered(reserved_before, now)
         changed = payment.settle_from_provider(charge, now) or stale
         void = payment.reserve_requested_void(now)
         if changed or void:
             await uow.save(payment)
             await uow.commit()
-        return payment.status, payment if void else None
+        return payment.status, payment if void or payment.capture_to_resend(charge) else None
+
+
+async def _send_again(deps: Deps, payment: Payment) -> PaymentStatus | None:
+    if payment.pending_operation is PendingOperation.CAPTURE:
+        return await _capture(deps, payment)
+    return await _void(deps, payment)
+
+
+async def _capture(deps: Deps, payment: Payment) -> PaymentStatus | None:
+    """A capture the provider never received, sent again under the capture's own idempotency key
+    (the processor captures at most once per key), then its answer recorded."""
+    try:
+        call = deps.processor.capture(
+            reference=payment.provider_reference,
+            amount=payment.money(payment.pending_amount),
+            idempotency_key=f"capture:{payment.id}",
+        )
+        await _ask_provider(deps, call)
+        outcome = "succeeded"
+    except ProviderDeclined as declined:
+        log.error(
+            "reconciliation: the processor refused a capture sent again; the authorization stands",
+            extra={"payment_id": payment.id, "failure_reason": declined.code},
+        )
+        outcome = "declined"
+    except Exception as error:
+        log.warning("reconciliation: capture not answered", extra={"payment_id": payment.id, "error": repr(error)})
+        outcome = "unknown"
+    return await with_retries(lambda: _record_answer(deps, payment.id, PendingOperation.CAPTURE, outcome))
+
+
+async def _record_answer(deps: Deps, payment_id: str, operation: PendingOperation, outcome: str):
+    """The answer to an operation the reconciler sent (UNKNOWN if unanswered: the next run asks
+    the provider's record again); nothing changes if it was settled meanwhile."""
+    now = deps.clock()
+    async with deps.uow() as uow:
+        current = await uow.payments.get(payment_id, for_update=True)
+        if current is None or current.pending_operation is not operation:
+            return current and current.status  # settled meanwhile (a late answer, another run)
+        if outcome == "succeeded" and operation is PendingOperation.CAPTURE:
+            current.capture_succeeded(now)
+        elif outcome == "succeeded":
+            current.void_succeeded(current.void_reason, now)
+        elif outcome == "declined":
+            current.operation_rejected(now)
+        else:
+            current.outcome_unknown(now)
+        await uow.save(current)
+        await uow.commit()
+        return current.status
 
 
 async def _void(deps: Deps, payment: Payment) -> PaymentStatus | None:
@@ -136,24 +192,7 @@ async def _void(deps: Deps, payment: Payment) -> PaymentStatus | None:
     except Exception as error:
         log.warning("reconciliation: void not answered", extra={"payment_id": payment.id, "error": repr(error)})
         outcome = "unknown"
-
-    async def finish() -> PaymentStatus | None:
-        now = deps.clock()
-        async with deps.uow() as uow:
-            current = await uow.payments.get(payment.id, for_update=True)
-            if current is None or current.pending_operation is not PendingOperation.VOID:
-                return current and current.status  # settled meanwhile (a late answer, another run)
-            if outcome == "succeeded":
-                current.void_succeeded(current.void_reason, now)
-            elif outcome == "declined":
-                current.operation_rejected(now)
-            else:
-                current.outcome_unknown(now)
-            await uow.save(current)
-            await uow.commit()
-            return current.status
-
-    return await with_retries(finish)
+    return await with_retries(lambda: _record_answer(deps, payment.id, PendingOperation.VOID, outcome))
 
 
 async def reconcile_pending_refunds(deps: Deps, created_before, max_refunds: int) -> tuple[dict[str, int], bool]:
