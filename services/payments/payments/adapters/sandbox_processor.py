@@ -12,12 +12,13 @@ Test tokens:
   tok_lost                        the request never reaches the processor: no record, ProviderTimeout
 Any other token declines with "invalid_payment_method".
 
-A token may carry behaviours for the charge's later voids and refunds, joined with "+" (as a real
-processor's test cards trigger later failures), e.g. "tok_success+refund_timeout", "tok_timeout+void_lost":
-  void_timeout, refund_timeout    the operation happens (recorded, webhook sent) but the answer of
-                                  the call that did it is lost: ProviderTimeout after `timeout_delay_s`
-  void_lost, refund_lost          the first request of each operation (per idempotency key) never
-                                  reaches the processor: no record, ProviderTimeout; a retry does
+A token may carry behaviours for the charge's later captures, voids and refunds, joined with "+" (as
+a real processor's test cards trigger later failures), e.g. "tok_success+refund_timeout",
+"tok_timeout+void_lost":
+  capture_timeout, void_timeout,  the operation happens (recorded, webhook sent) but the answer of
+  refund_timeout                  the call that did it is lost: ProviderTimeout after `timeout_delay_s`
+  capture_lost, void_lost,        the first request of each operation (per idempotency key) never
+  refund_lost                     reaches the processor: no record, ProviderTimeout; a retry does
 An unknown behaviour declines the authorization with "invalid_payment_method"."""
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ TOKENS = {
     "tok_timeout": None,
     "tok_lost": None,
 }
-BEHAVIOURS = {"void_timeout", "void_lost", "refund_timeout", "refund_lost"}
+BEHAVIOURS = {f"{op}_{fault}" for op in ("capture", "void", "refund") for fault in ("timeout", "lost")}
 AUTHORIZATION_VALIDITY = timedelta(days=7)
 C = orm.sandbox_charges
 
@@ -227,7 +228,7 @@ class SandboxCardProcessor:
                 raise ProviderDeclined("amount_too_large", reference)
             return {"status": "captured", "captured_minor": amount.amount_minor}, "charge.captured", None
 
-        await self._tx(self._change, reference, idempotency_key, change)
+        await self._operate("capture", reference, idempotency_key, change)
 
     async def void(self, *, reference: str, idempotency_key: str) -> None:
         def change(row):
@@ -259,7 +260,7 @@ class SandboxCardProcessor:
         return await self._tx(read, idempotency_key)
 
     async def _operate(self, operation: str, reference: str, key: str, change):
-        """A void or refund with the charge's test behaviours: its request lost, or its answer."""
+        """A capture, void or refund with the charge's test behaviours: its request lost, or its answer."""
         answer_lost = False
 
         def with_behaviours(row):
