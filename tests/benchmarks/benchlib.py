@@ -21,6 +21,10 @@ RESULTS = Path(__file__).parent / "results"
 # The services run as deployed (deploy/base/*.yaml): the lock probe measures this share of the
 # availability, booking and payments transactions. The locks-per-transaction figures come from them.
 PRODUCTION_LOCK_PROBE_SAMPLE_RATE = 0.05
+# ... and trace the share of requests deploy/overlays/prod/platform-settings.yaml traces (the
+# OpenTelemetry SDK reads these standard variables when the services set up tracing).
+os.environ.setdefault("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
+os.environ.setdefault("OTEL_TRACES_SAMPLER_ARG", "0.1")
 
 
 def percentile(values: list[float], q: float) -> float:

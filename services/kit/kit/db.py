@@ -164,6 +164,8 @@ class SqlAlchemyUnitOfWork:
         self._pooled = None  # the pooled connection plain SQL took first (PoolProxiedConnection)
         self._driver: Driver | None = None
         self._broken = False
+        self._lone = False  # one plain-SQL statement, sent without BEGIN/COMMIT (lone_statement)
+        self._measured: bool | None = None  # the probe's decision, when taken before the transaction
 
     def _open(self) -> None:
         """Hook for subclasses: build repositories on self.session."""
@@ -179,6 +181,8 @@ class SqlAlchemyUnitOfWork:
         return self._session_factory.kw["bind"]
 
     def _real_session(self) -> AsyncSession:
+        if self._lone:
+            raise RuntimeError("a lone-statement unit of work uses plain SQL only")
         if self._session is None:
             if self._pooled is not None:
                 # Plain SQL took the connection first: SQLAlchemy joins it, and its transaction.
@@ -189,6 +193,16 @@ class SqlAlchemyUnitOfWork:
             else:
                 self._session = self._session_factory()
         return self._session
+
+    def lone_statement(self) -> None:
+        """Declare that this unit of work is exactly one plain-SQL statement and no events (call it
+        before that statement). PostgreSQL runs a lone statement as a transaction of its own, all or
+        nothing, so it is sent without BEGIN and COMMIT: two round trips fewer. Not when the lock
+        probe measures this transaction (it needs the transaction still open after the statement):
+        then it is an ordinary transaction. A second statement, or an event, is a programming error."""
+        if self._driver is None and self._session is None:
+            self._measured = self._probe.will_measure()
+            self._lone = not self._measured
 
     def _in_transaction(self) -> bool:
         if self._session is not None and self._session.in_transaction():
@@ -239,7 +253,7 @@ class SqlAlchemyUnitOfWork:
             adapted = pooled.dbapi_connection
             # SQLAlchemy's asyncpg adapter sends BEGIN lazily, before its own first statement; plain
             # SQL begins it here, through the adapter, so that SQLAlchemy sees the same transaction.
-            if adapted._transaction is None:
+            if adapted._transaction is None and not self._lone:
                 try:
                     await adapted._start_transaction()
                 except Exception as error:
@@ -252,16 +266,24 @@ class SqlAlchemyUnitOfWork:
                 threshold_ms,
                 engine.url.database or "",
                 lambda ms, sql: _record_slow(service, ms, sql),
+                statements_allowed=1 if self._lone else None,
             )
         return self._driver
 
     async def _measure(self) -> None:
+        if self._lone:
+            return  # its transaction ended with its statement; the probe chose not to measure it
         if self._driver is not None:
-            await self._probe.check_driver(self._driver, current_operation.get())
+            await self._probe.check_driver(self._driver, current_operation.get(), self._measured)
         else:
             await self._probe.check(self.session, current_operation.get())
 
     async def commit(self) -> None:
+        if self._lone:
+            if self.events:
+                raise RuntimeError("a lone-statement unit of work cannot stage events")
+            self._committed = True  # PostgreSQL committed the statement when it ended
+            return
         if self.events and self._outbox is not None:
             if self._driver is not None:
                 sql, params = outbox_insert(self._outbox, self.events)

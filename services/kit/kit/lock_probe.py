@@ -102,15 +102,21 @@ class LockProbe:
             return False
         return self.strict or self.sample_rate >= 1.0 or random.random() < self.sample_rate
 
+    def will_measure(self) -> bool:
+        """Decide now whether the transaction about to start is measured (a unit of work that would
+        skip BEGIN asks first); pass the answer to `check_driver(sampled=...)` later."""
+        return self._sampled()
+
     async def check(self, conn: AsyncSession | AsyncConnection, operation: str) -> LockReading | None:
         """Measure the open transaction; raise LockBudgetExceeded in strict mode when over budget."""
         if not self._sampled():
             return None
         return self._judge(LockReading(self.service, operation, *(await conn.execute(PROBE_SQL)).one()))
 
-    async def check_driver(self, driver, operation: str) -> LockReading | None:
-        """The same on a unit of work's plain-SQL connection (kit.sql.Driver)."""
-        if not self._sampled():
+    async def check_driver(self, driver, operation: str, sampled: bool | None = None) -> LockReading | None:
+        """The same on a unit of work's plain-SQL connection (kit.sql.Driver); `sampled`: the
+        decision will_measure() took earlier for this transaction, if it took one."""
+        if not (self._sampled() if sampled is None else sampled):
             return None
         return self._judge(LockReading(self.service, operation, *(await driver.fetchrow(PROBE_TEXT))))
 

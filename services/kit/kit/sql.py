@@ -31,7 +31,7 @@ _tracer = trace.get_tracer("reserva.kit.sql")
 class Driver:
     """Statements on one asyncpg connection inside a transaction someone else begins and ends."""
 
-    __slots__ = ("_conn", "_slow_s", "_db_name", "_on_slow", "lost")
+    __slots__ = ("_conn", "_slow_s", "_db_name", "_on_slow", "lost", "_allowed")
 
     def __init__(
         self,
@@ -39,9 +39,12 @@ class Driver:
         slow_statement_ms: float,
         db_name: str = "",
         on_slow: Callable[[float, str], None] | None = None,
+        statements_allowed: int | None = None,
     ):
         self._conn, self._slow_s, self._db_name, self._on_slow = conn, slow_statement_ms / 1000, db_name, on_slow
         self.lost = False  # the connection died under a statement: the unit of work discards it
+        # A lone statement runs outside any transaction block: a second one would not be atomic with it.
+        self._allowed = statements_allowed
 
     def broken(self) -> bool:
         """Whether the connection must not go back to the pool."""
@@ -60,6 +63,10 @@ class Driver:
         return await self._run(self._conn.execute, sql, args)
 
     async def _run(self, method, sql: str, args: Sequence[Any]):
+        if self._allowed is not None:
+            if self._allowed == 0:
+                raise RuntimeError("a lone-statement unit of work ran a second statement")
+            self._allowed -= 1
         span = None
         if telemetry.libraries_instrumented():
             verb = sql.lstrip().split(None, 1)[0] if sql.strip() else "SQL"

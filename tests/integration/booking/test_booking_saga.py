@@ -225,3 +225,38 @@ async def test_a_crash_after_the_hold_is_recovered_to_a_terminal_state(settings_
     statuses = await admin_sql.fetch("SELECT status FROM payments.payments WHERE booking_id = $1", booking_id)
     assert [p["status"] for p in statuses] == ["voided"]
     assert await admin_sql.fetchval("SELECT state FROM availability.holds WHERE id = $1::uuid", hold_id) == "released"
+
+
+async def test_saga_steps_the_probe_does_not_measure_write_the_same_as_measured_ones(
+    settings_for, peer_servers, bstub, astub, admin_sql
+):
+    """Unmeasured steps save as lone statements (no BEGIN/COMMIT): the booking, its version and its
+    history end exactly as on the strict server, where every step is a measured transaction."""
+    unmeasured = await start_booking(
+        booking_settings(settings_for, peer_servers, lock_probe_strict=False, lock_probe_sample_rate=0.0)
+    )
+    try:
+        async with grpc.aio.insecure_channel(unmeasured.address) as channel:
+            from reserva.booking.v1 import booking_pb2_grpc
+
+            fast = booking_pb2_grpc.BookingServiceStub(channel)
+            place = await make_place(astub, user("host"))
+            start = future_hour(days=14)
+            outcomes = []
+            for stub, hour in ((bstub, 0), (fast, 2)):
+                client = user()
+                slot = (start + timedelta(hours=hour), start + timedelta(hours=hour + 1))
+                booking = await As(stub, client).CreateBooking(create_request(place.id, slot))
+                assert booking.status == B.CONFIRMED
+                row = await admin_sql.fetchrow(
+                    "SELECT status, saga_state, version, "
+                    "  (SELECT array_agg(h.to_status ORDER BY h.seq) FROM booking.booking_history h"
+                    "    WHERE h.booking_id = b.id) AS history "
+                    "FROM booking.bookings b WHERE id = $1::uuid",
+                    booking.id,
+                )
+                outcomes.append(dict(row))
+            measured, lone = outcomes
+            assert lone == measured and lone["status"] == "confirmed" and lone["history"]
+    finally:
+        await unmeasured.stop(0)

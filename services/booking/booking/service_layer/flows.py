@@ -94,6 +94,8 @@ class BookingSaga:
                 booking = _copy(base) if base is not None else await uow.bookings.get(booking_id)
                 expected, before = booking.version, booking.saga_state
                 change(booking, self.d.clock())
+                if base is not None and not booking.events:
+                    uow.lone_statement()  # the version-checked UPDATE is all this step writes
                 await uow.bookings.save(booking, expected)
                 uow.collect(booking)
                 await uow.commit()

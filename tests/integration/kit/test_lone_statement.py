@@ -1,0 +1,121 @@
+"""A unit of work declared as one lone statement, on a real PostgreSQL: sent without BEGIN/COMMIT
+(PostgreSQL commits it when it ends, all or nothing), refused a second statement or events, and an
+ordinary measured transaction whenever the lock probe samples it."""
+
+import uuid
+
+import asyncpg
+import pytest
+
+from kit.config import ServiceSettings
+from kit.db import SqlAlchemyUnitOfWork, make_engine, make_lock_probe, make_session_factory
+from kit.lock_probe import READINGS
+from kit.paths import SCHEMAS
+from kit.provision import admin_dsn, service_database_url
+
+_, BOOKING_ROLE, _ = SCHEMAS["booking"]
+
+
+@pytest.fixture
+async def table(infra, database):
+    """A scratch table in the booking schema, writable by the booking role."""
+    name = f"booking.lone_{uuid.uuid4().hex[:8]}"
+    conn = await asyncpg.connect(admin_dsn(infra.admin_database_url, database))
+    try:
+        await conn.execute(f"CREATE TABLE {name} (id int PRIMARY KEY, note text)")
+        await conn.execute(f"GRANT ALL ON {name} TO {BOOKING_ROLE}")
+        yield name, conn
+    finally:
+        await conn.execute(f"DROP TABLE IF EXISTS {name}")
+        await conn.close()
+
+
+def _factory(infra, database, strict: bool):
+    settings = ServiceSettings(
+        service_name="booking",
+        database_url=service_database_url(infra.admin_database_url, database, "booking"),
+        lock_probe_strict=strict,
+        lock_probe_sample_rate=0.0,
+        db_pool_size=1,
+        db_max_overflow=0,
+    )
+    engine = make_engine(settings)
+    return engine, make_session_factory(engine), make_lock_probe(settings)
+
+
+async def test_a_lone_statement_commits_when_it_ends_without_a_transaction_block(infra, database, table):
+    name, admin = table
+    engine, factory, probe = _factory(infra, database, strict=False)
+    try:
+        async with SqlAlchemyUnitOfWork(factory, probe) as uow:
+            uow.lone_statement()
+            db = await uow.driver()
+            await db.execute(f"INSERT INTO {name} VALUES (1, 'lone')")
+            # No transaction block is open, and another session already sees the row.
+            assert not db._conn.is_in_transaction()
+            assert await admin.fetchval(f"SELECT note FROM {name} WHERE id = 1") == "lone"
+            await uow.commit()
+        # The pooled connection went back clean and serves an ordinary transaction next.
+        async with SqlAlchemyUnitOfWork(factory, probe) as uow:
+            db = await uow.driver()
+            await db.execute(f"INSERT INTO {name} VALUES (2, 'ordinary')")
+            assert db._conn.is_in_transaction()
+            await uow.commit()
+        assert await admin.fetchval(f"SELECT count(*) FROM {name}") == 2
+    finally:
+        await engine.dispose()
+
+
+async def test_a_failing_lone_statement_writes_nothing(infra, database, table):
+    name, admin = table
+    engine, factory, probe = _factory(infra, database, strict=False)
+    try:
+        with pytest.raises(Exception, match="division by zero"):
+            async with SqlAlchemyUnitOfWork(factory, probe) as uow:
+                uow.lone_statement()
+                db = await uow.driver()
+                # The first row is written before the error: the statement is still all or nothing.
+                await db.execute(f"INSERT INTO {name} SELECT g, (1 / (2 - g))::text FROM generate_series(1, 2) g")
+        assert await admin.fetchval(f"SELECT count(*) FROM {name}") == 0
+    finally:
+        await engine.dispose()
+
+
+async def test_a_second_statement_or_an_event_is_refused(infra, database, table):
+    name, admin = table
+    engine, factory, probe = _factory(infra, database, strict=False)
+    try:
+        with pytest.raises(RuntimeError, match="second statement"):
+            async with SqlAlchemyUnitOfWork(factory, probe) as uow:
+                uow.lone_statement()
+                db = await uow.driver()
+                await db.execute(f"INSERT INTO {name} VALUES (1, 'first')")
+                await db.execute(f"INSERT INTO {name} VALUES (2, 'second')")
+        assert await admin.fetchval(f"SELECT array_agg(id) FROM {name}") == [1]
+        with pytest.raises(RuntimeError, match="cannot stage events"):
+            async with SqlAlchemyUnitOfWork(factory, probe) as uow:
+                uow.lone_statement()
+                await (await uow.driver()).execute(f"INSERT INTO {name} VALUES (3, 'x')")
+                uow.events.append(object())
+                await uow.commit()
+    finally:
+        await engine.dispose()
+
+
+async def test_a_measured_lone_statement_is_an_ordinary_transaction(infra, database, table):
+    name, admin = table
+    engine, factory, probe = _factory(infra, database, strict=True)  # strict: every one measured
+    start = len(READINGS)
+    try:
+        async with SqlAlchemyUnitOfWork(factory, probe) as uow:
+            uow.lone_statement()
+            db = await uow.driver()
+            await db.execute(f"INSERT INTO {name} VALUES (1, 'measured')")
+            assert db._conn.is_in_transaction()
+            assert await admin.fetchval(f"SELECT count(*) FROM {name}") == 0  # not committed yet
+            await uow.commit()
+        assert await admin.fetchval(f"SELECT count(*) FROM {name}") == 1
+        mine = [r for r in list(READINGS)[start:] if r.service == "booking" and r.wrote]
+        assert mine and mine[-1].relation_locks >= 1
+    finally:
+        await engine.dispose()
