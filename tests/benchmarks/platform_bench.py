@@ -139,7 +139,7 @@ async def run(args: argparse.Namespace) -> dict:
             # As deployed (deploy/base): the probe measures a share of the services' transactions.
             **{
                 f"{service}_LOCK_PROBE_SAMPLE_RATE": str(PRODUCTION_LOCK_PROBE_SAMPLE_RATE)
-                for service in ("AVAILABILITY", "BOOKING", "PAYMENTS")
+                for service in ("AVAILABILITY", "BOOKING", "PAYMENTS", "NOTIFICATIONS")
             },
         },
     )
