@@ -123,6 +123,8 @@ async def _settle(deps: Deps, payment_id: str, charge, cutoff) -> tuple[PaymentS
         if changed or void:
             await uow.save(payment)
             await uow.commit()
+        if payment.pending_operation is PendingOperation.CAPTURE and payment.status is PaymentStatus.AUTHORIZED:
+            return None, None  # a capture not yet old enough to presume unanswered: not settled
         return payment.status, payment if void or payment.capture_to_resend(charge) else None
 
 
