@@ -210,8 +210,9 @@ async def main() -> dict:
                     if len(rows) <= size or not every_page:
                         break
                     last = rows[size - 1]
-                    first = groups[last.group][1].candidates[last.free[0] if last.free else 0].start
-                    position = (first, last.place["rating_average"], last.place["id"])
+                    free = last["free"]
+                    first = groups[last["grp"] - 1][1].candidates[int(free.split(",")[0]) - 1 if free else 0].start
+                    position = (first, last["rating_average"], last["id"])
                 elapsed = (time.perf_counter() - t0) * 1000
             assert not every_page or found == full_hits[day], (found, full_hits[day])
             return elapsed

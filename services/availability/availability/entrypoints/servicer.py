@@ -244,7 +244,7 @@ class AvailabilityServicer(availability_pb2_grpc.AvailabilityServiceServicer):
         )
         hits, token = await queries.search_availability(self.deps, query)
         reply = pb.SearchAvailabilityResponse(next_page_token=token)
-        ranges: dict = {}  # hits share slots (a schedule's first slots): one message per slot
+        ranges: dict = {}  # hits share slot tuples (a group's first slots): messages built once per tuple
         for hit in hits:
             _hit_into(reply.results.add(), hit, ranges)
         return reply
@@ -306,23 +306,23 @@ _BOOKING_MODES = dict(pb.Place.BookingMode.items())
 
 def _hit_into(out: pb.PlaceAvailability, hit: queries.SearchHit, ranges: dict) -> None:
     """Fill a result in place (field by field: a search answers up to 200 of them)."""
-    p, summary = hit.place, out.place
-    summary.id = p["id"]
-    summary.title = p["title"]
-    summary.city = p["city"]
-    summary.capacity = p["capacity"]
-    summary.price_per_hour.amount_minor = p["price_amount"]
-    summary.price_per_hour.currency_code = p["price_currency"]
-    summary.rating_average = p["rating_average"]
-    summary.rating_count = p["rating_count"]
-    summary.time_zone = p["time_zone"]
-    summary.booking_mode = _BOOKING_MODES[p["booking_mode"]]
-    summary.cover_photo_url = p["cover_photo_url"]
-    for slot in hit.slots:
-        message = ranges.get(slot)
-        if message is None:
-            message = ranges[slot] = pm.range_to_proto(slot)
-        out.next_free_slots.append(message)
+    (place_id, title, city, capacity, amount, currency, rating, count, time_zone, mode, photo) = hit.values
+    summary = out.place
+    summary.id = place_id
+    summary.title = title
+    summary.city = city
+    summary.capacity = capacity
+    summary.price_per_hour.amount_minor = amount
+    summary.price_per_hour.currency_code = currency
+    summary.rating_average = rating
+    summary.rating_count = count
+    summary.time_zone = time_zone
+    summary.booking_mode = _BOOKING_MODES[mode]
+    summary.cover_photo_url = photo
+    messages = ranges.get(id(hit.slots))
+    if messages is None:
+        messages = ranges[id(hit.slots)] = [pm.range_to_proto(slot) for slot in hit.slots]
+    out.next_free_slots.extend(messages)
 
 
 __all__ = ["AvailabilityServicer", "slot_conflict_details", "types_pb2"]

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 
+from availability.adapters.search import FREE_COLUMN, GROUP_COLUMN, SUMMARY_FIELDS
 from availability.domain.calendar import Busy, free_slots, slot_group
 from availability.domain.errors import NotPlaceOwner, PlaceInactive, invalid
 from availability.domain.model import DAY, Money, Place, Schedule, TimeRange, zone
@@ -16,6 +17,7 @@ from availability.service_layer import pagination
 from availability.service_layer.handlers import Deps, get_place
 from kit.identity import Caller
 
+RATING_COLUMN, ID_COLUMN = SUMMARY_FIELDS.index("rating_average"), SUMMARY_FIELDS.index("id")
 SORTABLE = ("price_per_hour", "rating_average", "capacity", "create_time", "title")
 
 
@@ -220,37 +222,47 @@ class SearchQuery:
     page_token: str = ""
 
 
-@dataclass
 class SearchHit:
-    place: dict  # the summary fields of the place (json-friendly, cached as is)
-    slots: list[TimeRange]
+    """One place of a search page: its summary values (in SUMMARY_FIELDS order, as the page
+    statement returns them) and its free slots. Hits share their slot tuples (a group's first
+    slots): a page of 200 builds no per-hit objects beyond this one."""
+
+    __slots__ = ("values", "slots")
+
+    def __init__(self, values: tuple, slots: tuple[TimeRange, ...]):
+        self.values, self.slots = values, slots
+
+    @property
+    def place(self) -> dict:
+        return dict(zip(SUMMARY_FIELDS, self.values, strict=True))
 
 
 def _page_to_json(hits: list[SearchHit], next_token: str) -> list:
-    """A page as the cache keeps it: the place fields once, then per hit its values and its slots
-    as epoch seconds (compact: the cache is written on every miss)."""
-    fields = list(hits[0].place) if hits else []
-    rows = [
-        [list(h.place.values()), [t for s in h.slots for t in (s.start.timestamp(), s.end.timestamp())]] for h in hits
-    ]
-    return [fields, rows, next_token]
+    """A page as the cache keeps it: per hit its values and its slots as epoch seconds (compact:
+    the cache is written on every miss)."""
+    slot_times: dict[int, list[float]] = {}  # by id of the (shared) slot tuple
+    rows = []
+    for h in hits:
+        times = slot_times.get(id(h.slots))
+        if times is None:
+            times = slot_times[id(h.slots)] = [t for s in h.slots for t in (s.start.timestamp(), s.end.timestamp())]
+        rows.append([h.values, times])
+    return [rows, next_token]
 
 
 def _page_from_json(raw: list) -> tuple[list[SearchHit], str]:
-    fields, rows, next_token = raw
-    ranges: dict[tuple[float, float], TimeRange] = {}  # hits share slots: one object per slot
+    rows, next_token = raw
+    ranges: dict[tuple[float, ...], tuple[TimeRange, ...]] = {}  # hits share slots: one tuple per list
     hits = []
     for values, times in rows:
-        slots = []
-        for i in range(0, len(times), 2):
-            pair = (times[i], times[i + 1])
-            slot = ranges.get(pair)
-            if slot is None:
-                slot = ranges[pair] = TimeRange(
-                    datetime.fromtimestamp(pair[0], UTC), datetime.fromtimestamp(pair[1], UTC)
-                )
-            slots.append(slot)
-        hits.append(SearchHit(dict(zip(fields, values, strict=True)), slots))
+        key = tuple(times)
+        slots = ranges.get(key)
+        if slots is None:
+            slots = ranges[key] = tuple(
+                TimeRange(datetime.fromtimestamp(times[i], UTC), datetime.fromtimestamp(times[i + 1], UTC))
+                for i in range(0, len(times), 2)
+            )
+        hits.append(SearchHit(tuple(values), slots))
     return hits, next_token
 
 
@@ -305,7 +317,7 @@ async def search_availability(deps: Deps, q: SearchQuery) -> tuple[list[SearchHi
     if len(hits) > size:
         last = page[-1]
         next_token = pagination.encode(
-            query, [last.slots[0].start.isoformat(), last.place["rating_average"], last.place["id"]]
+            query, [last.slots[0].start.isoformat(), last.values[RATING_COLUMN], last.values[ID_COLUMN]]
         )
     if version is not None:
         deps.search_cache.store(key, version, _page_to_json(page, next_token))
@@ -344,9 +356,11 @@ async def _search_page(
             size,
             after,
         )
+    candidates = [tuple(g.candidates) for _, g in groups]
+    firsts = [c[:limit] for c in candidates]  # what a place untouched around the first slots has
     hits = []
     for row in rows:
-        candidates = groups[row.group][1].candidates
-        slots = candidates[:limit] if row.free is None else [candidates[i] for i in row.free]
-        hits.append(SearchHit(row.place, slots))
+        values, n, free = tuple(row), row[GROUP_COLUMN] - 1, row[FREE_COLUMN]
+        slots = firsts[n] if free is None else tuple(candidates[n][int(i) - 1] for i in free.split(","))
+        hits.append(SearchHit(values[:GROUP_COLUMN], slots))
     return hits

@@ -20,7 +20,7 @@ class AvailabilityUnitOfWork(SqlAlchemyUnitOfWork):
         self.requests = SqlAlchemyRequestRepository(self.session)
         self.holds = SqlAlchemyHoldRepository(self.session, self.driver)
         self.calendar = SqlAlchemyCalendarRepository(self.session, self.driver)
-        self.search = SqlAlchemySearch(self.session)
+        self.search = SqlAlchemySearch(self.session, self.driver)
 
     async def commit(self) -> None:
         self.events = [event_mapping.to_outbox(e) for e in self.events]
