@@ -238,32 +238,29 @@ class SearchHit:
 
 
 def _page_to_json(hits: list[SearchHit], next_token: str) -> list:
-    """A page as the cache keeps it: per hit its values and its slots as epoch seconds (compact:
-    the cache is written on every miss)."""
-    slot_times: dict[int, list[float]] = {}  # by id of the (shared) slot tuple
-    rows = []
+    """A page as the cache keeps it: each distinct slot list once (epoch seconds), then per hit its
+    values followed by the number of its slot list (compact: the cache is written on every miss)."""
+    numbers: dict[int, int] = {}  # id of a (shared) slot tuple -> its number
+    slot_lists, rows = [], []
     for h in hits:
-        times = slot_times.get(id(h.slots))
-        if times is None:
-            times = slot_times[id(h.slots)] = [t for s in h.slots for t in (s.start.timestamp(), s.end.timestamp())]
-        rows.append([h.values, times])
-    return [rows, next_token]
+        number = numbers.get(id(h.slots))
+        if number is None:
+            number = numbers[id(h.slots)] = len(slot_lists)
+            slot_lists.append([t for s in h.slots for t in (s.start.timestamp(), s.end.timestamp())])
+        rows.append((*h.values, number))
+    return [slot_lists, rows, next_token]
 
 
 def _page_from_json(raw: list) -> tuple[list[SearchHit], str]:
-    rows, next_token = raw
-    ranges: dict[tuple[float, ...], tuple[TimeRange, ...]] = {}  # hits share slots: one tuple per list
-    hits = []
-    for values, times in rows:
-        key = tuple(times)
-        slots = ranges.get(key)
-        if slots is None:
-            slots = ranges[key] = tuple(
-                TimeRange(datetime.fromtimestamp(times[i], UTC), datetime.fromtimestamp(times[i + 1], UTC))
-                for i in range(0, len(times), 2)
-            )
-        hits.append(SearchHit(tuple(values), slots))
-    return hits, next_token
+    slot_lists, rows, next_token = raw
+    slots = [
+        tuple(
+            TimeRange(datetime.fromtimestamp(times[i], UTC), datetime.fromtimestamp(times[i + 1], UTC))
+            for i in range(0, len(times), 2)
+        )
+        for times in slot_lists
+    ]
+    return [SearchHit(tuple(row[:-1]), slots[row[-1]]) for row in rows], next_token
 
 
 def _validate_search(q: SearchQuery, now: datetime) -> None:
@@ -306,8 +303,9 @@ async def search_availability(deps: Deps, q: SearchQuery) -> tuple[list[SearchHi
             after = (datetime.fromisoformat(position[0]), float(position[1]), str(uuid.UUID(position[2])))
         except (ValueError, TypeError, IndexError, AttributeError) as error:
             raise invalid("page_token is malformed", "INVALID_PAGE_TOKEN", "page_token") from error
-    # `now` moves the minimum notice: results are cached for the current minute only.
-    key = f"{query}:{now.strftime('%Y%m%d%H%M')}:{size}:{q.page_token}"
+    # `now` moves the minimum notice: results are cached for the current minute only. "p2": the
+    # page layout of _page_to_json (processes of an older layout never read these).
+    key = f"p2:{query}:{now.strftime('%Y%m%d%H%M')}:{size}:{q.page_token}"
     version, cached = await deps.search_cache.lookup(key)
     if cached is not None:
         return _page_from_json(cached)
