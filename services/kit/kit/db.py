@@ -278,6 +278,15 @@ class SqlAlchemyUnitOfWork:
         else:
             await self._probe.check(self.session, current_operation.get())
 
+    def events_in_statement(self, first: int, when: str, to_message=None) -> tuple[str, list[Any]]:
+        """This unit of work's events as an outbox INSERT to run as a CTE of the caller's own
+        statement (parameters numbered from `first`, rows written only `when`): a change and its
+        events in one statement, which a lone statement needs. The events are staged then, not at
+        commit."""
+        messages = [to_message(e) for e in self.events] if to_message else list(self.events)
+        self.events = []
+        return outbox_insert(self._outbox, messages, first, when)
+
     async def commit(self) -> None:
         if self._lone:
             if self.events:

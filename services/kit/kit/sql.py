@@ -109,13 +109,17 @@ def values_rows(rows: int, columns: int, first: int = 1, casts: Sequence[str] = 
     return ", ".join(out)
 
 
-def outbox_insert(outbox, messages: Sequence, first: int = 1) -> tuple[str, list[Any]]:
+def outbox_insert(outbox, messages: Sequence, first: int = 1, when: str | None = None) -> tuple[str, list[Any]]:
     """The INSERT (and its parameters, numbered from `first`) that stages `messages` into the
-    service's outbox table: one statement for any number of events."""
-    sql = (
-        f"INSERT INTO {outbox.table.schema}.{outbox.table.name} (event_id, event_type, aggregate_id, envelope) "
-        f"VALUES {values_rows(len(messages), 4, first, ('::uuid',))}"
-    )
+    service's outbox table: one statement for any number of events. With `when` (an SQL condition)
+    it is meant as a CTE of a larger statement: the rows are written only if the condition holds,
+    e.g. `EXISTS (SELECT 1 FROM inserted)`, so the events exist exactly when the change does."""
+    columns = f"{outbox.table.schema}.{outbox.table.name} (event_id, event_type, aggregate_id, envelope)"
+    if when is None:
+        sql = f"INSERT INTO {columns} VALUES {values_rows(len(messages), 4, first, ('::uuid',))}"
+    else:
+        rows = values_rows(len(messages), 4, first, ("::uuid", "::text", "::text", "::bytea"))
+        sql = f"INSERT INTO {columns} SELECT * FROM (VALUES {rows}) AS v WHERE {when}"
     params: list[Any] = []
     for m in messages:
         params += [m.event_id, m.event_type, m.aggregate_id, outbox.envelope(m)]

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 
 from sqlalchemy import and_, func, insert, literal, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from availability.adapters.orm import calendar_entries, holds, places, requests
@@ -23,6 +24,7 @@ from availability.domain.model import (
     Schedule,
     TimeRange,
 )
+from kit.db import sqlstate_of
 from kit.errors import IdempotencyKeyReused
 from kit.sql import Driver
 
@@ -76,6 +78,47 @@ SELECT a.create_time AS hold_create_time, a.update_time AS hold_update_time,
   FROM locked
   LEFT JOIN added a ON true
   LEFT JOIN availability.places p ON p.id = $6::uuid
+"""
+
+# The whole of a one-range, one-unit hold in one statement (HoldSlots' fast path): the place's
+# advisory lock, the place still as the service validated it (its version), the calendar row (the
+# exclusion constraint decides: ON CONFLICT DO NOTHING), then the hold and its outbox rows only if
+# the calendar row went in. Writes nothing otherwise: a taken or expired-occupied range, a changed
+# place, or a repeated request id (which fails the holds' unique key, undoing the statement) all
+# go to the full transaction. $20 on: the outbox rows.
+_HOLD_AT_ONCE = """
+WITH locked AS (SELECT pg_advisory_xact_lock(hashtext($1)) AS l),
+ok AS (
+    SELECT 1 AS ok FROM locked, availability.places p WHERE p.id = $6::uuid AND p.version = $14 AND p.active
+), inserted AS (
+    INSERT INTO availability.calendar_entries
+           (hold_id, place_id, unit, during, booked, kind, booking_id, expires_at, live)
+    SELECT $2::uuid, $6::uuid, 0, tstzrange($16::timestamptz, $17::timestamptz, '[)'),
+           tstzrange($18::timestamptz, $19::timestamptz, '[)'), $5, $7, $12, true
+      FROM ok
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+), added AS (
+    INSERT INTO availability.holds
+           (id, request_id, fingerprint, kind, place_id, booking_id, holder_id, ranges, units, state,
+            expires_at, reason, create_time, update_time)
+    SELECT $2::uuid, $3, $4, $5, $6::uuid, $7, $8, $9::jsonb, $10, $11, $12, $13, $15, $15
+     WHERE EXISTS (SELECT 1 FROM inserted)
+    RETURNING 1
+), {outbox}
+SELECT (SELECT count(*) FROM ok) AS place_unchanged, (SELECT count(*) FROM added) AS added
+"""
+
+# After a fast-path miss: whether the request id was used already, and what occupies the range
+# (holds past expiry never count). One read.
+_REPLAY_OR_CONFLICTS = """
+SELECT NULL::int AS unit, NULL::timestamptz AS s, NULL::timestamptz AS e, true AS replay
+  FROM availability.holds WHERE request_id = $5
+UNION ALL
+SELECT unit, lower(during), upper(during), false
+  FROM availability.calendar_entries
+ WHERE place_id = $1::uuid AND live AND (expires_at IS NULL OR expires_at > $2)
+   AND during && tstzrange($3::timestamptz, $4::timestamptz, '[)')
 """
 
 # Claim the request id and lock the hold row: one round trip. `claimed` is 0 for a repeated id.
@@ -384,6 +427,62 @@ class SqlAlchemyHoldRepository:
         values = dict(row)
         del values["hold_create_time"], values["hold_update_time"]
         return inserted, place_from_record(values)
+
+    async def hold_at_once(
+        self, hold: Hold, place_version: int, during: TimeRange, now: datetime, outbox: tuple[str, list]
+    ) -> str:
+        """HoldSlots' fast path (_HOLD_AT_ONCE) for a one-range, one-unit hold whose calendar row
+        is `during` (buffers included). `outbox`: the hold's events as a CTE written with it
+        (parameters from $20, condition on `inserted`). Answers "held"; "taken" (the range is
+        occupied); "changed" (the place is not as validated) or "repeated" (the request id exists):
+        in the last three nothing was written."""
+        booked = hold.ranges[0]
+        outbox_sql, outbox_params = outbox
+        try:
+            row = await self._hold_at_once(hold, place_version, during, booked, now, outbox_sql, outbox_params)
+        except DBAPIError as error:
+            if sqlstate_of(error) == "23505":  # the holds' unique request id: the statement is undone
+                return "repeated"
+            raise
+        if row["added"] == 1:
+            hold.create_time = hold.update_time = now
+            return "held"
+        return "taken" if row["place_unchanged"] == 1 else "changed"
+
+    async def _hold_at_once(self, hold, place_version, during, booked, now, outbox_sql, outbox_params):
+        return await (await self.driver()).fetchrow(
+            _HOLD_AT_ONCE.format(outbox=f"outbox AS ({outbox_sql})"),
+            hold.place_id,
+            hold.id,
+            hold.request_id,
+            hold.fingerprint,
+            hold.kind,
+            hold.place_id,
+            hold.booking_id,
+            hold.holder_id,
+            json.dumps(_ranges_json(hold.ranges)),
+            hold.units,
+            hold.state.value,
+            hold.expires_at,
+            hold.reason,
+            place_version,
+            now,
+            during.start,
+            during.end,
+            booked.start,
+            booked.end,
+            *outbox_params,
+        )
+
+    async def replay_or_conflicts(
+        self, place_id: str, request_id: str, during: TimeRange, now: datetime
+    ) -> tuple[bool, list[tuple[int, datetime, datetime]]]:
+        """(whether the request id was used already, the live (unit, start, end) overlapping `during`)."""
+        rows = await (await self.driver()).fetch(
+            _REPLAY_OR_CONFLICTS, place_id, now, during.start, during.end, request_id
+        )
+        replay = any(r["replay"] for r in rows)
+        return replay, [(r["unit"], r["s"], r["e"]) for r in rows if not r["replay"]]
 
     async def claim_and_lock(self, request_id: str, operation: str, fingerprint: str, hold_id: str) -> Hold | None:
         """Record the request id (IdempotencyKeyReused if it was used with other parameters) and

@@ -5,8 +5,9 @@ a defined state whatever happens: either everything it did committed, or nothing
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter, OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,14 +22,38 @@ from availability.domain.errors import (
     NotPlaceOwner,
     PlaceInactive,
     PlaceNotFound,
+    ScheduleRefusal,
     SlotUnavailable,
     StaleEtag,
     invalid,
 )
 from availability.domain.model import Hold, HoldState, Place, TimeRange, new_id, sorted_disjoint, utcnow
 from kit.db import with_retries
-from kit.errors import IdempotencyKeyReused, PermissionDenied
+from kit.errors import IdempotencyKeyReused, InvalidArgument, PermissionDenied
 from kit.identity import AGENT, HOST, SERVICE, Caller
+
+
+class PlaceMemo:
+    """The places this process's holds saw last, for HoldSlots' fast path. Never trusted: the fast
+    statement writes only if the place's version is still the one remembered here."""
+
+    def __init__(self, size: int = 10_000):
+        self._places: OrderedDict[str, Place] = OrderedDict()
+        self._size = size
+        self.hits = 0
+
+    def get(self, place_id: str) -> Place | None:
+        place = self._places.get(place_id)
+        if place is not None:
+            self._places.move_to_end(place_id)
+            self.hits += 1
+        return place
+
+    def put(self, place: Place) -> None:
+        self._places[place.id] = place
+        self._places.move_to_end(place.id)
+        if len(self._places) > self._size:
+            self._places.popitem(last=False)
 
 
 @dataclass
@@ -39,6 +64,9 @@ class Deps:
     place_cache: Any
     search_cache: Any
     clock: Callable[[], datetime] = utcnow
+    places_seen: PlaceMemo = field(default_factory=PlaceMemo)
+    # How HoldSlots answered: "fast" (one statement), "full" (the whole transaction).
+    hold_paths: Counter = field(default_factory=Counter)
 
 
 # ---------------------------------------------------------------- places
@@ -333,6 +361,8 @@ async def hold_slots(
             )
             # One round trip: the place's advisory lock, the hold (unless the request id exists), the place.
             added, place = await uow.holds.lock_place_and_add(hold)
+            if place is not None:
+                deps.places_seen.put(place)
             if not added:
                 return _same_request(await uow.holds.by_request_id(request_id), "hold", fingerprint), False
             place = _holdable(place, place_id)
@@ -346,10 +376,81 @@ async def hold_slots(
             await uow.commit()
             return hold, True
 
-    hold, created = await with_retries(attempt)
+    held = None
+    if units == 1 and len(ranges) == 1:
+        held = await _hold_at_once(deps, request_id, fingerprint, place_id, ranges[0], ttl, booking_id, holder_id)
+    if held is not None:
+        hold, created = held, True
+        deps.hold_paths["fast"] += 1
+    else:
+        hold, created = await with_retries(attempt)
+        deps.hold_paths["full"] += 1
     if created:
         await deps.search_cache.bump()
     return hold
+
+
+async def _hold_at_once(
+    deps: Deps,
+    request_id: str,
+    fingerprint: str,
+    place_id: str,
+    booked: TimeRange,
+    ttl: timedelta,
+    booking_id: str,
+    holder_id: str,
+) -> Hold | None:
+    """HoldSlots' fast path for one range on a one-unit place this process has seen: the rules
+    checked against the remembered place, then one statement that writes the hold, its calendar
+    row and its events only if the place is unchanged and the range free, sent without BEGIN/COMMIT
+    when the lock probe does not measure it. The place's advisory lock is then held for that one
+    statement only, not across round trips. Answers the hold, raises SlotUnavailable for a range
+    live entries occupy, or returns None: the full transaction decides (a repeated request id, a
+    changed place, expired holds in the way, a rule the remembered place refuses)."""
+    place = deps.places_seen.get(place_id)
+    if place is None or place.unit_count != 1 or not place.active:
+        return None
+    now = deps.clock()
+    s = place.schedule
+    try:
+        check_hold_ranges(s, place.zone, [booked], now)
+    except (ScheduleRefusal, InvalidArgument):
+        return None  # the place may have changed since: the full transaction judges by the current one
+    during = calendar_ranges([booked], s.buffer_before, s.buffer_after)[0]
+    hold = Hold(
+        id=new_id(),
+        request_id=request_id,
+        fingerprint=fingerprint,
+        kind="hold",
+        place_id=place_id,
+        booking_id=booking_id,
+        holder_id=holder_id,
+        ranges=[booked],
+        units=1,
+        state=HoldState.HELD,
+        expires_at=now + ttl,
+    )
+
+    async def attempt() -> str:
+        async with deps.uow() as uow:
+            uow.lone_statement()
+            uow.events += [events.HoldCreated(hold), events.CalendarChanged(place_id, "OCCUPIED", [during])]
+            outbox = uow.outbox_cte(20, "EXISTS (SELECT 1 FROM inserted)")
+            outcome = await uow.holds.hold_at_once(hold, place.version, during, now, outbox)
+            if outcome == "held":
+                await uow.commit()
+            return outcome
+
+    outcome = await with_retries(attempt)
+    if outcome == "held":
+        return hold
+    if outcome == "taken":
+        async with deps.uow() as uow:
+            uow.lone_statement()
+            replay, entries = await uow.holds.replay_or_conflicts(place_id, request_id, during, now)
+        if entries and not replay:
+            raise SlotUnavailable(place_id, sorted(set(Busy.of(entries).conflicts(during) or [during])))
+    return None
 
 
 async def get_hold(deps: Deps, hold_id: str) -> Hold:

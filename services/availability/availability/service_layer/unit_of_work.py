@@ -22,6 +22,10 @@ class AvailabilityUnitOfWork(SqlAlchemyUnitOfWork):
         self.calendar = SqlAlchemyCalendarRepository(self.session, self.driver)
         self.search = SqlAlchemySearch(self.session, self.driver)
 
+    def outbox_cte(self, first: int, when: str) -> tuple[str, list]:
+        """The pending domain events as an outbox INSERT inside the caller's statement (kit)."""
+        return self.events_in_statement(first, when, event_mapping.to_outbox)
+
     async def commit(self) -> None:
         self.events = [event_mapping.to_outbox(e) for e in self.events]
         await super().commit()

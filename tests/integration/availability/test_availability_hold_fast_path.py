@@ -1,0 +1,152 @@
+"""HoldSlots' fast path (one range, one unit, a place this process has seen): one statement that
+writes the hold, its calendar row and its events, or nothing. Run on the strict server (the
+statement inside a measured transaction) and on one whose probe measures nothing (the statement
+sent alone, without BEGIN/COMMIT)."""
+
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+import asyncpg
+import grpc
+import pytest
+from availability_helpers import (
+    SERVICE,
+    As,
+    all_week,
+    create_place,
+    dur,
+    error_info,
+    future_hour,
+    hold_request,
+    host,
+    rid,
+)
+from google.protobuf import field_mask_pb2
+
+from availability.bootstrap import start
+from availability.config import AvailabilitySettings
+from kit.provision import admin_dsn
+from reserva.availability.v1 import availability_pb2 as pb
+from reserva.availability.v1 import availability_pb2_grpc
+
+H = timedelta(hours=1)
+
+
+@pytest.fixture(scope="module")
+async def unmeasured_server(settings_for):
+    settings = settings_for(
+        "availability",
+        AvailabilitySettings,
+        lock_probe_strict=False,
+        lock_probe_sample_rate=0.0,
+        sweeper_enabled=False,
+        db_pool_size=1,
+        db_max_overflow=3,
+    )
+    running = await start(settings)
+    yield running
+    await running.stop(0)
+
+
+@pytest.fixture(params=["measured", "unmeasured"])
+async def server(request, availability_server, unmeasured_server):
+    running = availability_server if request.param == "measured" else unmeasured_server
+    async with grpc.aio.insecure_channel(running.address) as channel:
+        yield running, availability_pb2_grpc.AvailabilityServiceStub(channel)
+
+
+@pytest.fixture
+async def admin(infra, database):
+    conn = await asyncpg.connect(admin_dsn(infra.admin_database_url, database))
+    yield conn
+    await conn.close()
+
+
+async def _seen_place(stub, owner=None, **overrides):
+    """A place with one hold made the full way, so that this process remembers it."""
+    place = await create_place(stub, owner, **overrides)
+    start = future_hour(days=4, hour=8)
+    await As(stub, SERVICE).HoldSlots(hold_request(place.id, (start, start + H)))
+    return place
+
+
+async def _events_of(admin, place_id: str) -> list[str]:
+    return [
+        r["event_type"]
+        for r in await admin.fetch(
+            "SELECT event_type FROM availability.outbox WHERE aggregate_id = $1 "
+            "OR aggregate_id IN (SELECT id::text FROM availability.holds WHERE place_id = $1::uuid) ORDER BY id",
+            place_id,
+        )
+    ]
+
+
+async def test_a_hold_on_a_seen_place_writes_the_hold_its_buffered_row_and_its_events(server, admin):
+    running, stub = server
+    schedule = pb.Schedule(opening_hours=all_week(), buffer_after=dur(minutes=30))
+    place = await _seen_place(stub, schedule=schedule)
+    events_before = await _events_of(admin, place.id)
+    fast = running.deps.hold_paths["fast"]
+    start = future_hour(days=5)
+    hold = await As(stub, SERVICE).HoldSlots(hold_request(place.id, (start, start + H)))
+    assert running.deps.hold_paths["fast"] == fast + 1  # one statement did it
+    assert hold.state == pb.Hold.HELD and hold.create_time.seconds > 0
+    row = await admin.fetchrow(
+        "SELECT h.state, lower(c.during) AS s, upper(c.during) AS e, upper(c.booked) AS booked_end, c.kind "
+        "FROM availability.holds h JOIN availability.calendar_entries c ON c.hold_id = h.id "
+        "WHERE h.id = $1::uuid AND c.live",
+        hold.id,
+    )
+    assert row["state"] == "held" and row["kind"] == "hold"
+    assert (row["s"], row["e"], row["booked_end"]) == (start, start + H + timedelta(minutes=30), start + H)
+    assert (await _events_of(admin, place.id))[len(events_before) :] == ["hold.created", "calendar.changed"]
+
+
+async def test_a_taken_range_answers_its_conflict_and_writes_nothing_for_the_loser(server, admin):
+    _, stub = server
+    place = await _seen_place(stub)
+    start = future_hour(days=6)
+    await As(stub, SERVICE).HoldSlots(hold_request(place.id, (start, start + 2 * H)))
+    events_before = await _events_of(admin, place.id)
+    loser = rid()
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await As(stub, SERVICE).HoldSlots(hold_request(place.id, (start + H, start + 3 * H), request_id=loser))
+    reason, _, details = error_info(caught.value)
+    assert caught.value.code() is grpc.StatusCode.FAILED_PRECONDITION and reason == "SLOT_UNAVAILABLE"
+    conflict = pb.SlotConflict()
+    assert details and details[0].Unpack(conflict)
+    assert [(r.start_time.ToDatetime().hour, r.end_time.ToDatetime().hour) for r in conflict.conflicting_ranges] == [
+        (start.hour, (start + 2 * H).hour)
+    ]
+    assert await admin.fetchval("SELECT count(*) FROM availability.holds WHERE request_id = $1", loser) == 0
+    assert await _events_of(admin, place.id) == events_before
+
+
+async def test_a_repeated_request_is_answered_with_its_first_hold(server, admin):
+    running, stub = server
+    place = await _seen_place(stub)
+    start = future_hour(days=7)
+    request = hold_request(place.id, (start, start + H))
+    first = await As(stub, SERVICE).HoldSlots(request)
+    full = running.deps.hold_paths["full"]
+    again = await As(stub, SERVICE).HoldSlots(request)
+    assert running.deps.hold_paths["full"] == full + 1  # the replay is the full transaction's to answer
+    assert again.id == first.id and again.state == pb.Hold.HELD
+    count = "SELECT count(*) FROM availability.holds WHERE request_id = $1"
+    assert await admin.fetchval(count, request.request_id) == 1
+
+
+async def test_a_changed_schedule_is_judged_by_the_current_place_not_the_remembered_one(server):
+    _, stub = server
+    owner = host()
+    place = await _seen_place(stub, owner)
+    start = future_hour(days=8)
+    # The host closes the weekday of `start` after this process remembered the place as open.
+    weekday = start.astimezone(ZoneInfo("Europe/Paris")).isoweekday()
+    patch = pb.Place(id=place.id, schedule=pb.Schedule(blocked_weekdays=[weekday]))
+    mask = field_mask_pb2.FieldMask(paths=["schedule.blocked_weekdays"])
+    await As(stub, owner).UpdatePlace(pb.UpdatePlaceRequest(request_id=rid(), place=patch, update_mask=mask))
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await As(stub, SERVICE).HoldSlots(hold_request(place.id, (start, start + H)))
+    assert caught.value.code() is grpc.StatusCode.FAILED_PRECONDITION
+    assert error_info(caught.value)[0] == "OUTSIDE_OPENING_HOURS"
