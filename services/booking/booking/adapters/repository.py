@@ -196,6 +196,8 @@ def _range_params(b: Booking) -> dict:
 
 # ---- the saga's hot statements in plain SQL (kit.sql): one round trip each --------------------------
 DriverFactory = Callable[[], Awaitable[Driver]]
+# (first parameter number, condition) -> the outbox CTE and its parameters (kit unit of work).
+EventsInStatement = Callable[[int, str], tuple[str, list]]
 _JSON_COLUMNS = {"ranges", "policy", "cancellation"}
 # Every column but id, with the cast its parameter needs (INSERT ... SELECT infers no types).
 _COLUMNS = [c for c in B.c if c.name != "id"]
@@ -233,6 +235,17 @@ def _param(name: str, value):
 
 
 _N = len(_COLUMNS)
+# Where a statement may carry its unit of work's events as one more CTE (see _with_events).
+_OUTBOX = "/*outbox*/"
+
+
+def _with_events(sql: str, args: list, events: EventsInStatement | None, condition: str) -> tuple[str, list]:
+    """`sql` and `args` with the unit of work's events written by the same statement, only when
+    `condition` holds (kit: SqlAlchemyUnitOfWork.events_in_statement), or as they are."""
+    if events is None:
+        return sql.replace(_OUTBOX, ""), args
+    outbox_sql, outbox_args = events(len(args) + 1, condition)
+    return sql.replace(_OUTBOX, f", outbox AS ({outbox_sql})"), [*args, *outbox_args]
 # Insert unless the client has too many pending bookings or the request id was used: the booking,
 # its ranges and its history in one statement. `pending` and `added` tell which happened.
 _ADD_BOOKING = f"""
@@ -252,7 +265,7 @@ WITH pending AS (
 ), history AS (
     INSERT INTO booking.booking_history (booking_id, seq, from_status, to_status, actor_id, reason, change_time)
     {_history_values(_N + 4)} WHERE EXISTS (SELECT 1 FROM added)
-)
+){_OUTBOX}
 SELECT (SELECT n FROM pending) AS pending, (SELECT count(*) FROM added) AS added
 """
 _U = len(_UPDATED)
@@ -266,7 +279,7 @@ WITH saved AS (
 ), history AS (
     INSERT INTO booking.booking_history (booking_id, seq, from_status, to_status, actor_id, reason, change_time)
     {_history_values(_U + 3)} WHERE EXISTS (SELECT 1 FROM saved)
-)
+){_OUTBOX}
 SELECT count(*) FROM saved
 """
 _GET_BOOKING = f"SELECT {_SELECT_BOOKING} FROM booking.bookings WHERE id = $1::uuid"
@@ -290,20 +303,23 @@ class SqlAlchemyBookingRepository:
     def __init__(self, session: AsyncSession, driver: DriverFactory | None = None):
         self.session, self.driver = session, driver
 
-    async def add_unless_pending_cap(self, booking: Booking, cap: int) -> tuple[int, bool]:
+    async def add_unless_pending_cap(
+        self, booking: Booking, cap: int, events: EventsInStatement | None = None
+    ) -> tuple[int, bool]:
         """Insert a new booking (with its ranges and history) unless the client already has `cap`
         pending bookings or (client_id, request_id) exists (a retry): (pending count, inserted).
-        One round trip."""
+        One round trip; with `events`, the unit of work's events are written by it too, if inserted."""
         db = await self.driver()
         values = _row_values(booking)
-        row = await db.fetchrow(
-            _ADD_BOOKING,
+        args = [
             booking.id,
             *[_param(c.name, values[c.name]) for c in _COLUMNS],
             [s.value for s in PENDING],
             cap,
             *_history_arrays(booking.new_history),
-        )
+        ]
+        sql, args = _with_events(_ADD_BOOKING, args, events, "EXISTS (SELECT 1 FROM added)")
+        row = await db.fetchrow(sql, *args)
         if row["added"]:
             booking.new_history.clear()
         return row["pending"], bool(row["added"])
@@ -348,17 +364,25 @@ class SqlAlchemyBookingRepository:
             for r in rows
         ]
 
-    async def save(self, booking: Booking, expected_version: int, ranges_changed: bool = False) -> None:
+    async def save(
+        self,
+        booking: Booking,
+        expected_version: int,
+        ranges_changed: bool = False,
+        events: EventsInStatement | None = None,
+    ) -> None:
         """Write the aggregate back if nobody else did since it was read (optimistic concurrency),
-        with its new history rows: one round trip."""
+        with its new history rows: one round trip; with `events`, the unit of work's events are
+        written by it too, if it saved."""
         values = _row_values(booking)
-        saved = await (await self.driver()).fetchval(
-            _SAVE_BOOKING,
+        args = [
             booking.id,
             expected_version,
             *[_param(name, values[name]) for name in _UPDATED],
             *_history_arrays(booking.new_history),
-        )
+        ]
+        sql, args = _with_events(_SAVE_BOOKING, args, events, "EXISTS (SELECT 1 FROM saved)")
+        saved = await (await self.driver()).fetchval(sql, *args)
         if saved != 1:
             raise StaleEtag()
         booking.new_history.clear()

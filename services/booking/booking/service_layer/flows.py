@@ -94,10 +94,14 @@ class BookingSaga:
                 booking = _copy(base) if base is not None else await uow.bookings.get(booking_id)
                 expected, before = booking.version, booking.saga_state
                 change(booking, self.d.clock())
-                if base is not None and not booking.events:
-                    uow.lone_statement()  # the version-checked UPDATE is all this step writes
-                await uow.bookings.save(booking, expected)
-                uow.collect(booking)
+                if base is not None:
+                    # One statement: the version-checked UPDATE, its history and its events, or nothing.
+                    uow.lone_statement()
+                    uow.collect(booking)
+                    await uow.bookings.save(booking, expected, events=uow.events_in_statement if uow.events else None)
+                else:
+                    await uow.bookings.save(booking, expected)
+                    uow.collect(booking)
                 await uow.commit()
                 _count_transition(before, booking)
                 return booking

@@ -182,17 +182,23 @@ async def _create_booking(deps: Deps, caller: Caller, cmd: CreateBooking) -> Boo
 
     async def insert() -> Booking | None:
         async with deps.uow() as uow:
-            pending, added = await uow.bookings.add_unless_pending_cap(booking, s.max_pending_per_client)
-            if not added:
-                existing = await uow.bookings.get_by_request(client_id, cmd.request_id)
-                if existing is None and pending >= s.max_pending_per_client:
-                    raise TooManyPending(s.max_pending_per_client)
-                if existing is None:  # not expected: the insert waits for a concurrent one with the same key
-                    raise Conflict("the same request is being processed; retry it")
-                return existing
-            uow.collect(booking)
-            await uow.commit()
-            return None
+            # One statement: the booking, its ranges, history and events, or nothing at all.
+            uow.lone_statement()
+            uow.collect(booking, keep=True)  # kept on the booking until written: a retry stages them again
+            pending, added = await uow.bookings.add_unless_pending_cap(
+                booking, s.max_pending_per_client, uow.events_in_statement if uow.events else None
+            )
+            if added:
+                await uow.commit()
+                booking.events.clear()
+                return None
+        async with deps.uow() as uow:
+            existing = await uow.bookings.get_by_request(client_id, cmd.request_id)
+        if existing is None and pending >= s.max_pending_per_client:
+            raise TooManyPending(s.max_pending_per_client)
+        if existing is None:  # not expected: the insert waits for a concurrent one with the same key
+            raise Conflict("the same request is being processed; retry it")
+        return existing
 
     existing = await with_retries(insert)
     if existing is not None:

@@ -28,8 +28,10 @@ class BookingUnitOfWork(SqlAlchemyUnitOfWork):
         self.reviews = SqlAlchemyReviewRepository(self.session)
         self.waitlist = SqlAlchemyWaitlistRepository(self.session)
 
-    def collect(self, *bookings: Booking) -> None:
-        """Move the aggregates' pending events into this transaction's outbox batch."""
+    def collect(self, *bookings: Booking, keep: bool = False) -> None:
+        """Move the aggregates' pending events into this transaction's outbox batch (copy them with
+        `keep`: the caller clears them once written)."""
         for booking in bookings:
             self.events.extend(self.event_mapper(e) for e in booking.events)
-            booking.events.clear()
+            if not keep:
+                booking.events.clear()
