@@ -176,3 +176,36 @@ async def test_the_cut_call_s_late_answer_after_reconciliation_does_not_capture_
     assert await _ledger(payments, payment.id) == [(K.AUTHORIZATION, 5_000), (K.CAPTURE, 5_000)]
     assert (await payments.CapturePayment(request)).captured_amount.amount_minor == 5_000
     assert (await deps.processor.retrieve(idempotency_key=payment.id)).captured_minor == 5_000
+
+
+async def test_a_recording_from_the_flow_s_own_stale_copy_reads_the_settled_payment_instead(
+    payments, payments_server, clock, dsn
+):
+    """The recording step works on the copy of the payment its flow saved last, without reading it;
+    the reconciler changed the payment meanwhile, so the save's version check refuses that copy and
+    the step runs again on the row as it is: nothing recorded twice."""
+    from payments.domain.money import Money
+    from payments.service_layer.handlers import _finish_operation
+
+    payment = await payments.AuthorizePayment(authorize_request(4_000, token="tok_success+capture_lost"))
+    request = await _capture_cut_mid_record(payments, dsn, payment)
+    deps = payments_server.deps
+    async with deps.uow() as uow:
+        as_the_flow_left_it = await uow.payments.get(payment.id)  # capture reserved, in flight
+    await _reconciler_run(deps, clock)
+    assert (await _get(payments, payment.id)).status == S.CAPTURED
+    late_call = deps.processor.capture(
+        reference=payment.provider_reference, amount=Money(4_000, "EUR"), idempotency_key=f"capture:{payment.id}"
+    )
+    answered = await _finish_operation(
+        deps,
+        request.request_id,
+        "capture",
+        payment.id,
+        late_call,
+        lambda p, now: p.capture_succeeded(now),
+        known=as_the_flow_left_it,
+    )
+    assert answered.captured_amount == 4_000
+    assert await _ledger(payments, payment.id) == [(K.AUTHORIZATION, 4_000), (K.CAPTURE, 4_000)]
+    assert (await payments.CapturePayment(request)).captured_amount.amount_minor == 4_000

@@ -31,6 +31,11 @@ P, L, R = orm.payments, orm.ledger_entries, orm.refunds
 
 # ---- the authorize/capture/void hot statements in plain SQL (kit.sql) ------------------------------
 DriverFactory = Callable[[], Awaitable[Driver]]
+# (first parameter number, condition) -> the outbox CTE and its parameters (kit unit of work).
+EventsInStatement = Callable[[int, str], tuple[str, list]]
+# An idempotency key completed by the statement that saves the payment: request id, operation,
+# the response, the time.
+Completion = tuple[str, str, dict, datetime]
 _P_COLUMNS = [c.name for c in P.c]
 _P_FIXED = ("id", "booking_id", "user_id", "kind", "currency", "amount_minor", "request_id", "create_time")
 _P_UPDATED = [name for name in _P_COLUMNS if name not in _P_FIXED]
@@ -98,7 +103,7 @@ WITH saved AS (
     RETURNING 1
 ){{unsettled}}, entries AS (
     {_INSERT_ENTRIES} {_entries_select(_NU + 3)} WHERE EXISTS (SELECT 1 FROM saved)
-)
+)/*completion*/
 SELECT (SELECT count(*) FROM saved) AS saved,
        (SELECT coalesce(jsonb_object_agg(kind, total), '{{}}'::jsonb)
           FROM (SELECT kind, sum(amount_minor) AS total FROM payments.ledger_entries
@@ -107,6 +112,12 @@ SELECT (SELECT count(*) FROM saved) AS saved,
 _SAVE_PAYMENT_BY_CHANGE = {
     change: _SAVE_PAYMENT.replace("{unsettled}", cte) for change, cte in _UNSETTLED_CHANGE.items()
 }
+# The request's key completed with its response, by the statement that saves the payment (and only
+# if it saved): $a request id, $b operation, $c result, $d time.
+_COMPLETE_KEY_CTE = """, completed AS (
+    UPDATE payments.idempotency_keys SET status = 'completed', result = ${c}::jsonb, update_time = ${d}
+     WHERE request_id = ${a} AND operation = ${b} AND EXISTS (SELECT 1 FROM saved)
+)"""
 _CLAIM_KEY = """
 INSERT INTO payments.idempotency_keys
        (request_id, operation, fingerprint, status, resource_id, create_time, update_time)
@@ -243,9 +254,18 @@ class SqlAlchemyPaymentRepository:
         self._loaded[payment.id] = (payment.version, payment.needs_reconciliation)
         return payment
 
-    async def save(self, payment: Payment) -> LedgerTotals:
+    def adopt(self, payment: Payment) -> None:
+        """Take `payment` as loaded: a flow that wrote it itself saves it again without reading it,
+        and the save's version check proves nobody changed it since."""
+        self._loaded[payment.id] = (payment.version, payment.needs_reconciliation)
+
+    async def save(
+        self, payment: Payment, completion: Completion | None = None, events: EventsInStatement | None = None
+    ) -> LedgerTotals:
         """Write the payment back (version-checked), its unsettled mark and its new ledger entries;
-        returns the ledger's totals with them. One round trip."""
+        returns the ledger's totals with them. One round trip. With `completion` (request id,
+        operation, result, time) the request's idempotency key is completed by the same statement,
+        and with `events` the unit of work's events are written by it: both only if it saved."""
         payment.check_invariants()
         loaded_version, was_unsettled = self._loaded[payment.id]
         now_unsettled = payment.needs_reconciliation
@@ -256,14 +276,25 @@ class SqlAlchemyPaymentRepository:
             change = "unsettled"
         values = _payment_values(payment)
         entries = list(payment.new_entries)
-        row = await (await self.driver()).fetchrow(
-            _SAVE_PAYMENT_BY_CHANGE[change],
+        sql = _SAVE_PAYMENT_BY_CHANGE[change]
+        args = [
             payment.id,
             loaded_version,
             *[values[name] for name in _P_UPDATED],
             *_entry_arrays(entries),
             *([payment.update_time] if change == "unsettled" else []),  # the unsettled mark's time
-        )
+        ]
+        extra = ""
+        if completion is not None:
+            request_id, operation, result, now = completion
+            n = len(args)
+            extra += _COMPLETE_KEY_CTE.format(a=n + 1, b=n + 2, c=n + 3, d=n + 4)
+            args += [request_id, operation, json.dumps(result), now]
+        if events is not None:
+            outbox_sql, outbox_args = events(len(args) + 1, "EXISTS (SELECT 1 FROM saved)")
+            extra += f", outbox AS ({outbox_sql})"
+            args += outbox_args
+        row = await (await self.driver()).fetchrow(sql.replace("/*completion*/", extra), *args)
         if row["saved"] != 1:
             raise Conflict(f"payment {payment.id} was modified concurrently; retry")
         payment.new_entries.clear()

@@ -6,6 +6,7 @@ from __future__ import annotations
 from kit.db import SqlAlchemyUnitOfWork
 from payments.adapters.event_mapping import to_outbox
 from payments.adapters.repository import (
+    Completion,
     SqlAlchemyIdempotencyRepository,
     SqlAlchemyPaymentRepository,
     SqlAlchemyProviderEventRepository,
@@ -23,11 +24,18 @@ class SqlAlchemyPaymentsUnitOfWork(SqlAlchemyUnitOfWork):
         self.idempotency = SqlAlchemyIdempotencyRepository(self.session, self.driver)
         self.provider_events = SqlAlchemyProviderEventRepository(self.session)
 
-    async def save(self, payment: Payment) -> None:
+    async def save(self, payment: Payment, completion: Completion | None = None) -> None:
         """Persist the payment and its new ledger entries, check the balances against the whole
-        ledger, and stage its events for the outbox."""
-        totals = await self.payments.save(payment)
+        ledger, and stage its events for the outbox. With `completion` (request id, operation,
+        result, time) the request's key is completed and this unit of work's events are written by
+        the same statement, which then is the transaction's last."""
+        if completion is None:
+            totals = await self.payments.save(payment)
+            self.events.extend(to_outbox(event) for event in payment.events)
+        else:
+            self.events.extend(to_outbox(event) for event in payment.events)
+            events = self.events_in_statement if self.events else None
+            totals = await self.payments.save(payment, completion, events)
+        payment.events.clear()
         if not payment.matches_ledger(totals):
             raise AssertionError(f"payment {payment.id} balances disagree with its ledger: {totals}")
-        self.events.extend(to_outbox(event) for event in payment.events)
-        payment.events.clear()

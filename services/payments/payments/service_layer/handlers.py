@@ -7,14 +7,16 @@ payment UNKNOWN, never money taken without a record: reconciliation and webhooks
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from kit.db import with_retries
-from kit.errors import InvalidArgument, PaymentDeclined, PermissionDenied
+from kit.errors import Conflict, InvalidArgument, PaymentDeclined, PermissionDenied
 from kit.identity import Caller
 from payments.domain.errors import PaymentNotFound, PaymentOutcomeUnknown, ProviderUnavailable
 from payments.domain.model import (
@@ -37,6 +39,7 @@ from payments.service_layer.snapshots import (
     refund_snapshot,
 )
 
+T = TypeVar("T")
 log = logging.getLogger("payments.handlers")
 
 
@@ -225,13 +228,31 @@ async def authorize_payment(deps: Deps, cmd: AuthorizePayment) -> Payment:
     except Exception:  # any other processor failure: we cannot know whether the card was charged
         log.exception("card processor failed during authorization", extra={"payment_id": payment.id})
         outcome = ("unknown", None)
-    return await with_retries(lambda: _finish_authorization(deps, payment.id, cmd.request_id, outcome))
+    return await _as_known_or_read(
+        payment, lambda known: _finish_authorization(deps, payment.id, cmd.request_id, outcome, known)
+    )
 
 
-async def _finish_authorization(deps: Deps, payment_id: str, request_id: str, outcome) -> Payment:
+async def _as_known_or_read(known: Payment, step: Callable[[Payment | None], Awaitable[T]]) -> T:
+    """Run a recording step on a copy of the payment this flow wrote last, without reading it again
+    (its save's version check proves nobody changed it since); if somebody did (the reconciler, a
+    webhook), run it again on the row as it is now."""
+    try:
+        return await with_retries(lambda: step(copy.deepcopy(known)))
+    except Conflict:
+        return await with_retries(lambda: step(None))
+
+
+async def _finish_authorization(
+    deps: Deps, payment_id: str, request_id: str, outcome, known: Payment | None = None
+) -> Payment:
     now = deps.clock()
     async with deps.uow() as uow:
-        payment = await _load_for_update(uow, payment_id)
+        if known is not None:
+            payment = known
+            uow.payments.adopt(payment)
+        else:
+            payment = await _load_for_update(uow, payment_id)
         kind, detail = outcome
         # A webhook may have settled the payment already; then its state is the answer.
         if payment.pending_operation is PendingOperation.AUTHORIZE and payment.status in (
@@ -244,7 +265,11 @@ async def _finish_authorization(deps: Deps, payment_id: str, request_id: str, ou
                 payment.authorization_declined(detail.code, detail.reference, now)
             else:
                 payment.outcome_unknown(now)
-            await uow.save(payment)
+            changed = True
+        elif known is not None:
+            raise Conflict("the payment is not as this flow left it: read it")  # _as_known_or_read reads it
+        else:
+            changed = False
         error = None
         if payment.status is PaymentStatus.FAILED:
             error = _declined(payment)
@@ -254,7 +279,10 @@ async def _finish_authorization(deps: Deps, payment_id: str, request_id: str, ou
             result = {"payment_id": payment.id, "outcome_unknown": True}
         else:
             result = {"payment": payment_snapshot(payment)}
-        await uow.idempotency.complete(request_id, "authorize", result, now)
+        if changed:  # the payment, its events and the key's response: one statement
+            await uow.save(payment, (request_id, "authorize", result, now))
+        else:
+            await uow.idempotency.complete(request_id, "authorize", result, now)
         await uow.commit()
     if error is not None:
         raise error
@@ -279,7 +307,7 @@ async def capture_payment(deps: Deps, cmd: CapturePayment) -> Payment:
         reference=begun.provider_reference, amount=reserved["amount"], idempotency_key=f"capture:{begun.id}"
     )
     return await _finish_operation(
-        deps, cmd.request_id, "capture", begun.id, call, lambda p, now: p.capture_succeeded(now)
+        deps, cmd.request_id, "capture", begun.id, call, lambda p, now: p.capture_succeeded(now), known=begun
     )
 
 
@@ -301,7 +329,7 @@ async def void_payment(deps: Deps, cmd: VoidPayment) -> Payment:
         return begun
     call = deps.processor.void(reference=begun.provider_reference, idempotency_key=f"void:{begun.id}")
     return await _finish_operation(
-        deps, cmd.request_id, "void", begun.id, call, lambda p, now: p.void_succeeded(cmd.reason, now)
+        deps, cmd.request_id, "void", begun.id, call, lambda p, now: p.void_succeeded(cmd.reason, now), known=begun
     )
 
 
@@ -333,7 +361,11 @@ async def _begin_operation(deps, request_id, operation, payment_id, params, rese
     return await with_retries(attempt)
 
 
-async def _finish_operation(deps, request_id, operation, payment_id, call, succeed) -> Payment:
+async def _finish_operation(
+    deps, request_id, operation, payment_id, call, succeed, known: Payment | None = None
+) -> Payment:
+    """Record the processor's answer to an operation _begin_operation reserved (`known`: the payment
+    as it saved it)."""
     try:
         await _ask_provider(deps, call)
         outcome, failure = "succeeded", None
@@ -345,12 +377,18 @@ async def _finish_operation(deps, request_id, operation, payment_id, call, succe
         log.exception("card processor failed", extra={"payment_id": payment_id, "operation": operation})
         outcome, failure = "unknown", None
 
-    async def attempt():
+    async def attempt(known: Payment | None):
         now = deps.clock()
         async with deps.uow() as uow:
-            payment = await _load_for_update(uow, payment_id)
+            if known is not None:
+                payment = known
+                uow.payments.adopt(payment)
+            else:
+                payment = await _load_for_update(uow, payment_id)
             error = None
             if payment.pending_operation is not PendingOperation(operation):
+                if known is not None:
+                    raise Conflict("the payment is not as this flow left it: read it")
                 # Settled meanwhile by the reconciler (this answer came later than its cutoff): the
                 # payment's state is the answer; the processor moved the money at most once (one key).
                 settled = {"payment_id": payment.id, "outcome_unknown": True}
@@ -371,14 +409,17 @@ async def _finish_operation(deps, request_id, operation, payment_id, call, succe
                 payment.outcome_unknown(now)
                 error = _unavailable(payment)
                 result = {"payment_id": payment.id, "outcome_unknown": True}
-            await uow.save(payment)
-            await uow.idempotency.complete(request_id, operation, result, now)
+            # The payment, its events and the key's response: one statement.
+            await uow.save(payment, (request_id, operation, result, now))
             await uow.commit()
         if error is not None:
             raise error
         return payment
 
-    answer = await with_retries(attempt)
+    if known is not None:
+        answer = await _as_known_or_read(known, attempt)
+    else:
+        answer = await with_retries(lambda: attempt(None))
     if isinstance(answer, idempotency.StoredResult):
         return await _replay(deps, answer, operation)
     return answer
