@@ -121,6 +121,8 @@ async def main() -> dict:
             outbox_relay_enabled=False,
             lock_probe_enabled=True,
             lock_probe_strict=False,
+            # As deployed (deploy/base): the probe measures a share of the transactions.
+            lock_probe_sample_rate=0.05,
             log_json=False,
             log_level="WARNING",
             db_pool_size=16,
