@@ -135,6 +135,7 @@ def make_server(settings: GatewaySettings) -> uvicorn.Server:
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=int(settings.shutdown_grace_s),
+        timeout_keep_alive=settings.http_keep_alive_s,
         server_header=False,
     )
     return uvicorn.Server(config)

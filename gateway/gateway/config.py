@@ -14,6 +14,10 @@ class GatewaySettings(ServiceSettings):
     http_host: str = "127.0.0.1"
     # 0 picks a free port; the process prints `READY <port>` once listening.
     http_port: int = 8080
+    # How long an idle keep-alive connection stays open. Longer than clients' and load balancers'
+    # own idle timeouts (httpx 5 s, AWS ALB 60 s), so that the client side closes first: a server
+    # closing at the moment a client reuses the connection loses that request (a ReadError).
+    http_keep_alive_s: int = 75
 
     availability_addr: str = "127.0.0.1:50051"
     booking_addr: str = "127.0.0.1:50052"

@@ -1,8 +1,10 @@
 """What the edge answers when the caller sends nonsense or a service is down: problem+json with a
 clear status and code, never a 500 or a traceback."""
 
+import asyncio
 import uuid
 
+import httpx
 import pytest
 from gateway_it_support import auth, register
 
@@ -92,3 +94,16 @@ async def test_a_cursor_from_another_list_or_garbage_is_422(http, agent):
         422,
         "INVALID_PAGE_TOKEN",
     )
+
+
+async def test_an_idle_keep_alive_connection_outlives_the_clients_own_idle_timeout(gateway_url):
+    """httpx drops a pooled connection after 5 idle seconds; the gateway must not close it first, or a
+    request sent on it at that moment is lost (the ReadError the contention proof once met)."""
+    limits = httpx.Limits(max_connections=1, keepalive_expiry=30)
+    async with httpx.AsyncClient(base_url=gateway_url, timeout=10, limits=limits) as client:
+        first = await client.get("/openapi.json")
+        await asyncio.sleep(6)
+        second = await client.get("/openapi.json")
+    assert first.status_code == second.status_code == 200
+    # The same connection served both: the server kept it open past httpx's default 5 s.
+    assert first.extensions["network_stream"] is second.extensions["network_stream"]
