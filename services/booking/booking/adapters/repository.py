@@ -246,6 +246,8 @@ def _with_events(sql: str, args: list, events: EventsInStatement | None, conditi
         return sql.replace(_OUTBOX, ""), args
     outbox_sql, outbox_args = events(len(args) + 1, condition)
     return sql.replace(_OUTBOX, f", outbox AS ({outbox_sql})"), [*args, *outbox_args]
+
+
 # Insert unless the client has too many pending bookings or the request id was used: the booking,
 # its ranges and its history in one statement. `pending` and `added` tell which happened.
 _ADD_BOOKING = f"""
