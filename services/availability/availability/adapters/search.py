@@ -190,25 +190,6 @@ class Group:
     schedule_text: str
 
 
-# The columns of a hit, in the order PAGE_SQL returns them: the place's summary fields, then the
-# number of its group (from 1, in the order passed to `page`) and its free candidates ("1,2,5",
-# counted from 1; NULL: the group's first ones).
-SUMMARY_FIELDS = (
-    "id",
-    "title",
-    "city",
-    "capacity",
-    "price_amount",
-    "price_currency",
-    "rating_average",
-    "rating_count",
-    "time_zone",
-    "booking_mode",
-    "cover_photo_url",
-)
-GROUP_COLUMN, FREE_COLUMN = len(SUMMARY_FIELDS), len(SUMMARY_FIELDS) + 1
-
-
 class SqlAlchemySearch:
     def __init__(self, session: AsyncSession, driver):
         self.session, self.driver = session, driver
@@ -233,7 +214,8 @@ class SqlAlchemySearch:
         position: tuple[datetime, float, str] | None,
     ) -> list:
         """The `size` first hits after `position` (first slot, rating, id) in the API's order, for
-        the given (schedule group key, slot group) pairs: rows of SUMMARY_FIELDS + group + free."""
+        the given (schedule group key, slot group) pairs: rows of the columns
+        service_layer.queries.SUMMARY_FIELDS names, in that order, then group and free."""
         plans = []
         for n, (key, group) in enumerate(groups, start=1):
             first = group.candidates[0].start

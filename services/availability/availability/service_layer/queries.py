@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 
-from availability.adapters.search import FREE_COLUMN, GROUP_COLUMN, SUMMARY_FIELDS
 from availability.domain.calendar import Busy, free_slots, slot_group
 from availability.domain.errors import NotPlaceOwner, PlaceInactive, invalid
 from availability.domain.model import DAY, Money, Place, Schedule, TimeRange, zone
@@ -17,6 +16,23 @@ from availability.service_layer import pagination
 from availability.service_layer.handlers import Deps, get_place
 from kit.identity import Caller
 
+# The columns of a search hit, in the order the search's page statement (adapters/search.py)
+# returns them: the place's summary fields, then the number of its group (from 1, in the order
+# passed to `page`) and its free candidates ("1,2,5", counted from 1; NULL: the group's first ones).
+SUMMARY_FIELDS = (
+    "id",
+    "title",
+    "city",
+    "capacity",
+    "price_amount",
+    "price_currency",
+    "rating_average",
+    "rating_count",
+    "time_zone",
+    "booking_mode",
+    "cover_photo_url",
+)
+GROUP_COLUMN, FREE_COLUMN = len(SUMMARY_FIELDS), len(SUMMARY_FIELDS) + 1
 RATING_COLUMN, ID_COLUMN = SUMMARY_FIELDS.index("rating_average"), SUMMARY_FIELDS.index("id")
 SORTABLE = ("price_per_hour", "rating_average", "capacity", "create_time", "title")
 

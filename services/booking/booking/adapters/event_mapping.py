@@ -4,12 +4,30 @@ from __future__ import annotations
 
 from booking.adapters.proto_mapping import cancellation_to_proto, money, status_to_proto
 from booking.adapters.proto_time import range_to_proto, ts
-from booking.domain.model import BookingEvent, Review, WaitlistEntry
+from booking.domain.model import (
+    BookingEvent,
+    DomainEvent,
+    Review,
+    ReviewCreated,
+    ReviewHidden,
+    WaitlistEntry,
+    WaitlistOffered,
+)
 from kit.outbox import OutboxMessage
 from reserva.booking.v1 import events_pb2
 
 
-def to_outbox(event: BookingEvent) -> OutboxMessage:
+def to_outbox(event: DomainEvent) -> OutboxMessage:
+    if isinstance(event, ReviewCreated):
+        return review_created(event.review)
+    if isinstance(event, ReviewHidden):
+        return review_hidden(event.review)
+    if isinstance(event, WaitlistOffered):
+        return waitlist_offered(event.entry)
+    return _booking_event(event)
+
+
+def _booking_event(event: BookingEvent) -> OutboxMessage:
     b = event.booking
     common = dict(
         booking_id=b.id,

@@ -3,10 +3,8 @@ statement chosen for the few locks it takes (see orm.py for the index budget).""
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, func, insert, select, text, tuple_, update
@@ -15,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from booking.adapters import orm
 from booking.domain import model
-from booking.domain.errors import StaleEtag, invalid
+from booking.domain.errors import StaleEtag
 from booking.domain.model import (
     PENDING,
     Booking,
@@ -33,6 +31,7 @@ from booking.domain.model import (
     WaitlistEntry,
     WaitState,
 )
+from booking.service_layer.queries import ListQuery
 from kit.sql import Driver, Row, param_cast, select_list
 
 B = orm.bookings
@@ -288,19 +287,6 @@ _GET_BOOKING = f"SELECT {_SELECT_BOOKING} FROM booking.bookings WHERE id = $1::u
 _GET_BY_REQUEST = f"SELECT {_SELECT_BOOKING} FROM booking.bookings WHERE client_id = $1::uuid AND request_id = $2"
 
 
-@dataclass
-class ListQuery:
-    client_id: str = ""
-    host_id: str = ""
-    place_id: str = ""
-    statuses: tuple[Status, ...] = ()
-    overlapping: TimeRange | None = None
-    order_field: str = "first_start"
-    descending: bool = False
-    page_size: int = 50
-    after: tuple | None = None  # (sort value, id) of the last row of the previous page
-
-
 class SqlAlchemyBookingRepository:
     def __init__(self, session: AsyncSession, driver: DriverFactory | None = None):
         self.session, self.driver = session, driver
@@ -527,17 +513,6 @@ class SqlAlchemyIdempotencyRepository:
 
             raise IdempotencyKeyReused("this request_id was already used with other parameters")
         return row.resource_id
-
-
-def encode_page_token(values: dict) -> str:
-    return base64.urlsafe_b64encode(json.dumps(values, default=str).encode()).decode()
-
-
-def decode_page_token(token: str) -> dict:
-    try:
-        return json.loads(base64.urlsafe_b64decode(token.encode()))
-    except (ValueError, json.JSONDecodeError) as error:
-        raise invalid("INVALID_PAGE_TOKEN", "the page token is malformed") from error
 
 
 def _review_from_row(r) -> Review:

@@ -556,3 +556,22 @@ class WaitlistEntry:
     def leave(self, now: datetime) -> None:
         if self.state in (WaitState.WAITING, WaitState.OFFERED):
             self.state, self.updated_at = WaitState.LEFT, now
+
+
+@dataclass
+class ReviewCreated:
+    review: Review
+
+
+@dataclass
+class ReviewHidden:
+    review: Review
+
+
+@dataclass
+class WaitlistOffered:
+    entry: WaitlistEntry
+
+
+# Every event the booking service publishes; the adapters turn each into an outbox message.
+DomainEvent = BookingEvent | ReviewCreated | ReviewHidden | WaitlistOffered

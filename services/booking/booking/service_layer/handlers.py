@@ -8,8 +8,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from booking.adapters.event_mapping import review_created, review_hidden, waitlist_offered
-from booking.adapters.repository import ListQuery, decode_page_token, encode_page_token
 from booking.domain import model
 from booking.domain.errors import (
     BookingNotFound,
@@ -43,6 +41,8 @@ from booking.domain.model import (
     normalize_ranges,
 )
 from booking.service_layer.flows import BookingSaga, Deps
+from booking.service_layer.pagination import decode_page_token, encode_page_token
+from booking.service_layer.queries import ListQuery
 from kit.db import with_retries
 from kit.errors import Conflict, FailedPrecondition, IdempotencyKeyReused, Unauthenticated, Unavailable
 from kit.identity import Caller
@@ -763,7 +763,7 @@ async def offer_freed(deps: Deps, booking: Booking) -> None:
         async with deps.uow() as uow:
             if hold is not None:
                 entry.hold_id = hold.id
-                uow.events.append(waitlist_offered(entry))
+                uow.stage(model.WaitlistOffered(entry))
             await uow.waitlist.save(entry)
             await uow.commit()
     except Exception:  # an offer is a courtesy; the freed time is bookable by anyone anyway
@@ -785,7 +785,7 @@ async def create_review(deps: Deps, caller: Caller, request_id: str, booking_id:
                 return existing  # a retry
             raise ReviewAlreadyExists()
         await uow.reviews.apply_rating(review.place_id, rating, +1)
-        uow.events.append(review_created(review))
+        uow.stage(model.ReviewCreated(review))
         await uow.commit()
     return review
 
@@ -817,7 +817,7 @@ async def hide_review(deps: Deps, caller: Caller, request_id: str, review_id: st
         if review.hide(reason, deps.clock()):
             await uow.reviews.save(review)
             await uow.reviews.apply_rating(review.place_id, review.rating, -1)
-            uow.events.append(review_hidden(review))
+            uow.stage(model.ReviewHidden(review))
             await uow.commit()
     return review
 

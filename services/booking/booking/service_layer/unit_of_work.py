@@ -11,12 +11,12 @@ from booking.adapters.repository import (
     SqlAlchemyReviewRepository,
     SqlAlchemyWaitlistRepository,
 )
-from booking.domain.model import Booking, BookingEvent
+from booking.domain.model import Booking, DomainEvent
 from kit.db import SqlAlchemyUnitOfWork
 
 
 class BookingUnitOfWork(SqlAlchemyUnitOfWork):
-    event_mapper: Callable[[BookingEvent], object]
+    event_mapper: Callable[[DomainEvent], object]
 
     def __init__(self, session_factory, probe, outbox, event_mapper):
         super().__init__(session_factory, probe, outbox)
@@ -27,6 +27,11 @@ class BookingUnitOfWork(SqlAlchemyUnitOfWork):
         self.idempotency = SqlAlchemyIdempotencyRepository(self.session)
         self.reviews = SqlAlchemyReviewRepository(self.session)
         self.waitlist = SqlAlchemyWaitlistRepository(self.session)
+
+    def stage(self, *events: DomainEvent) -> None:
+        """Events other than a booking's own (reviews, waitlist offers) into this transaction's
+        outbox batch."""
+        self.events.extend(self.event_mapper(e) for e in events)
 
     def collect(self, *bookings: Booking, keep: bool = False) -> None:
         """Move the aggregates' pending events into this transaction's outbox batch (copy them with
