@@ -16,8 +16,9 @@
 Both run as plain SQL on the unit of work's asyncpg connection (kit.sql: prepared once per
 connection, no SQLAlchemy per statement or per row), and the page's rows are what the reply needs.
 The groups statement also sets, for its transaction, a generic plan for the page statement (no
-planning per page; its plan reads the index in rank order and stops at the page, whatever the
-values) and no JIT (a few milliseconds of work never repays a compilation).
+planning per page), no avoidable sorts (so that plan reads the index in rank order and stops at
+the page, whatever the page size) and no JIT (a few milliseconds of work never repays a
+compilation).
 
 No array or range travels between Python and PostgreSQL (the groups go as one JSON document, free
 slots come back as candidate numbers in text): asyncpg would introspect such types in the
@@ -60,9 +61,13 @@ GROUPS_SQL, _GROUPS_PARAMS = _positional(
           FROM keys WHERE keys.schedule_group IS NOT NULL
     ), custom_plans AS (
         -- The page statement that follows in this transaction runs its generic plan (planning it
-        -- per page cost more than running it), without JIT. Transaction-local, like SET LOCAL,
-        -- without a round trip of its own.
-        SELECT set_config('plan_cache_mode', 'force_generic_plan', true), set_config('jit', 'off', true)
+        -- per page cost more than running it), without JIT, and without sorts it can avoid: not
+        -- knowing the page size, the generic plan would otherwise read every place of a group
+        -- and sort them (2.7 ms for a page of 50 here) instead of reading ix_places_search in rank
+        -- order and stopping at the page (0.9 ms). Transaction-local, like SET LOCAL, without a
+        -- round trip of its own.
+        SELECT set_config('plan_cache_mode', 'force_generic_plan', true), set_config('jit', 'off', true),
+               set_config('enable_sort', 'off', true)
     )
     SELECT keys.schedule_group AS key, one.time_zone, one.schedule::text AS schedule_text
       FROM custom_plans, keys CROSS JOIN LATERAL (
