@@ -162,6 +162,41 @@ async def test_a_refund_lost_on_the_way_is_sent_again_once_by_reconciliation(pay
     ]
 
 
+async def test_a_refund_the_processor_refuses_fails_frees_its_amount_and_says_so(payments, infra, redis_namespace):
+    payment = await _captured(payments, "tok_success+refund_declined", amount=5_000)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await payments.RefundPayment(_refund_request(payment.id))
+    assert reason_of(caught.value) == "PAYMENT_DECLINED"
+    after = await _get(payments, payment.id)
+    assert after.status == S.CAPTURED and after.refunded_amount.amount_minor == 0
+    seen = await _events(infra, redis_namespace, payment.id, {"payment.refund_failed"})
+    failed = events_pb2.PaymentRefundFailed()
+    assert seen["payment.refund_failed"][0].payload.Unpack(failed)
+    assert (failed.failure_reason, failed.amount.amount_minor) == ("refund_declined", 5_000)
+
+
+async def test_a_pending_refund_the_processor_then_refuses_is_failed_by_reconciliation_with_its_event(
+    payments, clock, infra, redis_namespace
+):
+    """Its first request lost (PENDING), sent again by the reconciler, refused: FAILED, the amount set
+    aside for it free again, and an event, so that the client and an agent hear of it."""
+    payment = await _captured(payments, "tok_success+refund_lost+refund_declined", amount=5_000)
+    refund_id = (await _unavailable(payments.RefundPayment(_refund_request(payment.id))))["refund_id"]
+    counts = await _reconcile(payments, clock)
+    assert counts.refunds_failed_count >= 1
+    seen = await _events(infra, redis_namespace, payment.id, {"payment.refund_failed"})
+    failed = events_pb2.PaymentRefundFailed()
+    assert seen["payment.refund_failed"][0].payload.Unpack(failed)
+    assert (failed.refund_id, failed.failure_reason) == (refund_id, "refund_declined")
+    # Nothing refunded, and the whole capture can be refunded again.
+    assert (await _get(payments, payment.id)).refunded_amount.amount_minor == 0
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await payments.RefundPayment(_refund_request(payment.id, 5_000))
+    # Accepted and sent (its first request lost too, by the token), not refused as exceeding what
+    # is refundable: the failed refund's amount is free again.
+    assert reason_of(caught.value) == "PROVIDER_UNAVAILABLE"
+
+
 async def test_a_late_answer_after_reconciliation_does_not_refund_twice(payments, payments_server, clock):
     from payments.service_layer.handlers import _finish_refund
 

@@ -28,6 +28,7 @@ from notifications.domain.routing import recipients
 from notifications.domain.validation import checked_phone, normalized_email
 from reserva.booking.v1 import events_pb2 as booking_events
 from reserva.events.v1 import envelope_pb2
+from reserva.payments.v1 import events_pb2 as payment_events
 
 NOW = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)
 
@@ -213,3 +214,19 @@ def test_undecodable_events_are_rejected_with_a_code(raw, code):
     with pytest.raises(EventRejected) as rejected:
         decode(raw)
     assert rejected.value.code == code
+
+
+def test_a_refused_refund_tells_the_client_and_the_agents_in_their_own_words():
+    client = str(uuid.uuid4())
+    payload = payment_events.PaymentRefundFailed(
+        payment_id="pay", booking_id="bk", user_id=client, refund_id="rf", failure_reason="refund_declined"
+    )
+    payload.amount.amount_minor, payload.amount.currency_code = 5000, "EUR"
+    event = decode(_raw("payment.refund_failed", payload))
+    assert event.participants == {"client": client} and event.facts["price"] == "50.00 EUR"
+    people = recipients(event, ["agent-1"])
+    assert [(r.user_id, r.role) for r in people] == [(client, "client"), ("agent-1", "agent")]
+    renderer = JinjaRenderer()
+    for role, expected in (("client", "We could not refund 50.00 EUR"), ("agent", "refused a refund of 50.00 EUR")):
+        mail = renderer.render("payment.refund_failed", Channel.EMAIL, Preferences("u"), {**event.facts, "role": role})
+        assert expected in mail.text and "refund_declined" in mail.text

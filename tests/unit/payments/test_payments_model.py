@@ -100,8 +100,12 @@ def test_pending_refunds_count_against_what_is_refundable():
     first = p.reserve_refund("a", Money(6_000, "EUR"), "", NOW)
     with pytest.raises(AmountExceedsRefundable):
         p.reserve_refund("b", Money(4_001, "EUR"), "", NOW)
-    p.refund_failed(first, NOW)
+    p.events.clear()
+    p.refund_failed(first, NOW, "refund_declined")
     assert p.refundable_amount == 10_000
+    assert [(type(e).__name__, e.refund_id, e.failure_reason) for e in p.events] == [
+        ("PaymentRefundFailed", "a", "refund_declined")
+    ]
 
 
 def test_a_declined_authorization_fails_the_payment_without_ledger_entries():

@@ -35,6 +35,7 @@ PAYLOAD_TYPES: dict[str, type[Message]] = {
     "payment.captured": payment_events.PaymentCaptured,
     "payment.failed": payment_events.PaymentFailed,
     "payment.refunded": payment_events.PaymentRefunded,
+    "payment.refund_failed": payment_events.PaymentRefundFailed,
     "payment.voided": payment_events.PaymentVoided,
     "place.created": availability_events.PlaceCreated,
     "place.updated": availability_events.PlaceUpdated,

@@ -25,6 +25,7 @@ AUDIENCES: dict[str, tuple[str, ...]] = {
     "payment.captured": (CLIENT,),
     "payment.failed": (CLIENT, AGENT),
     "payment.refunded": (CLIENT,),
+    "payment.refund_failed": (CLIENT, AGENT),
     "payment.voided": (),
     "place.created": (),
     "place.updated": (),

@@ -44,6 +44,11 @@ def to_outbox(event: events.DomainEvent) -> OutboxMessage:
                 refunded_total=money_proto(event.refunded_total), fully_refunded=event.fully_refunded,
                 reason=event.reason,
             )  # fmt: skip
+        case events.PaymentRefundFailed():
+            name, payload = "payment.refund_failed", events_pb2.PaymentRefundFailed(
+                payment_id=event.payment_id, booking_id=event.booking_id, user_id=event.user_id,
+                refund_id=event.refund_id, amount=money_proto(event.amount), failure_reason=event.failure_reason,
+            )  # fmt: skip
         case events.PaymentVoided():
             name, payload = "payment.voided", events_pb2.PaymentVoided(
                 payment_id=event.payment_id, booking_id=event.booking_id, user_id=event.user_id,

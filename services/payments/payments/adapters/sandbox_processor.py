@@ -19,6 +19,8 @@ a real processor's test cards trigger later failures), e.g. "tok_success+refund_
   refund_timeout                  the call that did it is lost: ProviderTimeout after `timeout_delay_s`
   capture_lost, void_lost,        the first request of each operation (per idempotency key) never
   refund_lost                     reaches the processor: no record, ProviderTimeout; a retry does
+  refund_declined                 every refund of the charge is refused ("refund_declined"), as when
+                                  the card's account was closed
 An unknown behaviour declines the authorization with "invalid_payment_method"."""
 
 from __future__ import annotations
@@ -57,7 +59,9 @@ TOKENS = {
     "tok_timeout": None,
     "tok_lost": None,
 }
-BEHAVIOURS = {f"{op}_{fault}" for op in ("capture", "void", "refund") for fault in ("timeout", "lost")}
+BEHAVIOURS = {f"{op}_{fault}" for op in ("capture", "void", "refund") for fault in ("timeout", "lost")} | {
+    "refund_declined"
+}
 AUTHORIZATION_VALIDITY = timedelta(days=7)
 C = orm.sandbox_charges
 
@@ -242,6 +246,8 @@ class SandboxCardProcessor:
         answer = refund_reference(idempotency_key)
 
         def change(row):
+            if "refund_declined" in (row.test_behaviours or []):
+                raise ProviderDeclined("refund_declined", reference)
             refunded = row.refunded_minor + amount.amount_minor
             if row.status not in ("captured", "refunded") or refunded > row.captured_minor:
                 raise ProviderDeclined("amount_exceeds_refundable", reference)

@@ -48,6 +48,16 @@ class PaymentRefunded:
 
 
 @dataclass(frozen=True)
+class PaymentRefundFailed:
+    payment_id: str
+    booking_id: str
+    user_id: str
+    refund_id: str
+    amount: Money
+    failure_reason: str
+
+
+@dataclass(frozen=True)
 class PaymentVoided:
     payment_id: str
     booking_id: str
@@ -56,4 +66,6 @@ class PaymentVoided:
     reason: str
 
 
-DomainEvent = PaymentAuthorized | PaymentCaptured | PaymentFailed | PaymentRefunded | PaymentVoided
+DomainEvent = (
+    PaymentAuthorized | PaymentCaptured | PaymentFailed | PaymentRefunded | PaymentRefundFailed | PaymentVoided
+)

@@ -392,11 +392,16 @@ class Payment:
             )
         )  # fmt: skip
 
-    def refund_failed(self, refund: Refund, now: datetime) -> None:
+    def refund_failed(self, refund: Refund, now: datetime, failure_reason: str = "") -> None:
         if refund.status is RefundStatus.PENDING:
             self.refund_pending_amount -= refund.amount.amount_minor
             refund.status = RefundStatus.FAILED
             self._touch(now)
+            self.events.append(
+                events.PaymentRefundFailed(
+                    self.id, self.booking_id, self.user_id, refund.id, refund.amount, failure_reason
+                )
+            )
 
     # ---- settlement from the provider's record (webhook, reconciliation) -------------------------
 

@@ -479,7 +479,7 @@ async def _finish_refund(deps: Deps, request_id: str, payment_id: str, refund: R
             payment.refund_succeeded(refund, detail, now)
             result = {"payment": payment_snapshot(payment), "refund": refund_snapshot(refund)}
         elif kind == "declined":
-            payment.refund_failed(refund, now)
+            payment.refund_failed(refund, now, detail)
             error = PaymentDeclined(
                 f"the card processor refused the refund ({detail})",
                 metadata={"payment_id": payment.id, "refund_id": refund.id, "failure_reason": detail},

@@ -252,7 +252,7 @@ async def _settle_refund(deps: Deps, refund: Refund, outcome: tuple[str, str]) -
         if kind == "succeeded":
             payment.refund_succeeded(refund, detail, now)
         else:
-            payment.refund_failed(refund, now)
+            payment.refund_failed(refund, now, detail)
         if not await uow.payments.save_refund(refund, now):  # settled meanwhile (the call's late answer)
             return (await uow.payments.get_refund(refund.id)).status
         await uow.save(payment)

@@ -204,6 +204,52 @@ class PaymentRefunded(_message.Message):
 Global___PaymentRefunded: _TypeAlias = PaymentRefunded  # noqa: Y015
 
 @_typing.final
+class PaymentRefundFailed(_message.Message):
+    """"payment.refund_failed": the card processor refused a refund (answered at once, or found by
+    reconciliation); the amount set aside for it is free again and nothing was refunded.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAYMENT_ID_FIELD_NUMBER: _builtins.int
+    BOOKING_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    REFUND_ID_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    FAILURE_REASON_FIELD_NUMBER: _builtins.int
+    payment_id: _builtins.str
+    """Payment UUID."""
+    booking_id: _builtins.str
+    """Booking UUID."""
+    user_id: _builtins.str
+    """Paying user UUID."""
+    refund_id: _builtins.str
+    """Refund UUID."""
+    failure_reason: _builtins.str
+    """The processor's failure code, may be empty."""
+    @_builtins.property
+    def amount(self) -> _types_pb2.Money:
+        """Amount that was not refunded."""
+
+    def __init__(
+        self,
+        *,
+        payment_id: _builtins.str = ...,
+        booking_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        refund_id: _builtins.str = ...,
+        amount: _types_pb2.Money | None = ...,
+        failure_reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "booking_id", b"booking_id", "failure_reason", b"failure_reason", "payment_id", b"payment_id", "refund_id", b"refund_id", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PaymentRefundFailed: _TypeAlias = PaymentRefundFailed  # noqa: Y015
+
+@_typing.final
 class PaymentVoided(_message.Message):
     """"payment.voided": an authorization was cancelled; nothing was charged."""
 
