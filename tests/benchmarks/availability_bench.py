@@ -96,6 +96,7 @@ async def main() -> dict:
     from availability.config import AvailabilitySettings
     from kit import lock_probe
     from kit.cli import migrate_all
+    from kit.gc_tuning import tune_for_server
     from kit.infra import ensure_infrastructure
     from kit.provision import admin_dsn, drop_database, service_database_url
     from reserva.availability.v1 import availability_pb2 as pb
@@ -130,6 +131,7 @@ async def main() -> dict:
             slow_statement_ms=100_000,
         )
         running = await start(settings)
+        tune_for_server()  # as a service process does once started (kit.server)
         deps = running.deps
         channel = grpc.aio.insecure_channel(running.address)
         stub = availability_pb2_grpc.AvailabilityServiceStub(channel)

@@ -27,6 +27,14 @@ os.environ.setdefault("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
 os.environ.setdefault("OTEL_TRACES_SAMPLER_ARG", "0.1")
 
 
+def as_deployed_process() -> None:
+    """What a service process does once started (kit.server.serve_forever), for benchmarks that run
+    the services in their own process: garbage collection tuned for a server."""
+    from kit.gc_tuning import tune_for_server
+
+    tune_for_server()
+
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")

@@ -25,6 +25,7 @@ import asyncpg  # noqa: E402
 import grpc  # noqa: E402
 from benchlib import (  # noqa: E402
     PRODUCTION_LOCK_PROBE_SAMPLE_RATE,
+    as_deployed_process,
     closed_loop,
     markdown_table,
     throwaway_database,
@@ -135,6 +136,7 @@ async def main() -> int:  # noqa: PLR0915 - one linear script
         **common,
     )
     booking = await start_booking(booking_settings)
+    as_deployed_process()
     raw_pool = await asyncpg.create_pool(
         service_database_url(admin_url, database, "availability").replace("+asyncpg", ""), min_size=4, max_size=12
     )

@@ -25,6 +25,7 @@ import asyncpg  # noqa: E402
 import grpc  # noqa: E402
 from benchlib import (  # noqa: E402
     PRODUCTION_LOCK_PROBE_SAMPLE_RATE,
+    as_deployed_process,
     closed_loop,
     markdown_table,
     throwaway_database,
@@ -80,6 +81,7 @@ async def main() -> int:
         log_level="WARNING",
     )
     running = await start(settings)
+    as_deployed_process()
     pool = await asyncpg.create_pool(service_url.replace("+asyncpg", ""), min_size=20, max_size=30)
 
     # The bare server: the same insert, nothing else.

@@ -25,7 +25,14 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from benchlib import Scenario, machine, markdown_table, throwaway_database, write_results  # noqa: E402
+from benchlib import (  # noqa: E402
+    Scenario,
+    as_deployed_process,
+    machine,
+    markdown_table,
+    throwaway_database,
+    write_results,
+)
 
 
 def _envelope(client: str) -> bytes:
@@ -163,6 +170,7 @@ async def main(burst: int, rate: float, seconds: float) -> int:
         send_concurrency=4,
     )
     running = await start(settings)
+    as_deployed_process()
     svc = running.notifier.services
     redis = make_redis(infra.redis_url, timeout_s=10)
     stream = f"{namespace}:events:booking"

@@ -71,6 +71,7 @@ def lock_summary(readings) -> dict[str, dict]:
 async def bench(pairs: int, refunds: int, probe: bool = True) -> dict:
     from kit import lock_probe
     from kit.cli import migrate_all
+    from kit.gc_tuning import tune_for_server
     from kit.identity import SYSTEM
     from kit.infra import ensure_infrastructure
     from kit.provision import drop_database, service_database_url
@@ -98,6 +99,7 @@ async def bench(pairs: int, refunds: int, probe: bool = True) -> dict:
         log_level="WARNING",
     )
     running = await start(settings)
+    tune_for_server()  # as a service process does once started (kit.server)
     metadata = SYSTEM.to_metadata()
     results: dict = {"concurrency": CONCURRENCY, "lock_probe": probe}
     try:

@@ -8,6 +8,7 @@ import signal
 
 from gateway.bootstrap import make_server, wait_until_listening
 from gateway.config import GatewaySettings
+from kit.gc_tuning import tune_for_server
 from kit.telemetry import setup_logging
 
 
@@ -23,6 +24,7 @@ def main() -> None:
         server = make_server(settings)
         task = asyncio.create_task(server.serve())
         port = await wait_until_listening(server, task)
+        tune_for_server()
         print(f"READY {port}", flush=True)
         await task
 

@@ -16,6 +16,7 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from kit.config import ServiceSettings
+from kit.gc_tuning import tune_for_server
 from kit.interceptors import DetailEncoder, ServiceInterceptor
 
 log = logging.getLogger("reserva.server")
@@ -86,6 +87,7 @@ def serve_forever(start: Callable[[], Awaitable[RunningServer]], grace_s: float)
 
     async def main() -> None:
         running = await start()
+        tune_for_server()
         print(f"READY {running.port}", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
