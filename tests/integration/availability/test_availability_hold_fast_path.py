@@ -150,3 +150,49 @@ async def test_a_changed_schedule_is_judged_by_the_current_place_not_the_remembe
         await As(stub, SERVICE).HoldSlots(hold_request(place.id, (start, start + H)))
     assert caught.value.code() is grpc.StatusCode.FAILED_PRECONDITION
     assert error_info(caught.value)[0] == "OUTSIDE_OPENING_HOURS"
+
+
+async def test_confirming_a_hold_this_process_made_is_one_statement_with_its_event(server, admin):
+    running, stub = server
+    place = await _seen_place(stub)
+    start = future_hour(days=9)
+    hold = await As(stub, SERVICE).HoldSlots(hold_request(place.id, (start, start + H)))
+    events_before = await _events_of(admin, place.id)
+    request = pb.ConfirmHoldRequest(request_id=rid(), hold_id=hold.id)
+    fast = running.deps.hold_paths["confirm fast"]
+    confirmed = await As(stub, SERVICE).ConfirmHold(request)
+    assert confirmed.state == pb.Hold.CONFIRMED and not confirmed.HasField("expire_time")
+    assert running.deps.hold_paths["confirm fast"] == fast + 1
+    row = await admin.fetchrow(
+        "SELECT h.state, h.expires_at, c.kind, c.expires_at AS row_expires, "
+        "  (SELECT operation FROM availability.requests WHERE request_id = $2) AS claimed "
+        "FROM availability.holds h JOIN availability.calendar_entries c ON c.hold_id = h.id AND c.live "
+        "WHERE h.id = $1::uuid",
+        hold.id,
+        request.request_id,
+    )
+    assert tuple(row) == ("confirmed", None, "confirmed", None, "ConfirmHold")
+    assert (await _events_of(admin, place.id))[len(events_before) :] == ["hold.confirmed"]
+    again = await As(stub, SERVICE).ConfirmHold(request)  # a retry: the same answer, nothing new
+    assert again.state == pb.Hold.CONFIRMED and (await _events_of(admin, place.id))[len(events_before) :] == [
+        "hold.confirmed"
+    ]
+
+
+async def test_confirming_an_expired_hold_writes_nothing_and_says_expired(server, admin):
+    running, stub = server
+    place = await _seen_place(stub)
+    start = future_hour(days=10)
+    hold = await As(stub, SERVICE).HoldSlots(hold_request(place.id, (start, start + H), ttl=dur(minutes=1)))
+    real_clock = running.deps.clock
+    running.deps.clock = lambda: real_clock() + timedelta(minutes=2)
+    request = pb.ConfirmHoldRequest(request_id=rid(), hold_id=hold.id)
+    try:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await As(stub, SERVICE).ConfirmHold(request)
+    finally:
+        running.deps.clock = real_clock
+    assert error_info(caught.value)[0] == "HOLD_EXPIRED"
+    assert await admin.fetchval("SELECT state FROM availability.holds WHERE id = $1::uuid", hold.id) == "held"
+    claimed = "SELECT count(*) FROM availability.requests WHERE request_id = $1"
+    assert await admin.fetchval(claimed, request.request_id) == 0

@@ -109,6 +109,25 @@ ok AS (
 SELECT (SELECT count(*) FROM ok) AS place_unchanged, (SELECT count(*) FROM added) AS added
 """
 
+# ConfirmHold's fast path: HELD and unexpired -> CONFIRMED, its calendar rows made permanent, the
+# request id recorded and the events written, only if the hold was so; nothing otherwise (then the
+# full transaction answers). A repeated request id fails the key and undoes the statement.
+# $6 on: the outbox rows.
+_CONFIRM_AT_ONCE = """
+WITH confirmed AS (
+    UPDATE availability.holds SET state = 'confirmed', expires_at = NULL, update_time = now()
+     WHERE id = $1::uuid AND kind = 'hold' AND state = 'held' AND expires_at > $2
+    RETURNING update_time
+), claim AS (
+    INSERT INTO availability.requests (request_id, operation, fingerprint, resource_id)
+    SELECT $3, 'ConfirmHold', $4, $5 WHERE EXISTS (SELECT 1 FROM confirmed)
+), made_permanent AS (
+    UPDATE availability.calendar_entries SET kind = 'confirmed', expires_at = NULL
+     WHERE hold_id = $1::uuid AND live AND EXISTS (SELECT 1 FROM confirmed)
+), {outbox}
+SELECT (SELECT update_time FROM confirmed) AS update_time
+"""
+
 # After a fast-path miss: whether the request id was used already, and what occupies the range
 # (holds past expiry never count). One read.
 _REPLAY_OR_CONFLICTS = """
@@ -473,6 +492,31 @@ class SqlAlchemyHoldRepository:
             booked.end,
             *outbox_params,
         )
+
+    async def confirm_at_once(
+        self, hold: Hold, request_id: str, fingerprint: str, now: datetime, outbox: tuple[str, list]
+    ) -> bool:
+        """ConfirmHold's fast path (_CONFIRM_AT_ONCE): True if `hold` was HELD and is now CONFIRMED
+        (its update_time set); False if nothing was written."""
+        outbox_sql, outbox_params = outbox
+        try:
+            row = await (await self.driver()).fetchrow(
+                _CONFIRM_AT_ONCE.format(outbox=f"outbox AS ({outbox_sql})"),
+                hold.id,
+                now,
+                request_id,
+                fingerprint,
+                hold.id,
+                *outbox_params,
+            )
+        except DBAPIError as error:
+            if sqlstate_of(error) == "23505":  # the request id exists: the statement is undone
+                return False
+            raise
+        if row["update_time"] is None:
+            return False
+        hold.update_time = row["update_time"]
+        return True
 
     async def replay_or_conflicts(
         self, place_id: str, request_id: str, during: TimeRange, now: datetime

@@ -65,7 +65,10 @@ class Deps:
     search_cache: Any
     clock: Callable[[], datetime] = utcnow
     places_seen: PlaceMemo = field(default_factory=PlaceMemo)
-    # How HoldSlots answered: "fast" (one statement), "full" (the whole transaction).
+    # Holds this process made, for ConfirmHold's fast path (checked by the statement, never trusted).
+    holds_made: OrderedDict = field(default_factory=OrderedDict)
+    # How HoldSlots answered: "fast" (one statement), "full" (the whole transaction); "confirm
+    # fast": ConfirmHolds done in one statement.
     hold_paths: Counter = field(default_factory=Counter)
 
 
@@ -386,8 +389,18 @@ async def hold_slots(
         hold, created = await with_retries(attempt)
         deps.hold_paths["full"] += 1
     if created:
+        _remember(deps, hold)
         await deps.search_cache.bump()
     return hold
+
+
+HOLDS_REMEMBERED = 10_000
+
+
+def _remember(deps: Deps, hold: Hold) -> None:
+    deps.holds_made[hold.id] = hold
+    if len(deps.holds_made) > HOLDS_REMEMBERED:
+        deps.holds_made.popitem(last=False)
 
 
 async def _hold_at_once(
@@ -463,6 +476,12 @@ async def get_hold(deps: Deps, hold_id: str) -> Hold:
 
 async def confirm_hold(deps: Deps, request_id: str, fingerprint: str, hold_id: str) -> Hold:
     """HELD -> CONFIRMED (permanent); confirming again returns the hold unchanged."""
+    made = deps.holds_made.pop(hold_id, None)
+    if made is not None and made.kind == "hold":
+        confirmed = await _confirm_at_once(deps, request_id, fingerprint, made)
+        if confirmed is not None:
+            deps.hold_paths["confirm fast"] += 1
+            return confirmed
 
     async def attempt() -> Hold:
         async with deps.uow() as uow:
@@ -482,6 +501,27 @@ async def confirm_hold(deps: Deps, request_id: str, fingerprint: str, hold_id: s
             return hold
 
     return await with_retries(attempt)
+
+
+async def _confirm_at_once(deps: Deps, request_id: str, fingerprint: str, made: Hold) -> Hold | None:
+    """ConfirmHold's fast path for a hold this process made: one statement that confirms it, makes
+    its rows permanent, records the request id and writes the event, only if the hold is still HELD
+    and unexpired (the statement checks; the remembered copy only supplies the event's fields), sent
+    without BEGIN/COMMIT unless the lock probe measures it. None: the full transaction answers (a
+    repeated request id, a hold released, expired or confirmed meanwhile)."""
+    hold = dataclasses.replace(made, state=HoldState.CONFIRMED, expires_at=None)
+
+    async def attempt() -> bool:
+        async with deps.uow() as uow:
+            uow.lone_statement()
+            uow.events.append(events.HoldConfirmed(hold))
+            outbox = uow.outbox_cte(6, "EXISTS (SELECT 1 FROM confirmed)")
+            if not await uow.holds.confirm_at_once(hold, request_id, fingerprint, deps.clock(), outbox):
+                return False
+            await uow.commit()
+            return True
+
+    return hold if await with_retries(attempt) else None
 
 
 async def release_hold(deps: Deps, request_id: str, fingerprint: str, hold_id: str, reason: str) -> Hold:
