@@ -285,6 +285,8 @@ class SqlAlchemyUnitOfWork:
         commit."""
         messages = [to_message(e) for e in self.events] if to_message else list(self.events)
         self.events = []
+        if not messages:
+            return "SELECT 1 WHERE false", []  # a CTE that writes nothing
         return outbox_insert(self._outbox, messages, first, when)
 
     async def commit(self) -> None:

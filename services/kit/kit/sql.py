@@ -126,6 +126,25 @@ def outbox_insert(outbox, messages: Sequence, first: int = 1, when: str | None =
     return sql, params
 
 
+# (first parameter number, condition) -> an outbox INSERT and its parameters, to run as a CTE of
+# the caller's statement (kit.db.SqlAlchemyUnitOfWork.events_in_statement).
+EventsInStatement = Callable[[int, str], tuple[str, list[Any]]]
+# Where a statement (its WITH list, after its last CTE) may take the outbox CTE.
+OUTBOX_CTE = "/*outbox*/"
+
+
+def with_events(
+    sql: str, args: Sequence[Any], events: EventsInStatement | None, condition: str
+) -> tuple[str, list[Any]]:
+    """`sql` (holding OUTBOX_CTE) and its `args` with the unit of work's events written by the same
+    statement, only if `condition` holds (e.g. `EXISTS (SELECT 1 FROM saved)`), so that the events
+    exist exactly when the change does; or the statement as it is without `events`."""
+    if events is None:
+        return sql.replace(OUTBOX_CTE, ""), list(args)
+    outbox_sql, outbox_args = events(len(args) + 1, condition)
+    return sql.replace(OUTBOX_CTE, f", outbox AS ({outbox_sql})"), [*args, *outbox_args]
+
+
 def param_cast(column) -> str:
     """The cast a $n parameter for `column` needs where PostgreSQL infers no type (INSERT ... SELECT,
     SET, CTEs). Strings are cast to text, not varchar(n): an explicit varchar(n) cast silently cuts

@@ -119,3 +119,31 @@ async def test_a_measured_lone_statement_is_an_ordinary_transaction(infra, datab
         assert mine and mine[-1].relation_locks >= 1
     finally:
         await engine.dispose()
+
+
+@pytest.mark.parametrize("changed", [True, False])
+async def test_a_lone_statement_writes_its_events_exactly_when_its_change_happens(infra, database, table, changed):
+    """kit.sql.with_events: the unit of work's events as a CTE of the change's own statement, written
+    only if the change is (its condition), in the one statement sent without BEGIN/COMMIT."""
+    from google.protobuf import wrappers_pb2
+
+    from booking.adapters.orm import outbox as booking_outbox
+    from kit.outbox import Outbox, OutboxMessage
+    from kit.sql import OUTBOX_CTE, with_events
+
+    name, admin = table
+    engine, factory, probe = _factory(infra, database, strict=False)
+    message = OutboxMessage("probe.happened", "p1", wrappers_pb2.StringValue(value="x"))
+    try:
+        async with SqlAlchemyUnitOfWork(factory, probe, Outbox(booking_outbox, "booking")) as uow:
+            uow.lone_statement()
+            uow.events.append(message)
+            sql = f"WITH added AS (INSERT INTO {name} SELECT 1, 'x' WHERE $1 RETURNING 1){OUTBOX_CTE} SELECT 1"
+            sql, args = with_events(sql, [changed], uow.events_in_statement, "EXISTS (SELECT 1 FROM added)")
+            await (await uow.driver()).execute(sql, *args)
+            await uow.commit()
+        written = "SELECT count(*) FROM booking.outbox WHERE event_id = $1::uuid"
+        assert await admin.fetchval(f"SELECT count(*) FROM {name}") == int(changed)
+        assert await admin.fetchval(written, message.event_id) == int(changed)
+    finally:
+        await engine.dispose()

@@ -26,7 +26,7 @@ from availability.domain.model import (
 )
 from kit.db import sqlstate_of
 from kit.errors import IdempotencyKeyReused
-from kit.sql import Driver
+from kit.sql import OUTBOX_CTE, Driver, EventsInStatement, with_events
 
 # The hot paths (HoldSlots, ConfirmHold, ReleaseHold) run plain SQL on the unit of work's asyncpg
 # connection (kit.sql): few statements, each doing several things, no per-statement SQLAlchemy cost.
@@ -85,8 +85,8 @@ SELECT a.create_time AS hold_create_time, a.update_time AS hold_update_time,
 # exclusion constraint decides: ON CONFLICT DO NOTHING), then the hold and its outbox rows only if
 # the calendar row went in. Writes nothing otherwise: a taken or expired-occupied range, a changed
 # place, or a repeated request id (which fails the holds' unique key, undoing the statement) all
-# go to the full transaction. $20 on: the outbox rows.
-_HOLD_AT_ONCE = """
+# go to the full transaction.
+_HOLD_AT_ONCE = f"""
 WITH locked AS (SELECT pg_advisory_xact_lock(hashtext($1)) AS l),
 ok AS (
     SELECT 1 AS ok FROM locked, availability.places p WHERE p.id = $6::uuid AND p.version = $14 AND p.active
@@ -105,15 +105,14 @@ ok AS (
     SELECT $2::uuid, $3, $4, $5, $6::uuid, $7, $8, $9::jsonb, $10, $11, $12, $13, $15, $15
      WHERE EXISTS (SELECT 1 FROM inserted)
     RETURNING 1
-), {outbox}
+){OUTBOX_CTE}
 SELECT (SELECT count(*) FROM ok) AS place_unchanged, (SELECT count(*) FROM added) AS added
 """
 
 # ConfirmHold's fast path: HELD and unexpired -> CONFIRMED, its calendar rows made permanent, the
 # request id recorded and the events written, only if the hold was so; nothing otherwise (then the
 # full transaction answers). A repeated request id fails the key and undoes the statement.
-# $6 on: the outbox rows.
-_CONFIRM_AT_ONCE = """
+_CONFIRM_AT_ONCE = f"""
 WITH confirmed AS (
     UPDATE availability.holds SET state = 'confirmed', expires_at = NULL, update_time = now()
      WHERE id = $1::uuid AND kind = 'hold' AND state = 'held' AND expires_at > $2
@@ -124,7 +123,7 @@ WITH confirmed AS (
 ), made_permanent AS (
     UPDATE availability.calendar_entries SET kind = 'confirmed', expires_at = NULL
      WHERE hold_id = $1::uuid AND live AND EXISTS (SELECT 1 FROM confirmed)
-), {outbox}
+){OUTBOX_CTE}
 SELECT (SELECT update_time FROM confirmed) AS update_time
 """
 
@@ -448,29 +447,14 @@ class SqlAlchemyHoldRepository:
         return inserted, place_from_record(values)
 
     async def hold_at_once(
-        self, hold: Hold, place_version: int, during: TimeRange, now: datetime, outbox: tuple[str, list]
+        self, hold: Hold, place_version: int, during: TimeRange, now: datetime, events: EventsInStatement
     ) -> str:
         """HoldSlots' fast path (_HOLD_AT_ONCE) for a one-range, one-unit hold whose calendar row
-        is `during` (buffers included). `outbox`: the hold's events as a CTE written with it
-        (parameters from $20, condition on `inserted`). Answers "held"; "taken" (the range is
-        occupied); "changed" (the place is not as validated) or "repeated" (the request id exists):
-        in the last three nothing was written."""
+        is `during` (buffers included), with the unit of work's events written only if the row
+        went in. Answers "held"; "taken" (the range is occupied); "changed" (the place is not as
+        validated) or "repeated" (the request id exists): in the last three nothing was written."""
         booked = hold.ranges[0]
-        outbox_sql, outbox_params = outbox
-        try:
-            row = await self._hold_at_once(hold, place_version, during, booked, now, outbox_sql, outbox_params)
-        except DBAPIError as error:
-            if sqlstate_of(error) == "23505":  # the holds' unique request id: the statement is undone
-                return "repeated"
-            raise
-        if row["added"] == 1:
-            hold.create_time = hold.update_time = now
-            return "held"
-        return "taken" if row["place_unchanged"] == 1 else "changed"
-
-    async def _hold_at_once(self, hold, place_version, during, booked, now, outbox_sql, outbox_params):
-        return await (await self.driver()).fetchrow(
-            _HOLD_AT_ONCE.format(outbox=f"outbox AS ({outbox_sql})"),
+        args = [
             hold.place_id,
             hold.id,
             hold.request_id,
@@ -490,25 +474,29 @@ class SqlAlchemyHoldRepository:
             during.end,
             booked.start,
             booked.end,
-            *outbox_params,
-        )
+        ]
+        sql, args = with_events(_HOLD_AT_ONCE, args, events, "EXISTS (SELECT 1 FROM inserted)")
+        try:
+            row = await (await self.driver()).fetchrow(sql, *args)
+        except DBAPIError as error:
+            if sqlstate_of(error) == "23505":  # the holds' unique request id: the statement is undone
+                return "repeated"
+            raise
+        if row["added"] == 1:
+            hold.create_time = hold.update_time = now
+            return "held"
+        return "taken" if row["place_unchanged"] == 1 else "changed"
 
     async def confirm_at_once(
-        self, hold: Hold, request_id: str, fingerprint: str, now: datetime, outbox: tuple[str, list]
+        self, hold: Hold, request_id: str, fingerprint: str, now: datetime, events: EventsInStatement
     ) -> bool:
-        """ConfirmHold's fast path (_CONFIRM_AT_ONCE): True if `hold` was HELD and is now CONFIRMED
-        (its update_time set); False if nothing was written."""
-        outbox_sql, outbox_params = outbox
+        """ConfirmHold's fast path (_CONFIRM_AT_ONCE), with the unit of work's events written only
+        if it confirmed: True if `hold` was HELD and is now CONFIRMED (its update_time set); False
+        if nothing was written."""
+        args = [hold.id, now, request_id, fingerprint, hold.id]
+        sql, args = with_events(_CONFIRM_AT_ONCE, args, events, "EXISTS (SELECT 1 FROM confirmed)")
         try:
-            row = await (await self.driver()).fetchrow(
-                _CONFIRM_AT_ONCE.format(outbox=f"outbox AS ({outbox_sql})"),
-                hold.id,
-                now,
-                request_id,
-                fingerprint,
-                hold.id,
-                *outbox_params,
-            )
+            row = await (await self.driver()).fetchrow(sql, *args)
         except DBAPIError as error:
             if sqlstate_of(error) == "23505":  # the request id exists: the statement is undone
                 return False

@@ -9,7 +9,7 @@ from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from availability.domain import events
 from availability.domain.calendar import Busy, check_hold_ranges
@@ -32,28 +32,32 @@ from kit.db import with_retries
 from kit.errors import IdempotencyKeyReused, InvalidArgument, PermissionDenied
 from kit.identity import AGENT, HOST, SERVICE, Caller
 
+T = TypeVar("T")
 
-class PlaceMemo:
-    """The places this process's holds saw last, for HoldSlots' fast path. Never trusted: the fast
-    statement writes only if the place's version is still the one remembered here."""
+
+class Memo(Generic[T]):
+    """What this process saw last (places its holds read, holds it made), for the fast paths, the
+    oldest forgotten first. Never trusted: each fast statement writes only if the row is still as
+    remembered."""
 
     def __init__(self, size: int = 10_000):
-        self._places: OrderedDict[str, Place] = OrderedDict()
+        self._items: OrderedDict[str, T] = OrderedDict()
         self._size = size
-        self.hits = 0
 
-    def get(self, place_id: str) -> Place | None:
-        place = self._places.get(place_id)
-        if place is not None:
-            self._places.move_to_end(place_id)
-            self.hits += 1
-        return place
+    def get(self, key: str) -> T | None:
+        item = self._items.get(key)
+        if item is not None:
+            self._items.move_to_end(key)
+        return item
 
-    def put(self, place: Place) -> None:
-        self._places[place.id] = place
-        self._places.move_to_end(place.id)
-        if len(self._places) > self._size:
-            self._places.popitem(last=False)
+    def pop(self, key: str) -> T | None:
+        return self._items.pop(key, None)
+
+    def put(self, key: str, item: T) -> None:
+        self._items[key] = item
+        self._items.move_to_end(key)
+        if len(self._items) > self._size:
+            self._items.popitem(last=False)
 
 
 @dataclass
@@ -64,9 +68,8 @@ class Deps:
     place_cache: Any
     search_cache: Any
     clock: Callable[[], datetime] = utcnow
-    places_seen: PlaceMemo = field(default_factory=PlaceMemo)
-    # Holds this process made, for ConfirmHold's fast path (checked by the statement, never trusted).
-    holds_made: OrderedDict = field(default_factory=OrderedDict)
+    places_seen: Memo[Place] = field(default_factory=Memo)
+    holds_made: Memo[Hold] = field(default_factory=Memo)
     # How HoldSlots answered: "fast" (one statement), "full" (the whole transaction); "confirm
     # fast": ConfirmHolds done in one statement.
     hold_paths: Counter = field(default_factory=Counter)
@@ -365,7 +368,7 @@ async def hold_slots(
             # One round trip: the place's advisory lock, the hold (unless the request id exists), the place.
             added, place = await uow.holds.lock_place_and_add(hold)
             if place is not None:
-                deps.places_seen.put(place)
+                deps.places_seen.put(place.id, place)
             if not added:
                 return _same_request(await uow.holds.by_request_id(request_id), "hold", fingerprint), False
             place = _holdable(place, place_id)
@@ -389,18 +392,9 @@ async def hold_slots(
         hold, created = await with_retries(attempt)
         deps.hold_paths["full"] += 1
     if created:
-        _remember(deps, hold)
+        deps.holds_made.put(hold.id, hold)
         await deps.search_cache.bump()
     return hold
-
-
-HOLDS_REMEMBERED = 10_000
-
-
-def _remember(deps: Deps, hold: Hold) -> None:
-    deps.holds_made[hold.id] = hold
-    if len(deps.holds_made) > HOLDS_REMEMBERED:
-        deps.holds_made.popitem(last=False)
 
 
 async def _hold_at_once(
@@ -448,8 +442,7 @@ async def _hold_at_once(
         async with deps.uow() as uow:
             uow.lone_statement()
             uow.events += [events.HoldCreated(hold), events.CalendarChanged(place_id, "OCCUPIED", [during])]
-            outbox = uow.outbox_cte(20, "EXISTS (SELECT 1 FROM inserted)")
-            outcome = await uow.holds.hold_at_once(hold, place.version, during, now, outbox)
+            outcome = await uow.holds.hold_at_once(hold, place.version, during, now, uow.events_in_statement)
             if outcome == "held":
                 await uow.commit()
             return outcome
@@ -476,7 +469,7 @@ async def get_hold(deps: Deps, hold_id: str) -> Hold:
 
 async def confirm_hold(deps: Deps, request_id: str, fingerprint: str, hold_id: str) -> Hold:
     """HELD -> CONFIRMED (permanent); confirming again returns the hold unchanged."""
-    made = deps.holds_made.pop(hold_id, None)
+    made = deps.holds_made.pop(hold_id)
     if made is not None and made.kind == "hold":
         confirmed = await _confirm_at_once(deps, request_id, fingerprint, made)
         if confirmed is not None:
@@ -515,8 +508,8 @@ async def _confirm_at_once(deps: Deps, request_id: str, fingerprint: str, made: 
         async with deps.uow() as uow:
             uow.lone_statement()
             uow.events.append(events.HoldConfirmed(hold))
-            outbox = uow.outbox_cte(6, "EXISTS (SELECT 1 FROM confirmed)")
-            if not await uow.holds.confirm_at_once(hold, request_id, fingerprint, deps.clock(), outbox):
+            now, events_of_uow = deps.clock(), uow.events_in_statement
+            if not await uow.holds.confirm_at_once(hold, request_id, fingerprint, now, events_of_uow):
                 return False
             await uow.commit()
             return True

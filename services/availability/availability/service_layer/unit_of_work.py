@@ -22,9 +22,9 @@ class AvailabilityUnitOfWork(SqlAlchemyUnitOfWork):
         self.calendar = SqlAlchemyCalendarRepository(self.session, self.driver)
         self.search = SqlAlchemySearch(self.session, self.driver)
 
-    def outbox_cte(self, first: int, when: str) -> tuple[str, list]:
+    def events_in_statement(self, first: int, when: str, to_message=event_mapping.to_outbox) -> tuple[str, list]:
         """The pending domain events as an outbox INSERT inside the caller's statement (kit)."""
-        return self.events_in_statement(first, when, event_mapping.to_outbox)
+        return super().events_in_statement(first, when, to_message)
 
     async def commit(self) -> None:
         self.events = [event_mapping.to_outbox(e) for e in self.events]

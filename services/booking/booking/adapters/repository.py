@@ -32,7 +32,7 @@ from booking.domain.model import (
     WaitState,
 )
 from booking.service_layer.queries import ListQuery
-from kit.sql import Driver, Row, param_cast, select_list
+from kit.sql import OUTBOX_CTE, Driver, EventsInStatement, Row, param_cast, select_list, with_events
 
 B = orm.bookings
 
@@ -195,8 +195,6 @@ def _range_params(b: Booking) -> dict:
 
 # ---- the saga's hot statements in plain SQL (kit.sql): one round trip each --------------------------
 DriverFactory = Callable[[], Awaitable[Driver]]
-# (first parameter number, condition) -> the outbox CTE and its parameters (kit unit of work).
-EventsInStatement = Callable[[int, str], tuple[str, list]]
 _JSON_COLUMNS = {"ranges", "policy", "cancellation"}
 # Every column but id, with the cast its parameter needs (INSERT ... SELECT infers no types).
 _COLUMNS = [c for c in B.c if c.name != "id"]
@@ -234,17 +232,6 @@ def _param(name: str, value):
 
 
 _N = len(_COLUMNS)
-# Where a statement may carry its unit of work's events as one more CTE (see _with_events).
-_OUTBOX = "/*outbox*/"
-
-
-def _with_events(sql: str, args: list, events: EventsInStatement | None, condition: str) -> tuple[str, list]:
-    """`sql` and `args` with the unit of work's events written by the same statement, only when
-    `condition` holds (kit: SqlAlchemyUnitOfWork.events_in_statement), or as they are."""
-    if events is None:
-        return sql.replace(_OUTBOX, ""), args
-    outbox_sql, outbox_args = events(len(args) + 1, condition)
-    return sql.replace(_OUTBOX, f", outbox AS ({outbox_sql})"), [*args, *outbox_args]
 
 
 # Insert unless the client has too many pending bookings or the request id was used: the booking,
@@ -266,7 +253,7 @@ WITH pending AS (
 ), history AS (
     INSERT INTO booking.booking_history (booking_id, seq, from_status, to_status, actor_id, reason, change_time)
     {_history_values(_N + 4)} WHERE EXISTS (SELECT 1 FROM added)
-){_OUTBOX}
+){OUTBOX_CTE}
 SELECT (SELECT n FROM pending) AS pending, (SELECT count(*) FROM added) AS added
 """
 _U = len(_UPDATED)
@@ -280,7 +267,7 @@ WITH saved AS (
 ), history AS (
     INSERT INTO booking.booking_history (booking_id, seq, from_status, to_status, actor_id, reason, change_time)
     {_history_values(_U + 3)} WHERE EXISTS (SELECT 1 FROM saved)
-){_OUTBOX}
+){OUTBOX_CTE}
 SELECT count(*) FROM saved
 """
 _GET_BOOKING = f"SELECT {_SELECT_BOOKING} FROM booking.bookings WHERE id = $1::uuid"
@@ -306,7 +293,7 @@ class SqlAlchemyBookingRepository:
             cap,
             *_history_arrays(booking.new_history),
         ]
-        sql, args = _with_events(_ADD_BOOKING, args, events, "EXISTS (SELECT 1 FROM added)")
+        sql, args = with_events(_ADD_BOOKING, args, events, "EXISTS (SELECT 1 FROM added)")
         row = await db.fetchrow(sql, *args)
         if row["added"]:
             booking.new_history.clear()
@@ -369,7 +356,7 @@ class SqlAlchemyBookingRepository:
             *[_param(name, values[name]) for name in _UPDATED],
             *_history_arrays(booking.new_history),
         ]
-        sql, args = _with_events(_SAVE_BOOKING, args, events, "EXISTS (SELECT 1 FROM saved)")
+        sql, args = with_events(_SAVE_BOOKING, args, events, "EXISTS (SELECT 1 FROM saved)")
         saved = await (await self.driver()).fetchval(sql, *args)
         if saved != 1:
             raise StaleEtag()

@@ -98,7 +98,7 @@ class BookingSaga:
                     # One statement: the version-checked UPDATE, its history and its events, or nothing.
                     uow.lone_statement()
                     uow.collect(booking)
-                    await uow.bookings.save(booking, expected, events=uow.events_in_statement if uow.events else None)
+                    await uow.bookings.save(booking, expected, events=uow.events_in_statement)
                 else:
                     await uow.bookings.save(booking, expected)
                     uow.collect(booking)

@@ -186,7 +186,7 @@ async def _create_booking(deps: Deps, caller: Caller, cmd: CreateBooking) -> Boo
             uow.lone_statement()
             uow.collect(booking, keep=True)  # kept on the booking until written: a retry stages them again
             pending, added = await uow.bookings.add_unless_pending_cap(
-                booking, s.max_pending_per_client, uow.events_in_statement if uow.events else None
+                booking, s.max_pending_per_client, uow.events_in_statement
             )
             if added:
                 await uow.commit()

@@ -12,7 +12,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kit.errors import Conflict
-from kit.sql import Driver, Row, param_cast, select_list
+from kit.sql import Driver, EventsInStatement, Row, param_cast, select_list, with_events
 from payments.adapters import orm
 from payments.domain.model import (
     LedgerEntry,
@@ -31,8 +31,6 @@ P, L, R = orm.payments, orm.ledger_entries, orm.refunds
 
 # ---- the authorize/capture/void hot statements in plain SQL (kit.sql) ------------------------------
 DriverFactory = Callable[[], Awaitable[Driver]]
-# (first parameter number, condition) -> the outbox CTE and its parameters (kit unit of work).
-EventsInStatement = Callable[[int, str], tuple[str, list]]
 # An idempotency key completed by the statement that saves the payment: request id, operation,
 # the response, the time.
 Completion = tuple[str, str, dict, datetime]
@@ -103,7 +101,7 @@ WITH saved AS (
     RETURNING 1
 ){{unsettled}}, entries AS (
     {_INSERT_ENTRIES} {_entries_select(_NU + 3)} WHERE EXISTS (SELECT 1 FROM saved)
-)/*completion*/
+)/*completion*//*outbox*/
 SELECT (SELECT count(*) FROM saved) AS saved,
        (SELECT coalesce(jsonb_object_agg(kind, total), '{{}}'::jsonb)
           FROM (SELECT kind, sum(amount_minor) AS total FROM payments.ledger_entries
@@ -284,17 +282,14 @@ class SqlAlchemyPaymentRepository:
             *_entry_arrays(entries),
             *([payment.update_time] if change == "unsettled" else []),  # the unsettled mark's time
         ]
-        extra = ""
+        completed = ""
         if completion is not None:
             request_id, operation, result, now = completion
             n = len(args)
-            extra += _COMPLETE_KEY_CTE.format(a=n + 1, b=n + 2, c=n + 3, d=n + 4)
+            completed = _COMPLETE_KEY_CTE.format(a=n + 1, b=n + 2, c=n + 3, d=n + 4)
             args += [request_id, operation, json.dumps(result), now]
-        if events is not None:
-            outbox_sql, outbox_args = events(len(args) + 1, "EXISTS (SELECT 1 FROM saved)")
-            extra += f", outbox AS ({outbox_sql})"
-            args += outbox_args
-        row = await (await self.driver()).fetchrow(sql.replace("/*completion*/", extra), *args)
+        sql, args = with_events(sql.replace("/*completion*/", completed), args, events, "EXISTS (SELECT 1 FROM saved)")
+        row = await (await self.driver()).fetchrow(sql, *args)
         if row["saved"] != 1:
             raise Conflict(f"payment {payment.id} was modified concurrently; retry")
         payment.new_entries.clear()

@@ -34,8 +34,7 @@ class SqlAlchemyPaymentsUnitOfWork(SqlAlchemyUnitOfWork):
             self.events.extend(to_outbox(event) for event in payment.events)
         else:
             self.events.extend(to_outbox(event) for event in payment.events)
-            events = self.events_in_statement if self.events else None
-            totals = await self.payments.save(payment, completion, events)
+            totals = await self.payments.save(payment, completion, self.events_in_statement)
         payment.events.clear()
         if not payment.matches_ledger(totals):
             raise AssertionError(f"payment {payment.id} balances disagree with its ledger: {totals}")
