@@ -195,11 +195,12 @@ class SqlAlchemyUnitOfWork:
         return self._session
 
     def lone_statement(self) -> None:
-        """Declare that this unit of work is exactly one plain-SQL statement and no events (call it
-        before that statement). PostgreSQL runs a lone statement as a transaction of its own, all or
-        nothing, so it is sent without BEGIN and COMMIT: two round trips fewer. Not when the lock
-        probe measures this transaction (it needs the transaction still open after the statement):
-        then it is an ordinary transaction. A second statement, or an event, is a programming error."""
+        """Declare that this unit of work is exactly one plain-SQL statement (call it before that
+        statement), its events, if any, written by that statement (events_in_statement). PostgreSQL
+        runs a lone statement as a transaction of its own, all or nothing, so it is sent without
+        BEGIN and COMMIT: two round trips fewer. Not when the lock probe measures this transaction
+        (it needs the transaction still open after the statement): then it is an ordinary
+        transaction. A second statement, or an event left for commit, is a programming error."""
         if self._driver is None and self._session is None:
             self._measured = self._probe.will_measure()
             self._lone = not self._measured
