@@ -12,13 +12,34 @@ import asyncpg
 import grpc
 import pytest
 from google.protobuf import duration_pb2
-from payments_helpers import authorize_request
+from payments_helpers import Client, authorize_request, settings
 
 from kit.provision import admin_dsn
 from reserva.payments.v1 import payments_pb2 as pb
 
 S = pb.Payment.Status
 K = pb.LedgerEntry.Kind
+
+
+# The service's processor call waits on a row lock the test holds: give it room on a loaded machine
+# (the shared server's 2 s provider timeout and 2 s lock timeout left the test a narrow window).
+PROVIDER_TIMEOUT_S = 20.0
+
+
+@pytest.fixture(scope="module")
+async def payments_server(settings_for, clock):
+    from payments.bootstrap import start
+
+    patient = settings(settings_for, provider_timeout_s=PROVIDER_TIMEOUT_S, lock_timeout_ms=20_000)
+    running = await start(patient, clock=clock)
+    yield running
+    await running.stop(0)
+
+
+@pytest.fixture(scope="module")
+async def payments(payments_server):
+    async with grpc.aio.insecure_channel(payments_server.address) as channel:
+        yield Client(channel)
 
 
 @pytest.fixture
@@ -28,7 +49,7 @@ def dsn(infra, database) -> str:
 
 async def _blocked_by(holder: asyncpg.Connection) -> int:
     """The pid of the service's session waiting for a lock `holder` holds."""
-    for _ in range(500):
+    for _ in range(2000):
         pids = await holder.fetch(
             "SELECT pid FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))", holder.get_server_pid()
         )
@@ -78,11 +99,11 @@ async def _reconcile(payments, clock) -> pb.ReconcilePaymentsResponse:
 
 async def _reconciler_run(deps, clock):
     """One run of the reconciler worker with short timers (as PAYMENTS_RECONCILE_OLDER_THAN_S=1 sets
-    them; the RPC takes at least a minute): past the cutoff and the provider's timeout (2 s here),
+    them; the RPC takes at least a minute): past the cutoff and the provider's timeout (20 s here),
     long before an in-progress key counts as stale (2 minutes)."""
     from payments.service_layer.settlement import reconcile_unsettled
 
-    clock.advance(timedelta(seconds=5))
+    clock.advance(timedelta(seconds=PROVIDER_TIMEOUT_S + 10))
     return await reconcile_unsettled(deps, timedelta(seconds=1), 1000)
 
 
