@@ -392,6 +392,26 @@ def _ranges_json(ranges: list[TimeRange]) -> list[list[str]]:
     return [[r.start.isoformat(), r.end.isoformat()] for r in ranges]
 
 
+def _lock_and_hold_args(hold: Hold) -> list:
+    """$1-$13 of the statements that lock a hold's place and insert its row: the place (for the
+    advisory lock), then the row's columns."""
+    return [
+        hold.place_id,
+        hold.id,
+        hold.request_id,
+        hold.fingerprint,
+        hold.kind,
+        hold.place_id,
+        hold.booking_id,
+        hold.holder_id,
+        json.dumps(_ranges_json(hold.ranges)),
+        hold.units,
+        hold.state.value,
+        hold.expires_at,
+        hold.reason,
+    ]
+
+
 def hold_from_row(row) -> Hold:
     return Hold(
         id=row.id,
@@ -421,22 +441,7 @@ class SqlAlchemyHoldRepository:
         """Lock the place's calendar (advisory lock), insert the hold unless its request id exists,
         read the place: (inserted, place or None), one round trip."""
         db = await self.driver()
-        row = await db.fetchrow(
-            _LOCK_ADD_HOLD_READ_PLACE,
-            hold.place_id,
-            hold.id,
-            hold.request_id,
-            hold.fingerprint,
-            hold.kind,
-            hold.place_id,
-            hold.booking_id,
-            hold.holder_id,
-            json.dumps(_ranges_json(hold.ranges)),
-            hold.units,
-            hold.state.value,
-            hold.expires_at,
-            hold.reason,
-        )
+        row = await db.fetchrow(_LOCK_ADD_HOLD_READ_PLACE, *_lock_and_hold_args(hold))
         inserted = row["hold_create_time"] is not None
         if inserted:
             hold.create_time, hold.update_time = row["hold_create_time"], row["hold_update_time"]
@@ -455,19 +460,7 @@ class SqlAlchemyHoldRepository:
         validated) or "repeated" (the request id exists): in the last three nothing was written."""
         booked = hold.ranges[0]
         args = [
-            hold.place_id,
-            hold.id,
-            hold.request_id,
-            hold.fingerprint,
-            hold.kind,
-            hold.place_id,
-            hold.booking_id,
-            hold.holder_id,
-            json.dumps(_ranges_json(hold.ranges)),
-            hold.units,
-            hold.state.value,
-            hold.expires_at,
-            hold.reason,
+            *_lock_and_hold_args(hold),
             place_version,
             now,
             during.start,

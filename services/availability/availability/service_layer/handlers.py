@@ -324,9 +324,8 @@ async def _occupy(uow, hold: Hold, rows: list[tuple[TimeRange, TimeRange]], unit
             needed[start] -= 1
     short = [d for d, b in rows if needed[b.start] > 0]
     if short:
-        busy = Busy.of(await uow.calendar.live_entries(hold.place_id, short, now))
-        conflicts = sorted({c for d in short for c in (busy.conflicts(d) or [d])})
-        raise SlotUnavailable(hold.place_id, conflicts)
+        entries = await uow.calendar.live_entries(hold.place_id, short, now)
+        raise SlotUnavailable(hold.place_id, _conflicts(entries, short))
 
 
 async def hold_slots(
@@ -352,19 +351,7 @@ async def hold_slots(
     async def attempt() -> tuple[Hold, bool]:
         async with deps.uow() as uow:
             now = deps.clock()
-            hold = Hold(
-                id=new_id(),
-                request_id=request_id,
-                fingerprint=fingerprint,
-                kind="hold",
-                place_id=place_id,
-                booking_id=booking_id,
-                holder_id=holder_id,
-                ranges=ranges,
-                units=units,
-                state=HoldState.HELD,
-                expires_at=now + ttl,
-            )
+            hold = _new_hold(request_id, fingerprint, place_id, booking_id, holder_id, ranges, units, now + ttl)
             # One round trip: the place's advisory lock, the hold (unless the request id exists), the place.
             added, place = await uow.holds.lock_place_and_add(hold)
             if place is not None:
@@ -397,6 +384,38 @@ async def hold_slots(
     return hold
 
 
+def _new_hold(
+    request_id: str,
+    fingerprint: str,
+    place_id: str,
+    booking_id: str,
+    holder_id: str,
+    ranges: list[TimeRange],
+    units: int,
+    expires_at: datetime,
+) -> Hold:
+    return Hold(
+        id=new_id(),
+        request_id=request_id,
+        fingerprint=fingerprint,
+        kind="hold",
+        place_id=place_id,
+        booking_id=booking_id,
+        holder_id=holder_id,
+        ranges=ranges,
+        units=units,
+        state=HoldState.HELD,
+        expires_at=expires_at,
+    )
+
+
+def _conflicts(entries: list[tuple[int, datetime, datetime]], wanted: list[TimeRange]) -> list[TimeRange]:
+    """What occupies each wanted (buffered) range, for SlotUnavailable: the live entries overlapping
+    it, or the range itself when none is found (a unit taken meanwhile)."""
+    busy = Busy.of(entries)
+    return sorted({c for d in wanted for c in (busy.conflicts(d) or [d])})
+
+
 async def _hold_at_once(
     deps: Deps,
     request_id: str,
@@ -424,19 +443,7 @@ async def _hold_at_once(
     except (ScheduleRefusal, InvalidArgument):
         return None  # the place may have changed since: the full transaction judges by the current one
     during = calendar_ranges([booked], s.buffer_before, s.buffer_after)[0]
-    hold = Hold(
-        id=new_id(),
-        request_id=request_id,
-        fingerprint=fingerprint,
-        kind="hold",
-        place_id=place_id,
-        booking_id=booking_id,
-        holder_id=holder_id,
-        ranges=[booked],
-        units=1,
-        state=HoldState.HELD,
-        expires_at=now + ttl,
-    )
+    hold = _new_hold(request_id, fingerprint, place_id, booking_id, holder_id, [booked], 1, now + ttl)
 
     async def attempt() -> str:
         async with deps.uow() as uow:
@@ -455,7 +462,7 @@ async def _hold_at_once(
             uow.lone_statement()
             replay, entries = await uow.holds.replay_or_conflicts(place_id, request_id, during, now)
         if entries and not replay:
-            raise SlotUnavailable(place_id, sorted(set(Busy.of(entries).conflicts(during) or [during])))
+            raise SlotUnavailable(place_id, _conflicts(entries, [during]))
     return None
 
 

@@ -233,14 +233,24 @@ async def authorize_payment(deps: Deps, cmd: AuthorizePayment) -> Payment:
     )
 
 
-async def _as_known_or_read(known: Payment, step: Callable[[Payment | None], Awaitable[T]]) -> T:
+async def _as_known_or_read(known: Payment | None, step: Callable[[Payment | None], Awaitable[T]]) -> T:
     """Run a recording step on a copy of the payment this flow wrote last, without reading it again
     (its save's version check proves nobody changed it since); if somebody did (the reconciler, a
-    webhook), run it again on the row as it is now."""
-    try:
-        return await with_retries(lambda: step(copy.deepcopy(known)))
-    except Conflict:
-        return await with_retries(lambda: step(None))
+    webhook), or the flow has no copy, run it on the row as it is now."""
+    if known is not None:
+        try:
+            return await with_retries(lambda: step(copy.deepcopy(known)))
+        except Conflict:
+            pass
+    return await with_retries(lambda: step(None))
+
+
+async def _known_or_locked(uow, payment_id: str, known: Payment | None) -> Payment:
+    """The flow's own copy, taken as loaded (its save is version-checked), or the row, locked."""
+    if known is None:
+        return await _load_for_update(uow, payment_id)
+    uow.payments.adopt(known)
+    return known
 
 
 async def _finish_authorization(
@@ -248,11 +258,7 @@ async def _finish_authorization(
 ) -> Payment:
     now = deps.clock()
     async with deps.uow() as uow:
-        if known is not None:
-            payment = known
-            uow.payments.adopt(payment)
-        else:
-            payment = await _load_for_update(uow, payment_id)
+        payment = await _known_or_locked(uow, payment_id, known)
         kind, detail = outcome
         # A webhook may have settled the payment already; then its state is the answer.
         if payment.pending_operation is PendingOperation.AUTHORIZE and payment.status in (
@@ -380,11 +386,7 @@ async def _finish_operation(
     async def attempt(known: Payment | None):
         now = deps.clock()
         async with deps.uow() as uow:
-            if known is not None:
-                payment = known
-                uow.payments.adopt(payment)
-            else:
-                payment = await _load_for_update(uow, payment_id)
+            payment = await _known_or_locked(uow, payment_id, known)
             error = None
             if payment.pending_operation is not PendingOperation(operation):
                 if known is not None:
@@ -416,10 +418,7 @@ async def _finish_operation(
             raise error
         return payment
 
-    if known is not None:
-        answer = await _as_known_or_read(known, attempt)
-    else:
-        answer = await with_retries(lambda: attempt(None))
+    answer = await _as_known_or_read(known, attempt)
     if isinstance(answer, idempotency.StoredResult):
         return await _replay(deps, answer, operation)
     return answer
