@@ -22,7 +22,8 @@ K = pb.LedgerEntry.Kind
 
 
 # The service's processor call waits on a row lock the test holds: give it room on a loaded machine
-# (the shared server's 2 s provider timeout and 2 s lock timeout left the test a narrow window).
+# (the shared server's 2 s provider timeout, 2 s lock timeout and 5 s statement timeout left the test
+# a narrow window).
 PROVIDER_TIMEOUT_S = 20.0
 
 
@@ -30,7 +31,9 @@ PROVIDER_TIMEOUT_S = 20.0
 async def payments_server(settings_for, clock):
     from payments.bootstrap import start
 
-    patient = settings(settings_for, provider_timeout_s=PROVIDER_TIMEOUT_S, lock_timeout_ms=20_000)
+    patient = settings(
+        settings_for, provider_timeout_s=PROVIDER_TIMEOUT_S, lock_timeout_ms=20_000, statement_timeout_ms=30_000
+    )
     running = await start(patient, clock=clock)
     yield running
     await running.stop(0)
