@@ -252,6 +252,11 @@ class SqlAlchemyUnitOfWork:
             else:
                 self._pooled = pooled = await self._engine().raw_connection()
             adapted = pooled.dbapi_connection
+            if adapted._transaction is None and pooled.driver_connection.is_in_transaction():
+                # A connection handed back mid-transaction (its user cancelled while ending it):
+                # that work was never committed; end it before this unit of work runs, above all a
+                # lone statement, which would otherwise run inside it and be rolled back with it.
+                await pooled.driver_connection.execute("ROLLBACK")
             # SQLAlchemy's asyncpg adapter sends BEGIN lazily, before its own first statement; plain
             # SQL begins it here, through the adapter, so that SQLAlchemy sees the same transaction.
             if adapted._transaction is None and not self._lone:
@@ -294,6 +299,8 @@ class SqlAlchemyUnitOfWork:
         if self._lone:
             if self.events:
                 raise RuntimeError("a lone-statement unit of work cannot stage events")
+            if self._driver is not None and self._driver.in_transaction():
+                raise RuntimeError("a lone statement ran inside a transaction: it did not commit")
             self._committed = True  # PostgreSQL committed the statement when it ended
             return
         if self.events and self._outbox is not None:

@@ -46,6 +46,10 @@ class Driver:
         # A lone statement runs outside any transaction block: a second one would not be atomic with it.
         self._allowed = statements_allowed
 
+    def in_transaction(self) -> bool:
+        """Whether the connection is inside a transaction block (asyncpg's own record of it)."""
+        return self._conn.is_in_transaction()
+
     def broken(self) -> bool:
         """Whether the connection must not go back to the pool."""
         return self.lost or self._conn.is_closed()

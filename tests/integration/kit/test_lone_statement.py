@@ -147,3 +147,23 @@ async def test_a_lone_statement_writes_its_events_exactly_when_its_change_happen
         assert await admin.fetchval(written, message.event_id) == int(changed)
     finally:
         await engine.dispose()
+
+
+async def test_a_connection_handed_back_mid_transaction_does_not_swallow_a_lone_statement(infra, database, table):
+    """A pooled connection left inside a transaction (its user cancelled while ending it): the next
+    unit of work ends that transaction first, so a lone statement on it really commits."""
+    from sqlalchemy.util import greenlet_spawn
+
+    name, admin = table
+    engine, factory, probe = _factory(infra, database, strict=False)  # a pool of one connection
+    try:
+        pooled = await engine.raw_connection()
+        await pooled.driver_connection.execute("BEGIN")  # behind the adapter's back, never ended
+        await greenlet_spawn(pooled.close)
+        async with SqlAlchemyUnitOfWork(factory, probe) as uow:
+            uow.lone_statement()
+            await (await uow.driver()).execute(f"INSERT INTO {name} VALUES (1, 'lone')")
+            await uow.commit()
+        assert await admin.fetchval(f"SELECT count(*) FROM {name}") == 1
+    finally:
+        await engine.dispose()
