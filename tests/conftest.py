@@ -113,9 +113,8 @@ def settings_for(infra, database, redis_namespace):
 @pytest.fixture
 def lock_readings():
     """The lock probe's readings taken during one test."""
-    start = len(lock_probe.READINGS)
-    # READINGS is a bounded deque; tests read only what was appended after `start`.
-    return lambda: list(lock_probe.READINGS)[start:]
+    start = lock_probe.READINGS.mark()
+    return lambda: lock_probe.READINGS.since(start)
 
 
 def service_env_prefix(service: str) -> str:
@@ -138,14 +137,13 @@ def pytest_sessionstart(session):
 
 
 def pytest_sessionfinish(session, exitstatus):
-    figures: dict[str, dict] = {}
-    for r in lock_probe.READINGS:
-        key = f"{r.service}.{r.operation} ({r.kind})"
-        f = figures.setdefault(key, {"count": 0, "max_total": 0, "max_relation": 0, "max_advisory": 0})
-        f["count"] += 1
-        f["max_total"] = max(f["max_total"], r.total_locks)
-        f["max_relation"] = max(f["max_relation"], r.relation_locks)
-        f["max_advisory"] = max(f["max_advisory"], r.advisory_locks)
+    figures = {
+        f"{service}.{operation} ({kind})": {
+            "count": f.transactions, "max_total": f.max_total, "max_relation": f.max_relation,
+            "max_advisory": f.max_advisory,
+        }
+        for (service, operation, kind), f in lock_probe.READINGS.per_operation.items()
+    }  # fmt: skip
     _LOCK_REPORT_DIR.mkdir(parents=True, exist_ok=True)
     name = os.environ.get("PYTEST_XDIST_WORKER", "main")
     (_LOCK_REPORT_DIR / f"{name}.json").write_text(json.dumps(figures))

@@ -112,7 +112,11 @@ def test_the_integration_suite_passes_with_max_locks_per_transaction_at_its_mini
         capture_output=True,
         text=True,
     )  # fmt: skip
-    tail = "\n".join(result.stdout.splitlines()[-60:])
-    assert result.returncode == 0, f"integration suite failed on the minimum-lock cluster:\n{tail}"
+    lines = result.stdout.splitlines()
+    tail = "\n".join(lines[-60:])
+    # What failed and why (the tail alone is the lock table and the summary line).
+    failures = next((i for i, line in enumerate(lines) if " FAILURES " in line or " ERRORS " in line), None)
+    why = "\n".join(lines[failures : failures + 150]) if failures is not None else ""
+    assert result.returncode == 0, f"integration suite failed on the minimum-lock cluster:\n{why}\n...\n{tail}"
     assert " passed" in tail
     print(f"integration suite on max_locks_per_transaction={MAX_LOCKS}: {time.monotonic() - started:.0f}s\n{tail}")

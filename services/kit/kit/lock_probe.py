@@ -82,8 +82,62 @@ class LockBudget:
         return used >= 0.8 * limit
 
 
+@dataclass
+class OperationFigures:
+    transactions: int = 0
+    max_total: int = 0
+    max_relation: int = 0
+    max_advisory: int = 0
+
+    def add(self, r: LockReading) -> None:
+        self.transactions += 1
+        self.max_total = max(self.max_total, r.total_locks)
+        self.max_relation = max(self.max_relation, r.relation_locks)
+        self.max_advisory = max(self.max_advisory, r.advisory_locks)
+
+
+class RecentReadings:
+    """The latest readings of this process (bounded), with a running count: `since(mark())` gives
+    what came after the mark even once the log is full and drops its oldest entries (a length taken
+    before, as a start index, would then point past the end). `per_operation` keeps, for every
+    reading ever taken, the count and maxima per (service, operation, kind)."""
+
+    def __init__(self, maxlen: int):
+        self._items: deque[LockReading] = deque(maxlen=maxlen)
+        self._appended = 0
+        self.per_operation: dict[tuple[str, str, str], OperationFigures] = {}
+
+    def append(self, reading: LockReading) -> None:
+        self._items.append(reading)
+        self._appended += 1
+        key = (reading.service, reading.operation, reading.kind)
+        figures = self.per_operation.get(key)
+        if figures is None:
+            figures = self.per_operation[key] = OperationFigures()
+        figures.add(reading)
+
+    def mark(self) -> int:
+        return self._appended
+
+    def since(self, mark: int) -> list[LockReading]:
+        newer = min(self._appended - mark, len(self._items))
+        return list(self._items)[len(self._items) - newer :] if newer > 0 else []
+
+    def clear(self) -> None:
+        self._items.clear()
+
+    def __iter__(self):
+        return iter(self._items)
+
+    def __reversed__(self):
+        return reversed(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
 # Recent readings of this process, for tests and the operator dashboard.
-READINGS: deque[LockReading] = deque(maxlen=10_000)
+READINGS = RecentReadings(maxlen=10_000)
 
 
 class LockProbe:

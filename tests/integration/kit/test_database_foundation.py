@@ -45,10 +45,10 @@ async def test_migrations_go_from_empty_to_head_to_base_and_back_within_the_lock
     from kit.provision import drop_database
 
     name = f"reserva_mig_{uuid.uuid4().hex[:8]}"
-    start = len(READINGS)
+    start = READINGS.mark()
     try:
         await migrate_all(infra.admin_database_url, name)
-        readings = list(READINGS)[start:]
+        readings = READINGS.since(start)
         assert readings, "the probe measured no migration"
         assert all(r.relation_locks <= 16 and r.advisory_locks <= 1 for r in readings)
         await migrate_all(infra.admin_database_url, name, down=True)

@@ -105,7 +105,7 @@ async def test_a_second_statement_or_an_event_is_refused(infra, database, table)
 async def test_a_measured_lone_statement_is_an_ordinary_transaction(infra, database, table):
     name, admin = table
     engine, factory, probe = _factory(infra, database, strict=True)  # strict: every one measured
-    start = len(READINGS)
+    start = READINGS.mark()
     try:
         async with SqlAlchemyUnitOfWork(factory, probe) as uow:
             uow.lone_statement()
@@ -115,7 +115,7 @@ async def test_a_measured_lone_statement_is_an_ordinary_transaction(infra, datab
             assert await admin.fetchval(f"SELECT count(*) FROM {name}") == 0  # not committed yet
             await uow.commit()
         assert await admin.fetchval(f"SELECT count(*) FROM {name}") == 1
-        mine = [r for r in list(READINGS)[start:] if r.service == "booking" and r.wrote]
+        mine = [r for r in READINGS.since(start) if r.service == "booking" and r.wrote]
         assert mine and mine[-1].relation_locks >= 1
     finally:
         await engine.dispose()
