@@ -5,7 +5,7 @@ import warnings
 
 from reserva.payments.v1 import payments_pb2 as reserva_dot_payments_dot_v1_dot_payments__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.85.4'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 
