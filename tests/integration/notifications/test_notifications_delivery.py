@@ -64,3 +64,35 @@ async def test_a_redelivered_event_sends_nothing_more(service, stub, redis, name
     page = await history(stub, client)
     assert sorted(n.channel for n in page.notifications) == [pb.CHANNEL_EMAIL, pb.CHANNEL_IN_APP]
     assert len(smtp_sink.to(address)) == 1
+
+
+async def test_an_event_that_concerns_nobody_is_acknowledged_without_a_transaction(
+    service, stub, redis, namespace, smtp_sink
+):
+    from sqlalchemy import text
+
+    from reserva.availability.v1 import events_pb2 as availability_events
+
+    client = str(uuid.uuid4())
+    address = f"hold-{client[:8]}@example.com"
+    await set_preferences(stub, client, ["email"], email=address)
+    hold = availability_events.HoldCreated(hold_id=str(uuid.uuid4()), place_id=str(uuid.uuid4()), holder_id=client)
+    hold_event_id, confirmed_event_id = str(uuid.uuid4()), str(uuid.uuid4())
+    await publish(redis, namespace, "availability", envelope("hold.created", hold, hold.hold_id, hold_event_id))
+    confirmed = booking_confirmed(client, str(uuid.uuid4()))
+    raw = envelope("booking.confirmed", confirmed, confirmed.booking_id, confirmed_event_id)
+    await publish(redis, namespace, "booking", raw)
+    await emails_to(smtp_sink, address)  # the booking's e-mail: the consumer has read both streams
+
+    async def acknowledged():
+        return (await redis.xpending(f"{namespace}:events:availability", "notifications"))["pending"] == 0
+
+    await wait_until(acknowledged)
+    async with service.notifier.services.uow() as uow:
+        rows = await uow.session.execute(
+            text("SELECT event_id FROM notifications.processed_events WHERE event_id IN (:hold, :confirmed)"),
+            {"hold": hold_event_id, "confirmed": confirmed_event_id},
+        )
+        recorded = {row[0] for row in rows}
+    assert recorded == {confirmed_event_id}  # the hold changed nothing, so nothing was written for it
+    assert len(smtp_sink.to(address)) == 1

@@ -230,3 +230,12 @@ def test_a_refused_refund_tells_the_client_and_the_agents_in_their_own_words():
     for role, expected in (("client", "We could not refund 50.00 EUR"), ("agent", "refused a refund of 50.00 EUR")):
         mail = renderer.render("payment.refund_failed", Channel.EMAIL, Preferences("u"), {**event.facts, "role": role})
         assert expected in mail.text and "refund_declined" in mail.text
+
+
+def test_only_documented_events_that_notify_no_one_and_touch_no_reminder_concern_nobody():
+    from notifications.domain.routing import concerns_nobody
+
+    assert concerns_nobody("hold.created") and concerns_nobody("payment.authorized")
+    assert not concerns_nobody("booking.confirmed")  # the client and the host hear of it
+    assert not concerns_nobody("booking.expired")  # the client hears of it and its reminders go
+    assert not concerns_nobody("some.future_event")  # unknown types are recorded, not guessed about

@@ -38,6 +38,10 @@ AUDIENCES: dict[str, tuple[str, ...]] = {
     "calendar.changed": (),
 }
 
+# Events that plan or cancel a booking's reminders (service_layer.consuming).
+REMINDER_PLANNING = frozenset({"booking.confirmed", "booking.rescheduled"})
+REMINDER_CANCELLING = frozenset({"booking.cancelled", "booking.expired", "booking.no_show"})
+
 REMINDER_EVENT_TYPE = "booking.reminder"
 ANNOUNCEMENT_EVENT_TYPE = "announcement"
 
@@ -57,3 +61,11 @@ def recipients(event: IncomingEvent, agent_ids: list[str]) -> list[Recipient]:
 
 def needs_agents(event_type: str) -> bool:
     return AGENT in AUDIENCES.get(event_type, ())
+
+
+def concerns_nobody(event_type: str) -> bool:
+    """A documented event that notifies no one and touches no reminder (hold and calendar
+    bookkeeping, most of a booking's events): consuming it changes nothing, so it needs no
+    transaction and no processed-event row. Unknown types still go the whole way (recorded)."""
+    touches_reminders = event_type in REMINDER_PLANNING or event_type in REMINDER_CANCELLING
+    return event_type in AUDIENCES and not AUDIENCES[event_type] and not touches_reminders

@@ -8,15 +8,24 @@ from jinja2 import TemplateError
 from notifications.domain.errors import EventRejected
 from notifications.domain.model import DeadLetter, IncomingEvent, Notification, Preferences, reminders_for
 from notifications.domain.planning import plan_notifications
-from notifications.domain.routing import AGENT, CLIENT, needs_agents, recipients
+from notifications.domain.routing import (
+    AGENT,
+    CLIENT,
+    REMINDER_CANCELLING,
+    REMINDER_PLANNING,
+    concerns_nobody,
+    needs_agents,
+    recipients,
+)
 from notifications.service_layer.context import Services
-
-REMINDER_CANCELLING = ("booking.cancelled", "booking.expired", "booking.no_show")
 
 
 async def record_event(svc: Services, event: IncomingEvent) -> list[Notification] | None:
     """Records the event's notifications and reminder changes in one transaction with its
-    processed-event row. Returns None for an event id already processed (nothing changes)."""
+    processed-event row. Returns None for an event id already processed (nothing changes); an
+    event that concerns nobody is consumed without a transaction (it would change nothing)."""
+    if concerns_nobody(event.event_type):
+        return []
     now = svc.clock()
     async with svc.uow() as uow:
         if not await uow.processed_events.claim(event.event_id, event.event_type):
@@ -54,7 +63,7 @@ def _renderer(svc: Services, event_type: str, context: dict):
 
 async def _update_reminders(svc: Services, uow, event: IncomingEvent, now) -> None:
     booking_id = str(event.facts.get("booking_id") or "")
-    if event.event_type in ("booking.confirmed", "booking.rescheduled") and event.booking_start:
+    if event.event_type in REMINDER_PLANNING and event.booking_start:
         client = event.participants[CLIENT]
         planned = reminders_for(
             booking_id,
