@@ -383,9 +383,11 @@ if __name__ == "__main__":
         sys.path.insert(0, str(ROOT / folder))
     import logging
 
+    from kit import event_loop
+
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("reserva").setLevel(logging.ERROR)
-    outcome = asyncio.run(main())
+    outcome = event_loop.run(main())  # the loop the services run on
     out = ROOT / "tests/benchmarks/results/availability.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(outcome, indent=2) + "\n")

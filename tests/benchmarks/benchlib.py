@@ -138,7 +138,20 @@ async def throwaway_database(services: list[str]) -> tuple[str, str, Callable[[]
 
 
 def machine() -> str:
-    return f"{os.cpu_count()} cores, Python {sys.version.split()[0]}, {os.uname().sysname} {os.uname().machine}"
+    from kit import event_loop
+
+    return (
+        f"{os.cpu_count()} cores, Python {sys.version.split()[0]}, {os.uname().sysname} {os.uname().machine}, "
+        f"{event_loop.name()} event loop"
+    )
+
+
+def run(main):
+    """Run a benchmark's main coroutine on the event loop the services run on (kit.event_loop):
+    Reserva and its references share the process, so they share the loop too."""
+    from kit import event_loop
+
+    return event_loop.run(main)
 
 
 def write_results(stem: str, scenarios: list[dict], extra: dict | None = None) -> Path:

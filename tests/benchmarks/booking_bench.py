@@ -12,7 +12,6 @@ Prints a Markdown table, writes results/booking.json. Run: .venv/bin/python test
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 import uuid
@@ -22,6 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 import asyncpg  # noqa: E402
+import benchlib  # noqa: E402
 import grpc  # noqa: E402
 from benchlib import (  # noqa: E402
     PRODUCTION_LOCK_PROBE_SAMPLE_RATE,
@@ -208,9 +208,9 @@ async def main() -> int:  # noqa: PLR0915 - one linear script
                     await create(*spread(i, _b))
 
                 s_raw = await closed_loop(f"raw insert ceiling, {concurrency} callers", raw, concurrency, CALLS, kind)
-                first = len(READINGS)
+                first = READINGS.mark()
                 s_saga = await closed_loop(f"CreateBooking saga, {concurrency} callers", saga, concurrency, CALLS, kind)
-                writes = [r for r in list(READINGS)[first:] if r.wrote]
+                writes = [r for r in READINGS.since(first) if r.wrote]
                 s_saga.locks = [r.relation_locks + r.advisory_locks for r in writes]
                 raw_row, saga_row = s_raw.summary(), s_saga.summary()
                 saga_row["vs_raw"] = round(saga_row["throughput_per_s"] / raw_row["throughput_per_s"], 3)
@@ -265,7 +265,7 @@ async def main() -> int:  # noqa: PLR0915 - one linear script
                         if error.code() is not grpc.StatusCode.FAILED_PRECONDITION:
                             raise  # a taken slot is a defined answer, anything else an error
 
-                first = len(READINGS)
+                first = READINGS.mark()
                 s_c = await closed_loop(
                     f"CreateBooking saga, contended, {concurrency} callers",
                     contended_saga,
@@ -273,7 +273,7 @@ async def main() -> int:  # noqa: PLR0915 - one linear script
                     contended_calls,
                     kind,
                 )
-                s_c.locks = [r.relation_locks + r.advisory_locks for r in list(READINGS)[first:] if r.wrote]
+                s_c.locks = [r.relation_locks + r.advisory_locks for r in READINGS.since(first) if r.wrote]
                 overlaps = await naive_pool.fetchval(
                     """
                     SELECT count(*) FROM availability.calendar_entries a
@@ -314,4 +314,4 @@ async def main() -> int:  # noqa: PLR0915 - one linear script
 
 
 if __name__ == "__main__":
-    raise SystemExit(asyncio.run(main()))
+    raise SystemExit(benchlib.run(main()))

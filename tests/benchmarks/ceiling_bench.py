@@ -13,7 +13,6 @@ writes results/ceiling.json."""
 
 from __future__ import annotations
 
-import asyncio
 import sys
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -22,6 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 import asyncpg  # noqa: E402
+import benchlib  # noqa: E402
 import grpc  # noqa: E402
 from benchlib import (  # noqa: E402
     PRODUCTION_LOCK_PROBE_SAMPLE_RATE,
@@ -184,9 +184,9 @@ async def main() -> int:
 
                 scenario_raw = await closed_loop(f"raw asyncpg insert, {label}", raw, IN_FLIGHT, CALLS, kind)
                 scenario_bare = await closed_loop(f"bare grpc.aio + asyncpg, {label}", bare_rpc, IN_FLIGHT, CALLS, kind)
-                start_readings = len(READINGS)
+                start_readings = READINGS.mark()
                 scenario_service = await closed_loop(f"Reserva HoldSlots, {label}", service, IN_FLIGHT, CALLS, kind)
-                writes = [r for r in list(READINGS)[start_readings:] if r.operation == "HoldSlots"]
+                writes = [r for r in READINGS.since(start_readings) if r.operation == "HoldSlots"]
                 scenario_service.locks = [r.relation_locks + r.advisory_locks for r in writes]
                 s_raw, s_bare, s_svc = (s.summary() for s in (scenario_raw, scenario_bare, scenario_service))
                 s_svc["vs_bare"] = round(s_svc["throughput_per_s"] / s_bare["throughput_per_s"], 3)
@@ -199,11 +199,11 @@ async def main() -> int:
                     async def service_32(i: int, _b=bases["service"] + timedelta(days=30)) -> None:
                         await service(i, _b=_b)
 
-                    start_readings = len(READINGS)
+                    start_readings = READINGS.mark()
                     scenario_32 = await closed_loop(
                         f"Reserva HoldSlots, {label}, 32 callers", service_32, CONTENTION_CALLERS, CALLS, kind
                     )
-                    writes = [r for r in list(READINGS)[start_readings:] if r.operation == "HoldSlots"]
+                    writes = [r for r in READINGS.since(start_readings) if r.operation == "HoldSlots"]
                     scenario_32.locks = [r.relation_locks + r.advisory_locks for r in writes]
                     s_32 = scenario_32.summary()
                     s_32["notes"] = (
@@ -233,4 +233,4 @@ async def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(asyncio.run(main()))
+    raise SystemExit(benchlib.run(main()))

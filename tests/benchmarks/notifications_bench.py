@@ -25,6 +25,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import benchlib  # noqa: E402
 from benchlib import (  # noqa: E402
     Scenario,
     as_deployed_process,
@@ -178,7 +179,7 @@ async def main(burst: int, rate: float, seconds: float) -> int:
     try:
         steady_total = int(rate * seconds)
         users = await _users(svc, burst + steady_total)
-        readings_start = len(lock_probe.READINGS)
+        readings_start = lock_probe.READINGS.mark()
 
         # 1. Burst.
         pipe = redis.pipeline(transaction=False)
@@ -217,7 +218,7 @@ async def main(burst: int, rate: float, seconds: float) -> int:
         steady.notes = "end-to-end latency per event (booking.confirmed XADD -> e-mail in aiosmtpd)"
         rows.append(steady.summary())
 
-        readings = list(lock_probe.READINGS)[readings_start:]
+        readings = lock_probe.READINGS.since(readings_start)
         by_op: dict[str, list[int]] = defaultdict(list)
         for r in readings:
             by_op[f"{r.operation} ({r.kind})"].append(r.relation_locks if r.wrote else r.total_locks)
@@ -259,4 +260,4 @@ if __name__ == "__main__":
     parser.add_argument("--rate", type=float, default=50.0)
     parser.add_argument("--seconds", type=float, default=10.0)
     args = parser.parse_args()
-    sys.exit(asyncio.run(main(args.burst, args.rate, args.seconds)))
+    sys.exit(benchlib.run(main(args.burst, args.rate, args.seconds)))

@@ -126,7 +126,7 @@ async def bench(pairs: int, refunds: int, probe: bool = True) -> dict:
             for _ in range(20):  # warm up connections and plans
                 await capture((await authorize()).id)
 
-            start_reading = len(lock_probe.READINGS)
+            start_reading = lock_probe.READINGS.mark()
 
             async def pair(_: int) -> None:
                 await capture((await authorize()).id)
@@ -136,12 +136,12 @@ async def bench(pairs: int, refunds: int, probe: bool = True) -> dict:
                 "pairs": pairs, "outcomes": outcomes, "seconds": round(seconds, 3),
                 "pairs_per_s": round(outcomes.get("OK", 0) / seconds, 1),
                 "p50_ms": round(percentile(latencies, 0.50), 2), "p99_ms": round(percentile(latencies, 0.99), 2),
-                "locks": lock_summary(list(lock_probe.READINGS)[start_reading:]),
+                "locks": lock_summary(lock_probe.READINGS.since(start_reading)),
             }  # fmt: skip
 
             hot = await authorize(refunds * 100)
             await capture(hot.id)
-            start_reading = len(lock_probe.READINGS)
+            start_reading = lock_probe.READINGS.mark()
 
             async def refund(_: int) -> None:
                 await stub.RefundPayment(
@@ -159,7 +159,7 @@ async def bench(pairs: int, refunds: int, probe: bool = True) -> dict:
                 "final_refunded_minor": final.refunded_amount.amount_minor,
                 "invariant_holds": final.refunded_amount.amount_minor <= final.captured_amount.amount_minor
                 and final.refunded_amount.amount_minor == 100 * outcomes.get("OK", 0),
-                "locks": lock_summary(list(lock_probe.READINGS)[start_reading:]),
+                "locks": lock_summary(lock_probe.READINGS.since(start_reading)),
             }  # fmt: skip
     finally:
         await running.stop(0)
@@ -201,7 +201,9 @@ def main() -> None:
     parser.add_argument("--refunds", type=int, default=1000)
     parser.add_argument("--no-probe", action="store_true", help="measure without the lock probe's query")
     args = parser.parse_args()
-    results = asyncio.run(bench(args.pairs, args.refunds, probe=not args.no_probe))
+    from kit import event_loop
+
+    results = event_loop.run(bench(args.pairs, args.refunds, probe=not args.no_probe))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     print(markdown(results))

@@ -8,6 +8,7 @@ import signal
 
 from gateway.bootstrap import make_server, wait_until_listening
 from gateway.config import GatewaySettings
+from kit import event_loop
 from kit.gc_tuning import tune_for_server
 from kit.telemetry import setup_logging
 
@@ -28,7 +29,7 @@ def main() -> None:
         print(f"READY {port}", flush=True)
         await task
 
-    asyncio.run(run())
+    event_loop.run(run())
 
 
 if __name__ == "__main__":

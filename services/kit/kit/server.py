@@ -15,6 +15,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
+from kit import event_loop
 from kit.config import ServiceSettings
 from kit.gc_tuning import tune_for_server
 from kit.interceptors import DetailEncoder, ServiceInterceptor
@@ -97,4 +98,4 @@ def serve_forever(start: Callable[[], Awaitable[RunningServer]], grace_s: float)
         log.info("shutting down", extra={"grace_s": grace_s})
         await running.stop(grace_s)
 
-    asyncio.run(main())
+    event_loop.run(main())
