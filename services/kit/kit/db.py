@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import MetaData, event
 from sqlalchemy import engine as sa_engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext import asyncio as sa_asyncio
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.util import greenlet_spawn
@@ -54,7 +54,22 @@ def make_engine(settings: ServiceSettings, url: str | None = None) -> AsyncEngin
         },
     )
     _log_slow_statements(engine, settings.slow_statement_ms, settings.service_name)
+    _replace_connections_closed_while_idle(engine)
     return engine
+
+
+def _replace_connections_closed_while_idle(engine: AsyncEngine) -> None:
+    """A pooled connection the server ended while it sat idle (a failover or restart, an operator's
+    `locks release`, a timeout) is replaced at checkout instead of failing the request that drew
+    it: asyncpg noticed the closed socket already, so asking costs no round trip (pool_pre_ping
+    would cost one per checkout). A connection that died without a word (a silent network
+    partition) is still only found out by its first statement, which fails UNAVAILABLE."""
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _checkout(dbapi_connection, connection_record, connection_proxy):  # noqa: ARG001
+        if dbapi_connection.driver_connection.is_closed():
+            # The pool discards this connection and checks out (or opens) another.
+            raise DisconnectionError("the server closed this connection while it was idle in the pool")
 
 
 # Slow-statement threshold (ms) and service name of each engine, for kit.sql's plain statements.
