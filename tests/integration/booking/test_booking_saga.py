@@ -260,3 +260,68 @@ async def test_saga_steps_the_probe_does_not_measure_write_the_same_as_measured_
             assert lone == measured and lone["status"] == "confirmed" and lone["history"]
     finally:
         await unmeasured.stop(0)
+
+
+async def test_a_capture_refused_after_the_slot_was_confirmed_frees_the_slot_and_voids_the_authorization(
+    bstub, astub, admin_sql
+):
+    client = user()
+    place = await make_place(astub, user("host"))
+    start = future_hour(days=13)
+    slot = (start, start + timedelta(hours=1))
+    request = create_request(place.id, slot, token="tok_success+capture_declined")
+    error = await _fail(As(bstub, client).CreateBooking(request))
+    assert error.code() is grpc.StatusCode.FAILED_PRECONDITION
+    reason, metadata, _ = error_info(error)
+    assert reason == "PAYMENT_DECLINED" and metadata.get("failure_reason") == "capture_declined"
+    row = await admin_sql.fetchrow(
+        "SELECT status, saga_state, hold_id, payment_id FROM booking.bookings WHERE client_id = $1::uuid",
+        client.user_id,
+    )
+    assert (row["status"], row["saga_state"]) == ("payment_failed", "done")
+    hold = await admin_sql.fetchval("SELECT state FROM availability.holds WHERE id = $1::uuid", row["hold_id"])
+    assert hold == "released"
+    payment = await admin_sql.fetchval("SELECT status FROM payments.payments WHERE id = $1::uuid", row["payment_id"])
+    assert payment == "voided"
+    # The slot is free again: someone else books it.
+    await As(bstub, user()).CreateBooking(create_request(place.id, slot))
+    retry = await _fail(As(bstub, client).CreateBooking(request))
+    assert error_info(retry)[0] == "PAYMENT_DECLINED"
+
+
+async def test_recovery_of_a_saga_whose_capture_is_refused_ends_payment_failed_with_nothing_kept(
+    settings_for, peer_servers, astub, admin_sql
+):
+    crashing = await start_booking(booking_settings(settings_for, peer_servers, saga_crash_after_step="confirm_hold"))
+    client = user()
+    place = await make_place(astub, user("host"))
+    start = future_hour(days=22)
+    try:
+        async with grpc.aio.insecure_channel(crashing.address) as channel:
+            from reserva.booking.v1 import booking_pb2_grpc
+
+            stub = booking_pb2_grpc.BookingServiceStub(channel)
+            slot = (start, start + timedelta(hours=1))
+            request = create_request(place.id, slot, token="tok_success+capture_declined")
+            assert (await _fail(As(stub, client).CreateBooking(request))).code() is grpc.StatusCode.INTERNAL
+    finally:
+        await crashing.stop(0)
+    row = await admin_sql.fetchrow(
+        "SELECT id, status, saga_state, hold_id, payment_id FROM booking.bookings WHERE client_id = $1::uuid",
+        client.user_id,
+    )
+    assert (row["status"], row["saga_state"]) == ("held", "confirming")  # the slot confirmed, not yet paid
+    restarted = await start_booking(booking_settings(settings_for, peer_servers))
+    try:
+        deps = restarted.deps
+        while await sweep_once(deps, now=deps.clock() + timedelta(minutes=5)):
+            pass
+    finally:
+        await restarted.stop(0)
+    ended = await admin_sql.fetchrow("SELECT status, saga_state FROM booking.bookings WHERE id = $1", row["id"])
+    assert (ended["status"], ended["saga_state"]) == ("payment_failed", "done")
+    assert await admin_sql.fetchval("SELECT state FROM availability.holds WHERE id = $1::uuid", row["hold_id"]) == (
+        "released"
+    )
+    payment = await admin_sql.fetchval("SELECT status FROM payments.payments WHERE id = $1::uuid", row["payment_id"])
+    assert payment == "voided"

@@ -235,10 +235,24 @@ class BookingSaga:
             # 'capturing' is persisted before the money moves; without a capture the booking goes
             # from 'confirming' to confirmed in one transaction (nothing happens in between).
             booking = await self.persist(booking.id, self._saga(SagaState.CAPTURING), known=booking)
-            payment = await self.d.payments.capture(derived_request_id(booking.id, "capture"), booking.payment_id)
+            try:
+                payment = await self.d.payments.capture(derived_request_id(booking.id, "capture"), booking.payment_id)
+            except BookingPaymentDeclined as declined:
+                await self._capture_refused(booking, declined)
+                raise
             status = payment.status
         self._checkpoint("capture")
         return await self.persist(booking.id, lambda b, now: b.confirm(now, status), known=booking)
+
+    async def _capture_refused(self, booking: Booking, declined: BookingPaymentDeclined) -> None:
+        """The processor refused the capture after the slots were confirmed (the issuer withdrew the
+        authorization): nothing may stay half-booked. The slots go back, the authorization is voided
+        and the booking ends PAYMENT_FAILED. Interrupted, the saga stays 'capturing' and recovery
+        replays the capture (payments answers the same refusal) or finds the hold released."""
+        await self.release_hold(booking, "payment_failed")
+        await self.void_payments(booking, "capture_declined")
+        reason = declined.metadata.get("failure_reason") or "capture_declined"
+        await self.persist(booking.id, lambda b, now: self._payment_failed(b, now, reason, ""))
 
     # ----- compensations --------------------------------------------------------------------
     async def release_hold(self, booking: Booking, reason: str) -> None:
@@ -364,8 +378,8 @@ class BookingSaga:
         if state in (SagaState.CONFIRMING, SagaState.CAPTURING) and booking.status in (Status.HELD, Status.APPROVED):
             try:
                 return await self.confirm_and_capture(booking)
-            except (FailedPrecondition, NotFound):
-                return await self.reload(booking.id)
+            except (FailedPrecondition, NotFound, BookingPaymentDeclined):
+                return await self.reload(booking.id)  # ended in a defined state by the step's compensation
         if state in (SagaState.REFUNDING, SagaState.CAPTURING):
             return await self.settle(booking)
         if booking.status is Status.APPROVED:

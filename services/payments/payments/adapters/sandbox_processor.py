@@ -19,6 +19,8 @@ a real processor's test cards trigger later failures), e.g. "tok_success+refund_
   refund_timeout                  the call that did it is lost: ProviderTimeout after `timeout_delay_s`
   capture_lost, void_lost,        the first request of each operation (per idempotency key) never
   refund_lost                     reaches the processor: no record, ProviderTimeout; a retry does
+  capture_declined                every capture of the charge is refused ("capture_declined"), as when
+                                  the issuer withdrew the authorization
   refund_declined                 every refund of the charge is refused ("refund_declined"), as when
                                   the card's account was closed
 An unknown behaviour declines the authorization with "invalid_payment_method"."""
@@ -60,7 +62,8 @@ TOKENS = {
     "tok_lost": None,
 }
 BEHAVIOURS = {f"{op}_{fault}" for op in ("capture", "void", "refund") for fault in ("timeout", "lost")} | {
-    "refund_declined"
+    "capture_declined",
+    "refund_declined",
 }
 AUTHORIZATION_VALIDITY = timedelta(days=7)
 C = orm.sandbox_charges
@@ -226,6 +229,8 @@ class SandboxCardProcessor:
 
     async def capture(self, *, reference: str, amount: Money, idempotency_key: str) -> None:
         def change(row):
+            if "capture_declined" in (row.test_behaviours or []):
+                raise ProviderDeclined("capture_declined", reference)
             if row.status != "authorized":
                 raise ProviderDeclined("charge_not_capturable", reference)
             if amount.amount_minor > row.amount_minor or amount.currency != row.currency:
