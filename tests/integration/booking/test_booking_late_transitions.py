@@ -107,6 +107,29 @@ async def test_host_marks_a_started_booking_no_show_and_keeps_the_deposit(
     assert_lock_budget(lock_readings(), "MarkNoShow")
 
 
+async def test_a_no_show_fee_the_processor_refuses_ends_the_booking_with_its_payment_failed_and_voided(
+    bstub, astub, admin_sql, booking_server
+):
+    host, client = user("host"), user()
+    place = await make_place(
+        astub, host, deposit_policy=apb.DepositPolicy(kind=apb.DepositPolicy.DEPOSIT_PERCENT, percent=30)
+    )
+    start = future_hour(days=33)
+    request = create_request(place.id, (start, start + timedelta(hours=2)), token="tok_success+capture_declined")
+    booking = await As(bstub, client).CreateBooking(request)
+    assert booking.status == B.CONFIRMED  # a deposit: nothing is captured until the booking ends
+    with booking_clock(booking_server, start - datetime.now(UTC) + timedelta(minutes=30)):
+        marked = await As(bstub, host).MarkNoShow(bpb.MarkNoShowRequest(request_id=rid(), id=booking.id))
+    assert marked.status == B.NO_SHOW and marked.saga_state == B.SAGA_STATE_DONE
+    assert marked.payment_status == B.PAYMENT_STATUS_FAILED
+    row = await admin_sql.fetchrow("SELECT failure_reason FROM booking.bookings WHERE id = $1::uuid", booking.id)
+    assert row["failure_reason"] == "capture_declined"
+    payment = await admin_sql.fetchrow(
+        "SELECT status, captured_amount FROM payments.payments WHERE id = $1::uuid", booking.payment_id
+    )
+    assert (payment["status"], payment["captured_amount"]) == ("voided", 0)  # no authorization left standing
+
+
 async def test_an_operator_completes_an_ended_booking_and_not_before(bstub, astub, booking_server, lock_readings):
     client = user()
     place = await make_place(astub, user("host"))

@@ -323,50 +323,57 @@ class BookingSaga:
     # ----- after a cancellation, no-show or completion --------------------------------------
     async def settle(self, booking: Booking) -> Booking:
         """Carry out the money and calendar side of a terminal status (saga 'refunding'/'capturing')."""
-        refund_id = ""
+        refund_id, refused = "", ""
         if booking.status is Status.CANCELLED:
             await self.release_hold(booking, "booking_cancelled")
-            refund_id = await self._settle_cancellation_money(booking)
+            refund_id, refused = await self._settle_cancellation_money(booking)
         elif booking.status in (Status.NO_SHOW, Status.COMPLETED) and booking.payment_status == "authorized":
             amount = booking.deposit if booking.status is Status.NO_SHOW else booking.price
-            await self.d.payments.capture(derived_request_id(booking.id, "final_capture"), booking.payment_id, amount)
+            refused = await self._capture_owed(booking, "final_capture", amount)
 
         def done(b: Booking, now: datetime) -> None:
             if refund_id and b.cancellation is not None:
                 b.cancellation = replace(b.cancellation, refund_id=refund_id)
-            if b.status in (Status.NO_SHOW, Status.COMPLETED) and b.payment_status == "authorized":
+            if refused:
+                b.payment_status, b.failure_reason = "failed", refused
+            elif b.status in (Status.NO_SHOW, Status.COMPLETED) and b.payment_status == "authorized":
                 b.payment_status = "captured"
             b.set_saga(SagaState.DONE, now)
 
         return await self.persist(booking.id, done)
 
-    async def _settle_cancellation_money(self, booking: Booking) -> str:
+    async def _settle_cancellation_money(self, booking: Booking) -> tuple[str, str]:
+        """(the refund's id, the reason a capture was refused), either of them empty."""
         c = booking.cancellation
         if not booking.payment_id:
             await self.void_payments(booking, "booking_cancelled")
-            return ""
+            return "", ""
         if booking.payment_status == "captured":
             if c.refund_minor <= 0:
-                return ""
+                return "", ""
             refund_id, _ = await self.d.payments.refund(
                 derived_request_id(booking.id, "refund"),
                 booking.payment_id,
                 Money(c.refund_minor, booking.price.currency),
                 "booking_cancelled",
             )
-            return refund_id
+            return refund_id, ""
         if booking.payment_status == "authorized":
             kept = booking.charged_minor() - c.refund_minor
             if kept > 0:
-                await self.d.payments.capture(
-                    derived_request_id(booking.id, "cancel_capture"),
-                    booking.payment_id,
-                    Money(kept, booking.price.currency),
-                )
-            else:
-                await self.d.payments.void(
-                    derived_request_id(booking.id, "cancel_void"), booking.payment_id, "cancelled"
-                )
+                return "", await self._capture_owed(booking, "cancel_capture", Money(kept, booking.price.currency))
+            await self.d.payments.void(derived_request_id(booking.id, "cancel_void"), booking.payment_id, "cancelled")
+        return "", ""
+
+    async def _capture_owed(self, booking: Booking, step: str, amount: Money) -> str:
+        """Capture what the booking owes (a no-show fee, a completed stay, a cancellation fee); the
+        reason if the processor refused. Then the authorization is released rather than left
+        standing, and the booking says its payment failed: collecting it is the agents' business."""
+        try:
+            await self.d.payments.capture(derived_request_id(booking.id, step), booking.payment_id, amount)
+        except BookingPaymentDeclined as declined:
+            await self.void_payments(booking, "capture_declined")
+            return declined.metadata.get("failure_reason") or "capture_declined"
         return ""
 
     # ----- recovery -------------------------------------------------------------------------
