@@ -372,8 +372,13 @@ class BookingSaga:
         try:
             await self.d.payments.capture(derived_request_id(booking.id, step), booking.payment_id, amount)
         except BookingPaymentDeclined as declined:
+            reason = declined.metadata.get("failure_reason") or "capture_declined"
+            log.warning(
+                "the processor refused to capture what an ended booking owes; its authorization is voided",
+                extra={"booking_id": booking.id, "step": step, "amount_minor": amount.amount_minor, "reason": reason},
+            )
             await self.void_payments(booking, "capture_declined")
-            return declined.metadata.get("failure_reason") or "capture_declined"
+            return reason
         return ""
 
     # ----- recovery -------------------------------------------------------------------------
