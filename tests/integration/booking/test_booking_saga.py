@@ -192,27 +192,21 @@ async def test_the_sweeper_completes_bookings_after_their_end(bstub, astub, book
     assert got.status == B.COMPLETED
 
 
-async def test_a_crash_after_the_hold_is_recovered_to_a_terminal_state(settings_for, peer_servers, astub, admin_sql):
-    crashing = await start_booking(booking_settings(settings_for, peer_servers, saga_crash_after_step="authorize"))
-    client = user()
-    place = await make_place(astub, user("host"))
-    start = future_hour(days=21)
+async def _crash_after(step: str, settings_for, peer_servers, client, request) -> None:
+    """CreateBooking on a booking server that crashes (as if killed) right after the saga's `step`."""
+    crashing = await start_booking(booking_settings(settings_for, peer_servers, saga_crash_after_step=step))
     try:
         async with grpc.aio.insecure_channel(crashing.address) as channel:
             from reserva.booking.v1 import booking_pb2_grpc
 
             stub = booking_pb2_grpc.BookingServiceStub(channel)
-            error = await _fail(
-                As(stub, client).CreateBooking(create_request(place.id, (start, start + timedelta(hours=1))))
-            )
-            assert error.code() is grpc.StatusCode.INTERNAL
+            assert (await _fail(As(stub, client).CreateBooking(request))).code() is grpc.StatusCode.INTERNAL
     finally:
         await crashing.stop(0)
-    row = await admin_sql.fetchrow(
-        "SELECT id, status, saga_state, hold_id FROM booking.bookings WHERE client_id = $1::uuid", client.user_id
-    )
-    assert (row["status"], row["saga_state"]) == ("held", "authorizing")
-    booking_id, hold_id = row["id"], row["hold_id"]
+
+
+async def _recover(settings_for, peer_servers) -> None:
+    """A restarted booking server's sweeper, run until it finds nothing more to recover."""
     restarted = await start_booking(booking_settings(settings_for, peer_servers))
     try:
         deps = restarted.deps
@@ -220,6 +214,20 @@ async def test_a_crash_after_the_hold_is_recovered_to_a_terminal_state(settings_
             pass
     finally:
         await restarted.stop(0)
+
+
+async def test_a_crash_after_the_hold_is_recovered_to_a_terminal_state(settings_for, peer_servers, astub, admin_sql):
+    client = user()
+    place = await make_place(astub, user("host"))
+    start = future_hour(days=21)
+    request = create_request(place.id, (start, start + timedelta(hours=1)))
+    await _crash_after("authorize", settings_for, peer_servers, client, request)
+    row = await admin_sql.fetchrow(
+        "SELECT id, status, saga_state, hold_id FROM booking.bookings WHERE client_id = $1::uuid", client.user_id
+    )
+    assert (row["status"], row["saga_state"]) == ("held", "authorizing")
+    booking_id, hold_id = row["id"], row["hold_id"]
+    await _recover(settings_for, peer_servers)
     row = await admin_sql.fetchrow("SELECT status, saga_state FROM booking.bookings WHERE id = $1", booking_id)
     assert (row["status"], row["saga_state"]) == ("expired", "done")
     statuses = await admin_sql.fetch("SELECT status FROM payments.payments WHERE booking_id = $1", booking_id)
@@ -292,32 +300,17 @@ async def test_a_capture_refused_after_the_slot_was_confirmed_frees_the_slot_and
 async def test_recovery_of_a_saga_whose_capture_is_refused_ends_payment_failed_with_nothing_kept(
     settings_for, peer_servers, astub, admin_sql
 ):
-    crashing = await start_booking(booking_settings(settings_for, peer_servers, saga_crash_after_step="confirm_hold"))
     client = user()
     place = await make_place(astub, user("host"))
     start = future_hour(days=22)
-    try:
-        async with grpc.aio.insecure_channel(crashing.address) as channel:
-            from reserva.booking.v1 import booking_pb2_grpc
-
-            stub = booking_pb2_grpc.BookingServiceStub(channel)
-            slot = (start, start + timedelta(hours=1))
-            request = create_request(place.id, slot, token="tok_success+capture_declined")
-            assert (await _fail(As(stub, client).CreateBooking(request))).code() is grpc.StatusCode.INTERNAL
-    finally:
-        await crashing.stop(0)
+    request = create_request(place.id, (start, start + timedelta(hours=1)), token="tok_success+capture_declined")
+    await _crash_after("confirm_hold", settings_for, peer_servers, client, request)
     row = await admin_sql.fetchrow(
         "SELECT id, status, saga_state, hold_id, payment_id FROM booking.bookings WHERE client_id = $1::uuid",
         client.user_id,
     )
     assert (row["status"], row["saga_state"]) == ("held", "confirming")  # the slot confirmed, not yet paid
-    restarted = await start_booking(booking_settings(settings_for, peer_servers))
-    try:
-        deps = restarted.deps
-        while await sweep_once(deps, now=deps.clock() + timedelta(minutes=5)):
-            pass
-    finally:
-        await restarted.stop(0)
+    await _recover(settings_for, peer_servers)
     ended = await admin_sql.fetchrow("SELECT status, saga_state FROM booking.bookings WHERE id = $1", row["id"])
     assert (ended["status"], ended["saga_state"]) == ("payment_failed", "done")
     assert await admin_sql.fetchval("SELECT state FROM availability.holds WHERE id = $1::uuid", row["hold_id"]) == (
