@@ -98,3 +98,26 @@ async def test_client_cancels_early_with_a_full_refund_and_the_slot_frees(bstub,
     )
     again = await As(bstub, user("client")).CreateBooking(create_request(place.id, (start, start + timedelta(hours=1))))
     assert again.status == B.CONFIRMED
+
+
+async def test_a_refund_the_processor_refuses_ends_the_cancellation_with_the_failed_refund_named(
+    bstub, astub, admin_sql
+):
+    host, client = user("host"), user("client")
+    place = await make_place(astub, host)
+    start = future_hour(days=14)
+    request = create_request(place.id, (start, start + timedelta(hours=1)), token="tok_success+refund_declined")
+    booking = await As(bstub, client).CreateBooking(request)
+    cancelled = await As(bstub, client).CancelBooking(bpb.CancelBookingRequest(request_id=rid(), id=booking.id))
+    # The cancellation stands and the saga is over: asking again would only replay the refusal.
+    assert cancelled.status == B.CANCELLED and cancelled.saga_state == B.SAGA_STATE_DONE
+    assert cancelled.payment_status == B.PAYMENT_STATUS_CAPTURED  # the money was not given back
+    refund = await admin_sql.fetchrow(
+        "SELECT id::text, status FROM payments.refunds WHERE payment_id = $1::uuid", booking.payment_id
+    )
+    assert refund["status"] == "failed" and cancelled.cancellation.refund_id == refund["id"]
+    row = await admin_sql.fetchrow("SELECT failure_reason FROM booking.bookings WHERE id = $1::uuid", booking.id)
+    assert row["failure_reason"] == "refund_declined"
+    assert await admin_sql.fetchval("SELECT state FROM availability.holds WHERE id = $1::uuid", booking.hold_id) == (
+        "released"
+    )

@@ -334,8 +334,10 @@ class BookingSaga:
         def done(b: Booking, now: datetime) -> None:
             if refund_id and b.cancellation is not None:
                 b.cancellation = replace(b.cancellation, refund_id=refund_id)
-            if refused:
-                b.payment_status, b.failure_reason = "failed", refused
+            if refused:  # a refused capture (its authorization voided) or refund (the money stays captured)
+                b.failure_reason = refused
+                if b.payment_status == "authorized":
+                    b.payment_status = "failed"
             elif b.status in (Status.NO_SHOW, Status.COMPLETED) and b.payment_status == "authorized":
                 b.payment_status = "captured"
             b.set_saga(SagaState.DONE, now)
@@ -343,7 +345,7 @@ class BookingSaga:
         return await self.persist(booking.id, done)
 
     async def _settle_cancellation_money(self, booking: Booking) -> tuple[str, str]:
-        """(the refund's id, the reason a capture was refused), either of them empty."""
+        """(the refund's id, the reason the processor refused a capture or the refund), either empty."""
         c = booking.cancellation
         if not booking.payment_id:
             await self.void_payments(booking, "booking_cancelled")
@@ -351,12 +353,19 @@ class BookingSaga:
         if booking.payment_status == "captured":
             if c.refund_minor <= 0:
                 return "", ""
-            refund_id, _ = await self.d.payments.refund(
-                derived_request_id(booking.id, "refund"),
-                booking.payment_id,
-                Money(c.refund_minor, booking.price.currency),
-                "booking_cancelled",
-            )
+            try:
+                refund_id, _ = await self.d.payments.refund(
+                    derived_request_id(booking.id, "refund"),
+                    booking.payment_id,
+                    Money(c.refund_minor, booking.price.currency),
+                    "booking_cancelled",
+                )
+            except BookingPaymentDeclined as declined:
+                # Refused for good (payments told the client and the agents: payment.refund_failed);
+                # asking again under the same request id would only replay the refusal. The
+                # cancellation stands with the failed refund's id; the agents settle the money.
+                reason = declined.metadata.get("failure_reason") or "refund_declined"
+                return declined.metadata.get("refund_id", ""), reason
             return refund_id, ""
         if booking.payment_status == "authorized":
             kept = booking.charged_minor() - c.refund_minor
