@@ -318,3 +318,27 @@ async def test_recovery_of_a_saga_whose_capture_is_refused_ends_payment_failed_w
     )
     payment = await admin_sql.fetchval("SELECT status FROM payments.payments WHERE id = $1::uuid", row["payment_id"])
     assert payment == "voided"
+
+
+async def test_a_void_the_processor_refuses_does_not_stop_a_compensation(bstub, astub, admin_sql):
+    client = user()
+    place = await make_place(astub, user("host"))
+    start = future_hour(days=23)
+    request = create_request(
+        place.id, (start, start + timedelta(hours=1)), token="tok_success+capture_declined+void_declined"
+    )
+    error = await _fail(As(bstub, client).CreateBooking(request))
+    assert error_info(error)[0] == "PAYMENT_DECLINED"
+    row = await admin_sql.fetchrow(
+        "SELECT status, saga_state, hold_id, payment_id FROM booking.bookings WHERE client_id = $1::uuid",
+        client.user_id,
+    )
+    assert (row["status"], row["saga_state"]) == ("payment_failed", "done")
+    assert await admin_sql.fetchval("SELECT state FROM availability.holds WHERE id = $1::uuid", row["hold_id"]) == (
+        "released"
+    )
+    # Nothing was charged; the authorization the processor would not release lapses on its own.
+    payment = await admin_sql.fetchrow(
+        "SELECT status, captured_amount FROM payments.payments WHERE id = $1::uuid", row["payment_id"]
+    )
+    assert (payment["status"], payment["captured_amount"]) == ("authorized", 0)

@@ -271,7 +271,19 @@ class BookingSaga:
             # An UNKNOWN authorization too: payments records the void and makes it once the outcome is known.
             if p.status in ("authorized", "pending", "unknown"):
                 # As for releases: one request id per reason, so recovery's void is not a "reused key".
-                await self.d.payments.void(derived_request_id(booking.id, f"void:{p.id}:{reason}"), p.id, reason)
+                try:
+                    await self.d.payments.void(derived_request_id(booking.id, f"void:{p.id}:{reason}"), p.id, reason)
+                except BookingPaymentDeclined as declined:
+                    # Refused for good (asking again replays the refusal): nothing is charged, and
+                    # the authorization lapses at the processor on its own; the compensation goes on.
+                    log.warning(
+                        "the processor refused to void an authorization; it will lapse on its own",
+                        extra={
+                            "booking_id": booking.id,
+                            "payment_id": p.id,
+                            "reason": declined.metadata.get("failure_reason"),
+                        },
+                    )
 
     # ----- REQUEST places -------------------------------------------------------------------
     async def approve(self, booking: Booking, host_id: str) -> Booking:

@@ -21,6 +21,8 @@ a real processor's test cards trigger later failures), e.g. "tok_success+refund_
   refund_lost                     reaches the processor: no record, ProviderTimeout; a retry does
   capture_declined                every capture of the charge is refused ("capture_declined"), as when
                                   the issuer withdrew the authorization
+  void_declined                   every void of the charge is refused ("void_declined"), as when the
+                                  processor no longer lets the authorization be released early
   refund_declined                 every refund of the charge is refused ("refund_declined"), as when
                                   the card's account was closed
 An unknown behaviour declines the authorization with "invalid_payment_method"."""
@@ -63,6 +65,7 @@ TOKENS = {
 }
 BEHAVIOURS = {f"{op}_{fault}" for op in ("capture", "void", "refund") for fault in ("timeout", "lost")} | {
     "capture_declined",
+    "void_declined",
     "refund_declined",
 }
 AUTHORIZATION_VALIDITY = timedelta(days=7)
@@ -241,6 +244,8 @@ class SandboxCardProcessor:
 
     async def void(self, *, reference: str, idempotency_key: str) -> None:
         def change(row):
+            if "void_declined" in (row.test_behaviours or []):
+                raise ProviderDeclined("void_declined", reference)
             if row.status != "authorized":
                 raise ProviderDeclined("charge_not_voidable", reference)
             return {"status": "voided"}, "charge.voided", None
