@@ -9,6 +9,7 @@ import grpc
 import pytest
 from booking_support import AGENT, As, create_request, error_info, future_hour, make_place, rid, user
 
+from reserva.availability.v1 import availability_pb2 as apb
 from reserva.booking.v1 import booking_pb2 as bpb
 
 B = bpb.Booking
@@ -118,6 +119,26 @@ async def test_a_refund_the_processor_refuses_ends_the_cancellation_with_the_fai
     assert refund["status"] == "failed" and cancelled.cancellation.refund_id == refund["id"]
     row = await admin_sql.fetchrow("SELECT failure_reason FROM booking.bookings WHERE id = $1::uuid", booking.id)
     assert row["failure_reason"] == "refund_declined"
+    assert await admin_sql.fetchval("SELECT state FROM availability.holds WHERE id = $1::uuid", booking.hold_id) == (
+        "released"
+    )
+
+
+async def test_a_cancellation_whose_void_the_processor_refuses_still_ends(bstub, astub, admin_sql):
+    host, client = user("host"), user("client")
+    place = await make_place(
+        astub, host, deposit_policy=apb.DepositPolicy(kind=apb.DepositPolicy.DEPOSIT_PERCENT, percent=30)
+    )
+    start = future_hour(days=15)
+    request = create_request(place.id, (start, start + timedelta(hours=1)), token="tok_success+void_declined")
+    booking = await As(bstub, client).CreateBooking(request)
+    assert booking.payment_status == B.PAYMENT_STATUS_AUTHORIZED  # a deposit: captured only when it ends
+    cancelled = await As(bstub, client).CancelBooking(bpb.CancelBookingRequest(request_id=rid(), id=booking.id))
+    assert cancelled.status == B.CANCELLED and cancelled.saga_state == B.SAGA_STATE_DONE
+    payment = await admin_sql.fetchrow(
+        "SELECT status, captured_amount FROM payments.payments WHERE id = $1::uuid", booking.payment_id
+    )
+    assert (payment["status"], payment["captured_amount"]) == ("authorized", 0)  # lapses at the processor
     assert await admin_sql.fetchval("SELECT state FROM availability.holds WHERE id = $1::uuid", booking.hold_id) == (
         "released"
     )

@@ -271,19 +271,22 @@ class BookingSaga:
             # An UNKNOWN authorization too: payments records the void and makes it once the outcome is known.
             if p.status in ("authorized", "pending", "unknown"):
                 # As for releases: one request id per reason, so recovery's void is not a "reused key".
-                try:
-                    await self.d.payments.void(derived_request_id(booking.id, f"void:{p.id}:{reason}"), p.id, reason)
-                except BookingPaymentDeclined as declined:
-                    # Refused for good (asking again replays the refusal): nothing is charged, and
-                    # the authorization lapses at the processor on its own; the compensation goes on.
-                    log.warning(
-                        "the processor refused to void an authorization; it will lapse on its own",
-                        extra={
-                            "booking_id": booking.id,
-                            "payment_id": p.id,
-                            "reason": declined.metadata.get("failure_reason"),
-                        },
-                    )
+                await self._void(booking, f"void:{p.id}:{reason}", p.id, reason)
+
+    async def _void(self, booking: Booking, step: str, payment_id: str, reason: str) -> None:
+        try:
+            await self.d.payments.void(derived_request_id(booking.id, step), payment_id, reason)
+        except BookingPaymentDeclined as declined:
+            # Refused for good (asking again replays the refusal): nothing is charged and the
+            # authorization lapses at the processor on its own; the compensation goes on.
+            log.warning(
+                "the processor refused to void an authorization; it will lapse on its own",
+                extra={
+                    "booking_id": booking.id,
+                    "payment_id": payment_id,
+                    "reason": declined.metadata.get("failure_reason"),
+                },
+            )
 
     # ----- REQUEST places -------------------------------------------------------------------
     async def approve(self, booking: Booking, host_id: str) -> Booking:
@@ -383,7 +386,7 @@ class BookingSaga:
             kept = booking.charged_minor() - c.refund_minor
             if kept > 0:
                 return "", await self._capture_owed(booking, "cancel_capture", Money(kept, booking.price.currency))
-            await self.d.payments.void(derived_request_id(booking.id, "cancel_void"), booking.payment_id, "cancelled")
+            await self._void(booking, "cancel_void", booking.payment_id, "cancelled")
         return "", ""
 
     async def _capture_owed(self, booking: Booking, step: str, amount: Money) -> str:
