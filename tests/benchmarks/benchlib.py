@@ -146,14 +146,6 @@ def machine() -> str:
     )
 
 
-def run(main):
-    """Run a benchmark's main coroutine on the event loop the services run on (kit.event_loop):
-    Reserva and its references share the process, so they share the loop too."""
-    from kit import event_loop
-
-    return event_loop.run(main)
-
-
 def write_results(stem: str, scenarios: list[dict], extra: dict | None = None) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{stem}.json"

@@ -21,7 +21,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 import asyncpg  # noqa: E402
-import benchlib  # noqa: E402
 import grpc  # noqa: E402
 from benchlib import (  # noqa: E402
     PRODUCTION_LOCK_PROBE_SAMPLE_RATE,
@@ -32,6 +31,8 @@ from benchlib import (  # noqa: E402
     write_results,
 )
 from google.protobuf import timestamp_pb2  # noqa: E402
+
+from kit import event_loop  # noqa: E402
 
 IN_FLIGHT = 64
 CONTENTION_CALLERS = 32
@@ -233,4 +234,4 @@ async def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(benchlib.run(main()))
+    raise SystemExit(event_loop.run(main()))

@@ -25,7 +25,6 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-import benchlib  # noqa: E402
 from benchlib import (  # noqa: E402
     Scenario,
     as_deployed_process,
@@ -34,6 +33,8 @@ from benchlib import (  # noqa: E402
     throwaway_database,
     write_results,
 )
+
+from kit import event_loop  # noqa: E402
 
 
 def _envelope(client: str) -> bytes:
@@ -260,4 +261,4 @@ if __name__ == "__main__":
     parser.add_argument("--rate", type=float, default=50.0)
     parser.add_argument("--seconds", type=float, default=10.0)
     args = parser.parse_args()
-    sys.exit(benchlib.run(main(args.burst, args.rate, args.seconds)))
+    sys.exit(event_loop.run(main(args.burst, args.rate, args.seconds)))

@@ -29,7 +29,6 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "e2e"))
 
-import benchlib  # noqa: E402
 from benchlib import (  # noqa: E402
     PRODUCTION_LOCK_PROBE_SAMPLE_RATE,
     closed_loop,
@@ -39,6 +38,8 @@ from benchlib import (  # noqa: E402
     write_results,
 )
 from chaos_support import admin_connect, bearer, mint_clients  # noqa: E402
+
+from kit import event_loop  # noqa: E402
 
 PLACES = 100
 CITY = f"Benchcity{uuid.uuid4().hex[:6]}"
@@ -253,7 +254,7 @@ def main() -> None:
     parser.add_argument("--open-seconds", type=float, default=20.0)
     parser.add_argument("--mixed-calls", type=int, default=1500)
     args = parser.parse_args()
-    result = benchlib.run(run(args))
+    result = event_loop.run(run(args))
     path = write_results(
         "platform",
         result["rows"],

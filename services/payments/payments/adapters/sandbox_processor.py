@@ -63,11 +63,7 @@ TOKENS = {
     "tok_timeout": None,
     "tok_lost": None,
 }
-BEHAVIOURS = {f"{op}_{fault}" for op in ("capture", "void", "refund") for fault in ("timeout", "lost")} | {
-    "capture_declined",
-    "void_declined",
-    "refund_declined",
-}
+BEHAVIOURS = {f"{op}_{fault}" for op in ("capture", "void", "refund") for fault in ("timeout", "lost", "declined")}
 AUTHORIZATION_VALIDITY = timedelta(days=7)
 C = orm.sandbox_charges
 
@@ -232,8 +228,6 @@ class SandboxCardProcessor:
 
     async def capture(self, *, reference: str, amount: Money, idempotency_key: str) -> None:
         def change(row):
-            if "capture_declined" in (row.test_behaviours or []):
-                raise ProviderDeclined("capture_declined", reference)
             if row.status != "authorized":
                 raise ProviderDeclined("charge_not_capturable", reference)
             if amount.amount_minor > row.amount_minor or amount.currency != row.currency:
@@ -244,8 +238,6 @@ class SandboxCardProcessor:
 
     async def void(self, *, reference: str, idempotency_key: str) -> None:
         def change(row):
-            if "void_declined" in (row.test_behaviours or []):
-                raise ProviderDeclined("void_declined", reference)
             if row.status != "authorized":
                 raise ProviderDeclined("charge_not_voidable", reference)
             return {"status": "voided"}, "charge.voided", None
@@ -256,8 +248,6 @@ class SandboxCardProcessor:
         answer = refund_reference(idempotency_key)
 
         def change(row):
-            if "refund_declined" in (row.test_behaviours or []):
-                raise ProviderDeclined("refund_declined", reference)
             refunded = row.refunded_minor + amount.amount_minor
             if row.status not in ("captured", "refunded") or refunded > row.captured_minor:
                 raise ProviderDeclined("amount_exceeds_refundable", reference)
@@ -276,7 +266,8 @@ class SandboxCardProcessor:
         return await self._tx(read, idempotency_key)
 
     async def _operate(self, operation: str, reference: str, key: str, change):
-        """A capture, void or refund with the charge's test behaviours: its request lost, or its answer."""
+        """A capture, void or refund with the charge's test behaviours: its request lost, its answer
+        lost, or every such operation refused."""
         answer_lost = False
 
         def with_behaviours(row):
@@ -286,6 +277,8 @@ class SandboxCardProcessor:
                 self._lost_keys.add(key)
                 raise _Lost
             answer_lost = f"{operation}_timeout" in behaviours
+            if f"{operation}_declined" in behaviours:
+                raise ProviderDeclined(f"{operation}_declined", reference)
             return change(row)
 
         try:
