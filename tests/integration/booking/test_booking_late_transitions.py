@@ -6,12 +6,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import grpc
 import pytest
 from booking_support import (
     AGENT,
     As,
     assert_lock_budget,
     booking_clock,
+    booking_settings,
     create_request,
     error_info,
     fail,
@@ -23,8 +25,11 @@ from booking_support import (
     user,
 )
 
+from booking.bootstrap import start as start_booking
+from booking.entrypoints.workers import sweep_once
 from reserva.availability.v1 import availability_pb2 as apb
 from reserva.booking.v1 import booking_pb2 as bpb
+from reserva.booking.v1 import booking_pb2_grpc
 
 B = bpb.Booking
 
@@ -77,6 +82,97 @@ async def test_reschedule_onto_a_taken_range_keeps_the_booking_as_it_was(bstub, 
     stranger = await fail(As(bstub, user()).RescheduleBooking(request))
     assert refused(stranger) == ("NOT_FOUND", "BOOKING_NOT_FOUND")
     assert_lock_budget(lock_readings(), "RescheduleBooking")
+
+
+async def _two_hours_then_one(bstub, astub, client, days: int, token: str = "tok_success"):
+    """A confirmed, fully paid booking of two hours (4,000) and a request moving it to one hour
+    (2,000) the next day: a move that owes a refund of 2,000."""
+    place = await make_place(astub, user("host"))
+    start = future_hour(days=days)
+    booking = await As(bstub, client).CreateBooking(
+        create_request(place.id, (start, start + timedelta(hours=2)), token=token)
+    )
+    assert booking.status == B.CONFIRMED and booking.payment_status == B.PAYMENT_STATUS_CAPTURED
+    later = start + timedelta(days=1)
+    request = bpb.RescheduleBookingRequest(
+        request_id=rid(), id=booking.id, ranges=[trange(later, later + timedelta(hours=1))], etag=booking.etag
+    )
+    return booking, request
+
+
+async def _payment(admin_sql, payment_id: str):
+    return await admin_sql.fetchrow(
+        "SELECT status, captured_amount, refunded_amount FROM payments.payments WHERE id = $1::uuid", payment_id
+    )
+
+
+async def test_reschedule_to_a_lower_price_refunds_the_difference(bstub, astub, admin_sql, lock_readings):
+    client = user()
+    booking, request = await _two_hours_then_one(bstub, astub, client, days=34)
+    moved = await As(bstub, client).RescheduleBooking(request)
+    assert moved.status == B.CONFIRMED and moved.saga_state == B.SAGA_STATE_DONE
+    assert moved.price.amount_minor == 2000
+    assert tuple(await _payment(admin_sql, booking.payment_id)) == ("partially_refunded", 4000, 2000)
+    assert (await _hold(admin_sql, booking.hold_id))["state"] == "released"
+    # A retry of the same request answers the same booking and refunds nothing more.
+    again = await As(bstub, client).RescheduleBooking(request)
+    assert again.hold_id == moved.hold_id
+    assert (await _payment(admin_sql, booking.payment_id))["refunded_amount"] == 2000
+    assert_lock_budget(lock_readings(), "RescheduleBooking")
+
+
+async def test_a_reschedule_refund_the_processor_refuses_still_answers_the_moved_booking(bstub, astub, admin_sql):
+    client = user()
+    booking, request = await _two_hours_then_one(bstub, astub, client, days=35, token="tok_success+refund_declined")
+    # The booking moved (the old hold released): that is the answer, not PAYMENT_DECLINED.
+    moved = await As(bstub, client).RescheduleBooking(request)
+    assert moved.status == B.CONFIRMED and moved.saga_state == B.SAGA_STATE_DONE
+    assert moved.ranges[0].start_time.seconds == request.ranges[0].start_time.seconds
+    assert (await _hold(admin_sql, booking.hold_id))["state"] == "released"
+    row = await admin_sql.fetchrow(
+        "SELECT failure_reason, pending_move FROM booking.bookings WHERE id = $1::uuid", booking.id
+    )
+    assert row["failure_reason"] == "refund_declined" and row["pending_move"] is None
+    # The money stays captured; payments told the client and the agents (payment.refund_failed).
+    assert tuple(await _payment(admin_sql, booking.payment_id)) == ("captured", 4000, 0)
+
+
+async def test_a_reschedule_whose_refund_cannot_be_asked_now_is_finished_by_recovery(
+    bstub, astub, admin_sql, settings_for, peer_servers
+):
+    client = user()
+    booking, request = await _two_hours_then_one(bstub, astub, client, days=36)
+    # A booking server that cannot reach payments: the move itself needs no payment call.
+    cut_off = await start_booking(
+        booking_settings(settings_for, peer_servers, payments_addr="127.0.0.1:1", peer_deadline_s=1.0)
+    )
+    try:
+        async with grpc.aio.insecure_channel(cut_off.address) as channel:
+            stub = booking_pb2_grpc.BookingServiceStub(channel)
+            moved = await As(stub, client).RescheduleBooking(request)
+    finally:
+        await cut_off.stop(0)
+    assert moved.status == B.CONFIRMED and moved.saga_state == B.SAGA_STATE_REFUNDING
+    assert moved.ranges[0].start_time.seconds == request.ranges[0].start_time.seconds
+    assert (await _hold(admin_sql, booking.hold_id))["state"] == "released"  # done before the refund
+    assert (await _payment(admin_sql, booking.payment_id))["refunded_amount"] == 0
+    # Until it is settled, the booking takes no other change that could lose what the move owes.
+    refused_now = await fail(As(bstub, client).CancelBooking(bpb.CancelBookingRequest(request_id=rid(), id=booking.id)))
+    assert refused(refused_now) == ("FAILED_PRECONDITION", "ILLEGAL_STATUS_TRANSITION")
+
+    restarted = await start_booking(booking_settings(settings_for, peer_servers))
+    try:
+        while await sweep_once(restarted.deps, now=restarted.deps.clock() + timedelta(minutes=5)):
+            pass
+    finally:
+        await restarted.stop(0)
+    row = await admin_sql.fetchrow(
+        "SELECT status, saga_state, pending_move, due_time, last_end FROM booking.bookings WHERE id = $1::uuid",
+        booking.id,
+    )
+    assert (row["status"], row["saga_state"], row["pending_move"]) == ("confirmed", "done", None)
+    assert row["due_time"] == row["last_end"]  # back on the completion sweeper's schedule
+    assert tuple(await _payment(admin_sql, booking.payment_id)) == ("partially_refunded", 4000, 2000)
 
 
 async def test_host_marks_a_started_booking_no_show_and_keeps_the_deposit(

@@ -62,6 +62,7 @@ bookings = Table(
     Column("note", Text, nullable=False, server_default=""),
     Column("series_id", String(64), nullable=False, server_default=""),
     Column("cancellation", JSONB),
+    Column("pending_move", JSONB),
     Column("expire_time", DateTime(timezone=True)),
     Column("due_time", DateTime(timezone=True)),
     Column("created_at", DateTime(timezone=True), nullable=False),

@@ -22,6 +22,7 @@ from booking.domain.model import (
     DepositKind,
     DepositPolicy,
     Money,
+    PendingMove,
     RefundPolicy,
     Review,
     SagaState,
@@ -73,6 +74,12 @@ def _cancellation_json(c: Cancellation | None) -> dict | None:
     }
 
 
+def _pending_move_json(m: PendingMove | None) -> dict | None:
+    if m is None:
+        return None
+    return {"step": m.step, "old_hold_id": m.old_hold_id, "refund_minor": m.refund_minor}
+
+
 def _row_values(b: Booking) -> dict:
     return {
         "client_id": b.client_id,
@@ -99,6 +106,7 @@ def _row_values(b: Booking) -> dict:
         "note": b.note,
         "series_id": b.series_id,
         "cancellation": _cancellation_json(b.cancellation),
+        "pending_move": _pending_move_json(b.pending_move),
         "expire_time": b.expire_time,
         "due_time": b.due_time,
         "created_at": b.created_at,
@@ -152,6 +160,7 @@ def booking_from_row(row) -> Booking:
             datetime.fromisoformat(c["cancel_time"]),
             c.get("refund_id", ""),
         ),
+        pending_move=None if row.pending_move is None else PendingMove(**row.pending_move),
         version=row.version,
     )
 
@@ -195,7 +204,7 @@ def _range_params(b: Booking) -> dict:
 
 # ---- the saga's hot statements in plain SQL (kit.sql): one round trip each --------------------------
 DriverFactory = Callable[[], Awaitable[Driver]]
-_JSON_COLUMNS = {"ranges", "policy", "cancellation"}
+_JSON_COLUMNS = {"ranges", "policy", "cancellation", "pending_move"}
 # Every column but id, with the cast its parameter needs (INSERT ... SELECT infers no types).
 _COLUMNS = [c for c in B.c if c.name != "id"]
 _CAST = {c.name: param_cast(c) for c in B.c}

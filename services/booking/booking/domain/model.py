@@ -224,6 +224,17 @@ class Cancellation:
     refund_id: str = ""
 
 
+@dataclass(frozen=True)
+class PendingMove:
+    """What a reschedule still owes once the booking has moved: the old hold to release and the
+    price difference to refund. Kept on the booking (saga 'refunding') until both are done, so that
+    the recovery worker finishes them when the call that moved the booking could not."""
+
+    step: str  # "reschedule:<request id>": the peer calls' request ids derive from it
+    old_hold_id: str
+    refund_minor: int
+
+
 @dataclass
 class BookingEvent:
     """Something that happened to a booking; the adapters turn it into an outbox message."""
@@ -263,6 +274,7 @@ class Booking:
     expire_time: datetime | None = None
     due_time: datetime | None = None
     cancellation: Cancellation | None = None
+    pending_move: PendingMove | None = None
     version: int = 1
     history: list[StatusChange] = field(default_factory=list)
     # New history entries and events since load; the repository persists them.
@@ -434,19 +446,34 @@ class Booking:
         self._transition(Status.NO_SHOW, host_id, reason or "no show", now, "mark as no-show")
         self.events.append(BookingEvent("no_show", self))
 
-    def reschedule(self, ranges: tuple[TimeRange, ...], price: Money, hold_id: str, actor: str, now: datetime):
+    def reschedule(
+        self,
+        ranges: tuple[TimeRange, ...],
+        price: Money,
+        hold_id: str,
+        actor: str,
+        now: datetime,
+        step: str,
+        recovery_after: timedelta,
+    ):
+        """Move to `ranges` (already held under `hold_id`). The old hold's release and the refund of
+        a lower price are owed from here on (pending_move, saga 'refunding')."""
         if self.status is not Status.CONFIRMED:
             raise IllegalStatusTransition(self.status.value.upper(), "CONFIRMED", "reschedule")
         if now >= self.start:
             raise IllegalStatusTransition("CONFIRMED (already started)", "CONFIRMED", "reschedule")
+        if self.saga_state.in_progress:
+            raise IllegalStatusTransition("CONFIRMED (a change is in progress)", "CONFIRMED", "reschedule")
         old = (self.ranges, self.price)
+        refund = self.price.amount_minor - price.amount_minor if self.payment_status == "captured" else 0
+        self.pending_move = PendingMove(step, self.hold_id, max(0, refund))
         self.ranges, self.price, self.hold_id = ranges, price, hold_id
         self.deposit = self.deposit_policy.deposit_for(price)
         self.touch(now)
         change = StatusChange(Status.CONFIRMED, Status.CONFIRMED, actor, "rescheduled", now, self.version)
         self.history.append(change)
         self.new_history.append(change)
-        self.due_time = self.end
+        self.saga_state, self.due_time = SagaState.REFUNDING, now + recovery_after
         self.events.append(BookingEvent("rescheduled", self, Status.CONFIRMED, json.dumps([str(o) for o in old])))
         return old
 

@@ -337,8 +337,10 @@ class BookingSaga:
 
     # ----- after a cancellation, no-show or completion --------------------------------------
     async def settle(self, booking: Booking) -> Booking:
-        """Carry out the money and calendar side of a terminal status (saga 'refunding'/'capturing')."""
+        """Carry out the money and calendar side of a terminal status or a reschedule (saga
+        'refunding'/'capturing')."""
         refund_id, refused = "", ""
+        move_refused = await self._settle_move(booking) if booking.pending_move is not None else ""
         if booking.status is Status.CANCELLED:
             await self.release_hold(booking, "booking_cancelled")
             refund_id, refused = await self._settle_cancellation_money(booking)
@@ -347,8 +349,11 @@ class BookingSaga:
             refused = await self._capture_owed(booking, "final_capture", amount)
 
         def done(b: Booking, now: datetime) -> None:
+            b.pending_move = None
             if refund_id and b.cancellation is not None:
                 b.cancellation = replace(b.cancellation, refund_id=refund_id)
+            if move_refused and not refused:  # a reschedule's refund: the money stays captured
+                b.failure_reason = move_refused
             if refused:  # a refused capture (its authorization voided) or refund (the money stays captured)
                 b.failure_reason = refused
                 if b.payment_status == "authorized":
@@ -358,6 +363,35 @@ class BookingSaga:
             b.set_saga(SagaState.DONE, now)
 
         return await self.persist(booking.id, done)
+
+    async def _settle_move(self, booking: Booking) -> str:
+        """A reschedule's debts once the booking has moved: release the old hold, refund the lower
+        price. The reason if the processor refused the refund (payments told the client and the
+        agents: payment.refund_failed; asking again would only replay the refusal)."""
+        move = booking.pending_move
+        try:
+            await self.d.availability.release_hold(
+                derived_request_id(booking.id, f"{move.step}:release"), move.old_hold_id, "rescheduled"
+            )
+        except NotFound:
+            pass  # no such hold any more: nothing to release
+        if move.refund_minor <= 0 or not booking.payment_id:
+            return ""
+        try:
+            await self.d.payments.refund(
+                derived_request_id(booking.id, f"{move.step}:refund"),
+                booking.payment_id,
+                Money(move.refund_minor, booking.price.currency),
+                "rescheduled",
+            )
+        except BookingPaymentDeclined as declined:
+            reason = declined.metadata.get("failure_reason") or "refund_declined"
+            log.warning(
+                "the processor refused a reschedule's refund; the money stays captured",
+                extra={"booking_id": booking.id, "amount_minor": move.refund_minor, "reason": reason},
+            )
+            return reason
+        return ""
 
     async def _settle_cancellation_money(self, booking: Booking) -> tuple[str, str]:
         """(the refund's id, the reason the processor refused a capture or the refund), either empty."""

@@ -3,6 +3,7 @@ gRPC call) and hands multi-service work to the saga in flows.py."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -493,6 +494,8 @@ async def reschedule_booking(
     booking.require(Status.CONFIRMED, action="reschedule")
     if booking.start <= deps.clock():
         raise IllegalStatusTransition("CONFIRMED (already started)", "CONFIRMED", "reschedule")
+    if booking.saga_state.in_progress:
+        raise IllegalStatusTransition("CONFIRMED (a change is in progress)", "CONFIRMED", "reschedule")
     place = await deps.availability.get_place(booking.place_id)
     new_price = model.quote_price(place, new_ranges, booking.units)
     if new_price.amount_minor > booking.price.amount_minor and booking.deposit_policy.prepaid:
@@ -510,13 +513,12 @@ async def reschedule_booking(
         holder_id=booking.client_id,
     )
     await deps.availability.confirm_hold(model.derived_request_id(booking.id, f"{step}:confirm"), hold.id)
-    old_hold = booking.hold_id
 
     async def move() -> Booking:
         async with deps.uow() as uow:
             b = await uow.bookings.get(booking.id)
             expected = b.version
-            b.reschedule(new_ranges, new_price, hold.id, user, deps.clock())
+            b.reschedule(new_ranges, new_price, hold.id, user, deps.clock(), step, deps.recovery_after)
             await uow.bookings.save(b, expected, ranges_changed=True)
             uow.collect(b)
             await uow.commit()
@@ -529,18 +531,16 @@ async def reschedule_booking(
             model.derived_request_id(booking.id, f"{step}:undo"), hold.id, "reschedule_failed"
         )
         raise
-    await deps.availability.release_hold(
-        model.derived_request_id(booking.id, f"{step}:release"), old_hold, "rescheduled"
-    )
-    difference = booking.price.amount_minor - new_price.amount_minor
-    if difference > 0 and booking.payment_status == "captured":
-        await deps.payments.refund(
-            model.derived_request_id(booking.id, f"{step}:refund"),
-            booking.payment_id,
-            model.Money(difference, booking.price.currency),
-            "rescheduled",
+    # The booking has moved: that is the answer. What the move owes (the old hold's release, the
+    # refund of a lower price) is recorded with it; if it cannot be done now, the recovery worker
+    # does it (saga 'refunding') and the caller still learns that the booking moved.
+    try:
+        return await BookingSaga(deps).settle(moved)
+    except Exception:
+        logging.getLogger(__name__).warning(
+            "a reschedule's release or refund is left to the recovery worker", extra={"booking_id": moved.id}
         )
-    return moved
+        return moved
 
 
 # ----- recurring series -----------------------------------------------------------------------
