@@ -30,6 +30,8 @@ from booking.entrypoints.workers import sweep_once
 from reserva.availability.v1 import availability_pb2 as apb
 from reserva.booking.v1 import booking_pb2 as bpb
 from reserva.booking.v1 import booking_pb2_grpc
+from reserva.booking.v1 import events_pb2 as booking_events
+from reserva.events.v1 import envelope_pb2
 
 B = bpb.Booking
 
@@ -224,6 +226,16 @@ async def test_a_no_show_fee_the_processor_refuses_ends_the_booking_with_its_pay
         "SELECT status, captured_amount FROM payments.payments WHERE id = $1::uuid", booking.payment_id
     )
     assert (payment["status"], payment["captured_amount"]) == ("voided", 0)  # no authorization left standing
+    # The client and the agents hear of the fee nobody collected.
+    raw = await admin_sql.fetchval(
+        "SELECT envelope FROM booking.outbox WHERE aggregate_id = $1 AND event_type = 'booking.fee_unpaid'",
+        booking.id,
+    )
+    envelope = envelope_pb2.EventEnvelope.FromString(raw)
+    unpaid = booking_events.BookingFeeUnpaid()
+    assert envelope.payload.Unpack(unpaid)
+    assert (unpaid.amount.amount_minor, unpaid.failure_reason, unpaid.status) == (1200, "capture_declined", B.NO_SHOW)
+    assert unpaid.client_id == client.user_id and unpaid.payment_id == booking.payment_id
 
 
 async def test_an_operator_completes_an_ended_booking_and_not_before(bstub, astub, booking_server, lock_readings):

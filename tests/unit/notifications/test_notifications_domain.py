@@ -232,6 +232,21 @@ def test_a_refused_refund_tells_the_client_and_the_agents_in_their_own_words():
         assert expected in mail.text and "refund_declined" in mail.text
 
 
+def test_a_fee_nobody_could_collect_tells_the_client_and_the_agents():
+    client, host = str(uuid.uuid4()), str(uuid.uuid4())
+    payload = booking_events.BookingFeeUnpaid(
+        booking_id="bk", client_id=client, host_id=host, payment_id="pay", failure_reason="capture_declined"
+    )
+    payload.amount.amount_minor, payload.amount.currency_code = 1200, "EUR"
+    event = decode(_raw("booking.fee_unpaid", payload))
+    people = recipients(event, ["agent-1"])
+    assert [(r.user_id, r.role) for r in people] == [(client, "client"), ("agent-1", "agent")]
+    renderer = JinjaRenderer()
+    for role, expected in (("client", "could not collect 12.00 EUR"), ("agent", "refused to capture 12.00 EUR")):
+        mail = renderer.render("booking.fee_unpaid", Channel.EMAIL, Preferences("u"), {**event.facts, "role": role})
+        assert expected in mail.text and "capture_declined" in mail.text
+
+
 def test_only_documented_events_that_notify_no_one_and_touch_no_reminder_concern_nobody():
     from notifications.domain.routing import concerns_nobody
 

@@ -69,6 +69,14 @@ def _booking_event(event: BookingEvent) -> OutboxMessage:
         payload = events_pb2.BookingPaymentFailed(
             **common, amount=money(b.price), payment_id=b.payment_id, failure_reason=b.failure_reason
         )
+    elif kind == "fee_unpaid":
+        payload = events_pb2.BookingFeeUnpaid(
+            **common,
+            amount=money(event.amount),
+            payment_id=b.payment_id,
+            failure_reason=event.reason,
+            status=status_to_proto(b.status),
+        )
     elif kind == "rescheduled":
         payload = events_pb2.BookingRescheduled(
             booking_id=b.id,

@@ -243,6 +243,7 @@ class BookingEvent:
     booking: Booking
     previous_status: Status | None = None
     reason: str = ""
+    amount: Money | None = None  # fee_unpaid: what could not be collected
 
 
 @dataclass
@@ -476,6 +477,11 @@ class Booking:
         self.saga_state, self.due_time = SagaState.REFUNDING, now + recovery_after
         self.events.append(BookingEvent("rescheduled", self, Status.CONFIRMED, json.dumps([str(o) for o in old])))
         return old
+
+    def fee_unpaid(self, amount: Money, reason: str) -> None:
+        """The processor refused to capture what this ended booking owes: the client and the agents
+        are told (collecting it is the agents' business)."""
+        self.events.append(BookingEvent("fee_unpaid", self, self.status, reason, amount))
 
     def require(self, *statuses: Status, action: str) -> None:
         if self.status not in statuses:

@@ -339,14 +339,15 @@ class BookingSaga:
     async def settle(self, booking: Booking) -> Booking:
         """Carry out the money and calendar side of a terminal status or a reschedule (saga
         'refunding'/'capturing')."""
-        refund_id, refused = "", ""
+        refund_id, refused, unpaid = "", "", None
         move_refused = await self._settle_move(booking) if booking.pending_move is not None else ""
         if booking.status is Status.CANCELLED:
             await self.release_hold(booking, "booking_cancelled")
-            refund_id, refused = await self._settle_cancellation_money(booking)
+            refund_id, refused, unpaid = await self._settle_cancellation_money(booking)
         elif booking.status in (Status.NO_SHOW, Status.COMPLETED) and booking.payment_status == "authorized":
             amount = booking.deposit if booking.status is Status.NO_SHOW else booking.price
             refused = await self._capture_owed(booking, "final_capture", amount)
+            unpaid = amount if refused else None
 
         def done(b: Booking, now: datetime) -> None:
             b.pending_move = None
@@ -360,6 +361,8 @@ class BookingSaga:
                     b.payment_status = "failed"
             elif b.status in (Status.NO_SHOW, Status.COMPLETED) and b.payment_status == "authorized":
                 b.payment_status = "captured"
+            if unpaid is not None:
+                b.fee_unpaid(unpaid, refused)
             b.set_saga(SagaState.DONE, now)
 
         return await self.persist(booking.id, done)
@@ -393,15 +396,16 @@ class BookingSaga:
             return reason
         return ""
 
-    async def _settle_cancellation_money(self, booking: Booking) -> tuple[str, str]:
-        """(the refund's id, the reason the processor refused a capture or the refund), either empty."""
+    async def _settle_cancellation_money(self, booking: Booking) -> tuple[str, str, Money | None]:
+        """(the refund's id, the reason the processor refused a capture or the refund, the fee it
+        refused to capture), each empty or None when not so."""
         c = booking.cancellation
         if not booking.payment_id:
             await self.void_payments(booking, "booking_cancelled")
-            return "", ""
+            return "", "", None
         if booking.payment_status == "captured":
             if c.refund_minor <= 0:
-                return "", ""
+                return "", "", None
             try:
                 refund_id, _ = await self.d.payments.refund(
                     derived_request_id(booking.id, "refund"),
@@ -414,14 +418,16 @@ class BookingSaga:
                 # asking again under the same request id would only replay the refusal. The
                 # cancellation stands with the failed refund's id; the agents settle the money.
                 reason = declined.metadata.get("failure_reason") or "refund_declined"
-                return declined.metadata.get("refund_id", ""), reason
-            return refund_id, ""
+                return declined.metadata.get("refund_id", ""), reason, None
+            return refund_id, "", None
         if booking.payment_status == "authorized":
             kept = booking.charged_minor() - c.refund_minor
             if kept > 0:
-                return "", await self._capture_owed(booking, "cancel_capture", Money(kept, booking.price.currency))
+                fee = Money(kept, booking.price.currency)
+                refused = await self._capture_owed(booking, "cancel_capture", fee)
+                return "", refused, fee if refused else None
             await self._void(booking, "cancel_void", booking.payment_id, "cancelled")
-        return "", ""
+        return "", "", None
 
     async def _capture_owed(self, booking: Booking, step: str, amount: Money) -> str:
         """Capture what the booking owes (a no-show fee, a completed stay, a cancellation fee); the
@@ -432,7 +438,8 @@ class BookingSaga:
         except BookingPaymentDeclined as declined:
             reason = declined.metadata.get("failure_reason") or "capture_declined"
             log.warning(
-                "the processor refused to capture what an ended booking owes; its authorization is voided",
+                "the processor refused to capture what an ended booking owes; its authorization is voided"
+                " (booking.fee_unpaid tells the client and the agents)",
                 extra={"booking_id": booking.id, "step": step, "amount_minor": amount.amount_minor, "reason": reason},
             )
             await self.void_payments(booking, "capture_declined")

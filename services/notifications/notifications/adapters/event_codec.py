@@ -27,6 +27,7 @@ PAYLOAD_TYPES: dict[str, type[Message]] = {
     "booking.completed": booking_events.BookingCompleted,
     "booking.no_show": booking_events.BookingNoShow,
     "booking.payment_failed": booking_events.BookingPaymentFailed,
+    "booking.fee_unpaid": booking_events.BookingFeeUnpaid,
     "booking.rescheduled": booking_events.BookingRescheduled,
     "waitlist.offered": booking_events.WaitlistOffered,
     "review.created": booking_events.ReviewCreated,

@@ -17,6 +17,7 @@ AUDIENCES: dict[str, tuple[str, ...]] = {
     "booking.completed": (CLIENT,),
     "booking.no_show": (CLIENT,),
     "booking.payment_failed": (CLIENT,),
+    "booking.fee_unpaid": (CLIENT, AGENT),
     "booking.rescheduled": (CLIENT, HOST),
     "waitlist.offered": (CLIENT,),
     "review.created": (HOST,),

@@ -486,6 +486,67 @@ class BookingPaymentFailed(_message.Message):
 Global___BookingPaymentFailed: _TypeAlias = BookingPaymentFailed  # noqa: Y015
 
 @_typing.final
+class BookingFeeUnpaid(_message.Message):
+    """"booking.fee_unpaid": the processor refused to capture what an ended
+    booking owes (a no-show fee, a completed stay, a cancellation fee). The
+    authorization was voided; collecting the amount is the agents' business.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BOOKING_ID_FIELD_NUMBER: _builtins.int
+    CLIENT_ID_FIELD_NUMBER: _builtins.int
+    HOST_ID_FIELD_NUMBER: _builtins.int
+    PLACE_ID_FIELD_NUMBER: _builtins.int
+    RANGES_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    PAYMENT_ID_FIELD_NUMBER: _builtins.int
+    FAILURE_REASON_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    booking_id: _builtins.str
+    """Booking UUID."""
+    client_id: _builtins.str
+    """Client UUID."""
+    host_id: _builtins.str
+    """Host UUID."""
+    place_id: _builtins.str
+    """Place UUID."""
+    payment_id: _builtins.str
+    """Payment UUID."""
+    failure_reason: _builtins.str
+    """Machine-readable failure reason, for example "capture_declined"."""
+    status: _booking_pb2.Booking.Status.ValueType
+    """The status the booking ended in: NO_SHOW, COMPLETED or CANCELLED."""
+    @_builtins.property
+    def ranges(self) -> _containers.RepeatedCompositeFieldContainer[_types_pb2.TimeRange]:
+        """The booking's ranges, sorted by start."""
+
+    @_builtins.property
+    def amount(self) -> _types_pb2.Money:
+        """Amount that could not be collected."""
+
+    def __init__(
+        self,
+        *,
+        booking_id: _builtins.str = ...,
+        client_id: _builtins.str = ...,
+        host_id: _builtins.str = ...,
+        place_id: _builtins.str = ...,
+        ranges: _abc.Iterable[_types_pb2.TimeRange] | None = ...,
+        amount: _types_pb2.Money | None = ...,
+        payment_id: _builtins.str = ...,
+        failure_reason: _builtins.str = ...,
+        status: _booking_pb2.Booking.Status.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "booking_id", b"booking_id", "client_id", b"client_id", "failure_reason", b"failure_reason", "host_id", b"host_id", "payment_id", b"payment_id", "place_id", b"place_id", "ranges", b"ranges", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BookingFeeUnpaid: _TypeAlias = BookingFeeUnpaid  # noqa: Y015
+
+@_typing.final
 class BookingRescheduled(_message.Message):
     """"booking.rescheduled": a confirmed booking moved to new ranges."""
 
