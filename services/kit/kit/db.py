@@ -180,6 +180,7 @@ class SqlAlchemyUnitOfWork:
         self._driver: Driver | None = None
         self._broken = False
         self._lone = False  # one plain-SQL statement, sent without BEGIN/COMMIT (lone_statement)
+        self._wrote_events = False  # outbox rows in this transaction: the relay is woken at commit
         self._measured: bool | None = None  # the probe's decision, when taken before the transaction
 
     def _open(self) -> None:
@@ -308,6 +309,7 @@ class SqlAlchemyUnitOfWork:
         self.events = []
         if not messages:
             return "SELECT 1 WHERE false", []  # a CTE that writes nothing
+        self._wrote_events = True
         return outbox_insert(self._outbox, messages, first, when)
 
     async def commit(self) -> None:
@@ -317,8 +319,10 @@ class SqlAlchemyUnitOfWork:
             if self._driver is not None and self._driver.in_transaction():
                 raise RuntimeError("a lone statement ran inside a transaction: it did not commit")
             self._committed = True  # PostgreSQL committed the statement when it ended
+            self._wake_relay()
             return
         if self.events and self._outbox is not None:
+            self._wrote_events = True
             if self._driver is not None:
                 sql, params = outbox_insert(self._outbox, self.events)
                 await self._driver.execute(sql, *params)
@@ -335,6 +339,11 @@ class SqlAlchemyUnitOfWork:
                 self._broken = self._pooled.driver_connection.is_closed()
                 raise DBAPIError("COMMIT", (), error, connection_invalidated=self._broken) from error
         self._committed = True
+        self._wake_relay()
+
+    def _wake_relay(self) -> None:
+        if self._wrote_events and self._outbox is not None:
+            self._outbox.committed()
 
     async def rollback(self) -> None:
         if self._session is not None:

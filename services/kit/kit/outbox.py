@@ -97,6 +97,11 @@ def stream_name(namespace: str, service: str) -> str:
 class Outbox:
     def __init__(self, table: Table, service: str):
         self.table, self.service = table, service
+        self._committed = asyncio.Event()
+
+    def committed(self) -> None:
+        """A transaction of this process that wrote outbox rows has committed: wake the relay."""
+        self._committed.set()
 
     def envelope(self, message: OutboxMessage) -> bytes:
         from google.protobuf import any_pb2, timestamp_pb2
@@ -146,12 +151,20 @@ class OutboxRelay:
         batch_size: int = 100,
         idle_sleep_s: float = 0.05,
         backlog_interval_s: float = 5.0,
+        gather_s: float = 0.01,
+        poll_interval_s: float = 1.0,
     ):
+        """The relay wakes when a transaction of this process that wrote outbox rows commits
+        (Outbox.committed), waiting `gather_s` after the previous batch so that one batch carries
+        the events of several transactions under load; without a wake-up it looks every
+        `poll_interval_s` (rows another process wrote: a replica whose relay was not the leader).
+        `idle_sleep_s` is the first retry delay after a failure, doubled up to 2 s."""
         self.outbox, self.session_factory, self.redis = outbox, session_factory, redis
         self.stream = stream_name(namespace, outbox.service)
         self.probe, self.batch_size, self.idle_sleep_s = probe, batch_size, idle_sleep_s
-        self.backlog_interval_s = backlog_interval_s
+        self.backlog_interval_s, self.gather_s, self.poll_interval_s = backlog_interval_s, gather_s, poll_interval_s
         self._lock_key = zlib.crc32(f"outbox:{outbox.table.fullname}".encode())
+        self._leader = True  # whether the last batch got the relay's lock
 
     async def publish_batch(self) -> int:
         """Publish one batch; returns how many rows went out (0 when idle, Redis down, or not leader)."""
@@ -161,13 +174,19 @@ class OutboxRelay:
             # Plain SQL (kit.sql): the relay runs all the time a service is busy.
             async with SqlAlchemyUnitOfWork(self.session_factory, self.probe) as uow:
                 db = await uow.driver()
-                if not await db.fetchval("SELECT pg_try_advisory_xact_lock($1)", self._lock_key):
-                    return 0
-                rows = await db.fetch(
-                    f"SELECT id, envelope, created_at FROM {table.schema}.{table.name} "
-                    "WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+                # The relay's lock and the batch in one round trip: the lock is tried once, the
+                # batch read only if this relay got it; one row (leader, NULLs) when nothing waits.
+                found = await db.fetch(
+                    "WITH leader AS MATERIALIZED (SELECT pg_try_advisory_xact_lock($2) AS got) "
+                    "SELECT leader.got, b.id, b.envelope, b.created_at FROM leader LEFT JOIN LATERAL ("
+                    f"  SELECT o.id, o.envelope, o.created_at FROM {table.schema}.{table.name} o"
+                    "    WHERE leader.got AND o.published_at IS NULL"
+                    "    ORDER BY o.id LIMIT $1 FOR UPDATE SKIP LOCKED) b ON true",
                     self.batch_size,
+                    self._lock_key,
                 )
+                self._leader = bool(found[0]["got"])
+                rows = [r for r in found if r["id"] is not None]
                 if not rows:
                     await uow.commit()
                     return 0
@@ -213,6 +232,7 @@ class OutboxRelay:
     async def run(self, stop: asyncio.Event) -> None:
         backoff = self.idle_sleep_s
         next_measure = 0.0
+        woken = self.outbox._committed
         while not stop.is_set():
             if time.monotonic() >= next_measure:
                 next_measure = time.monotonic() + self.backlog_interval_s
@@ -220,15 +240,32 @@ class OutboxRelay:
                     await self.measure_backlog()
                 except Exception as error:  # the figures wait for the next interval; publishing goes on
                     log.warning("outbox backlog not measured", extra={"error": repr(error)})
+            woken.clear()  # commits from here on wake the next round
             try:
                 sent = await self.publish_batch()
                 backoff = self.idle_sleep_s
                 if sent == self.batch_size:
                     continue
+                # Not the leader (another replica's relay is publishing): look again soon, since the
+                # rows this process committed may have come after that relay's batch.
+                wait = self.poll_interval_s if self._leader else self.idle_sleep_s
             except Exception as error:  # Redis or database down: keep the rows, try again later
                 log.warning("outbox relay failed; will retry", extra={"error": repr(error)})
                 backoff = min(backoff * 2, 2.0)
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=backoff)
-            except TimeoutError:
-                pass
+                await _first_of(stop.wait(), timeout=backoff)
+                continue
+            if not await _first_of(stop.wait(), woken.wait(), timeout=wait):
+                continue  # the poll interval passed
+            if not stop.is_set():
+                await _first_of(stop.wait(), timeout=self.gather_s)  # gather the commits of a moment
+
+
+async def _first_of(*waits, timeout: float) -> bool:
+    """Wait until the first of `waits` completes or `timeout` passes; True if one completed."""
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        done, _ = await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        return bool(done)
+    finally:
+        for task in tasks:
+            task.cancel()
