@@ -17,7 +17,6 @@ from payments.adapters import orm
 from payments.domain.model import (
     LedgerEntry,
     LedgerKind,
-    LedgerTotals,
     Payment,
     PaymentKind,
     PaymentStatus,
@@ -83,6 +82,29 @@ WITH added AS (
 )
 {_INSERT_ENTRIES} {_entries_select(_NP + 2)}
 """
+# The request's idempotency key claimed and, only if this call claimed it, the new payment with its
+# unsettled mark and first ledger entries: one statement (parameters as _ADD_PAYMENT's, then the
+# key's request id, operation, fingerprint and time).
+_K = _NP + 11
+_CLAIM_AND_ADD_PAYMENT = f"""
+WITH claimed AS (
+    INSERT INTO payments.idempotency_keys
+           (request_id, operation, fingerprint, status, resource_id, create_time, update_time)
+    VALUES (${_K}::text, ${_K + 1}::text, ${_K + 2}::text, 'in_progress', $1::uuid, ${_K + 3}::timestamptz,
+            ${_K + 3}::timestamptz)
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+), added AS (
+    INSERT INTO payments.payments ({", ".join(_P_COLUMNS)})
+    SELECT {", ".join(f"${i + 1}{param_cast(c)}" for i, c in enumerate(P.c))} WHERE EXISTS (SELECT 1 FROM claimed)
+), unsettled AS (
+    INSERT INTO payments.unsettled_payments (payment_id, since)
+    SELECT $1::uuid, ${_NP + 1}::timestamptz WHERE EXISTS (SELECT 1 FROM claimed)
+), entries AS (
+    {_INSERT_ENTRIES} {_entries_select(_NP + 2)} WHERE EXISTS (SELECT 1 FROM claimed)
+)
+SELECT count(*) FROM claimed
+"""
 _NU = len(_P_UPDATED)
 _UNSETTLED_CHANGE = {
     "none": "",
@@ -91,8 +113,17 @@ _UNSETTLED_CHANGE = {
     "unsettled": f", unsettled AS (INSERT INTO payments.unsettled_payments (payment_id, since) "
     f"SELECT $1::uuid, ${_NU + 12}::timestamptz WHERE EXISTS (SELECT 1 FROM saved) ON CONFLICT DO NOTHING)",
 }
-# The payment back if nobody changed it since it was loaded (version check), its unsettled mark, its
-# new ledger entries, and the ledger's totals before them: one statement.
+
+
+def _updated_param(name: str) -> str:
+    return f"${_P_UPDATED.index(name) + 3}::bigint"
+
+
+# The payment back if nobody changed it since it was loaded (version check), its unsettled mark and
+# its new ledger entries: one statement. If it saved, its balances must agree with its ledger (the
+# entries there and those it adds, which its own snapshot does not see); otherwise the statement
+# fails whole (payments.refuse_unbalanced, migration payments_0008), so that even a save sent as a
+# transaction of its own never commits a payment out of step with its ledger.
 _SAVE_PAYMENT = f"""
 WITH saved AS (
     UPDATE payments.payments
@@ -101,11 +132,26 @@ WITH saved AS (
     RETURNING 1
 ){{unsettled}}, entries AS (
     {_INSERT_ENTRIES} {_entries_select(_NU + 3)} WHERE EXISTS (SELECT 1 FROM saved)
-)/*completion*//*outbox*/
+)/*completion*//*outbox*/, ledger AS (
+    SELECT kind, amount_minor FROM payments.ledger_entries WHERE payment_id = $1::uuid
+    UNION ALL
+    SELECT e.kind, e.amount_minor FROM ({_entries_select(_NU + 3)}) e
+), balance AS (
+    SELECT coalesce(sum(amount_minor) FILTER (WHERE kind = 'authorization'), 0)
+           - coalesce(sum(amount_minor) FILTER (WHERE kind IN ('capture', 'void', 'release')), 0) AS authorized,
+           coalesce(sum(amount_minor) FILTER (WHERE kind = 'capture'), 0) AS captured,
+           coalesce(sum(amount_minor) FILTER (WHERE kind = 'refund'), 0) AS refunded
+      FROM ledger
+)
 SELECT (SELECT count(*) FROM saved) AS saved,
-       (SELECT coalesce(jsonb_object_agg(kind, total), '{{}}'::jsonb)
-          FROM (SELECT kind, sum(amount_minor) AS total FROM payments.ledger_entries
-                 WHERE payment_id = $1::uuid GROUP BY kind) t) AS sums
+       (SELECT payments.refuse_unbalanced(
+                   $1::uuid, format('outstanding authorization %s, captured %s, refunded %s',
+                                    authorized, captured, refunded))
+          FROM balance
+         WHERE EXISTS (SELECT 1 FROM saved)
+           AND (authorized, captured, refunded) IS DISTINCT FROM
+               ({_updated_param("authorized_amount")}, {_updated_param("captured_amount")},
+                {_updated_param("refunded_amount")})) AS refused
 """
 _SAVE_PAYMENT_BY_CHANGE = {
     change: _SAVE_PAYMENT.replace("{unsettled}", cte) for change, cte in _UNSETTLED_CHANGE.items()
@@ -131,16 +177,6 @@ _COMPLETE_KEY = """
 UPDATE payments.idempotency_keys SET status = 'completed', result = $3::jsonb, update_time = $4
  WHERE request_id = $1 AND operation = $2
 """
-
-
-def _totals(sums: dict) -> LedgerTotals:
-    return LedgerTotals(
-        authorized=int(sums.get(LedgerKind.AUTHORIZATION.value, 0)),
-        captured=int(sums.get(LedgerKind.CAPTURE.value, 0)),
-        refunded=int(sums.get(LedgerKind.REFUND.value, 0)),
-        voided=int(sums.get(LedgerKind.VOID.value, 0)),
-        released=int(sums.get(LedgerKind.RELEASE.value, 0)),
-    )
 
 
 def _payment_values(p: Payment) -> dict[str, Any]:
@@ -240,6 +276,24 @@ class SqlAlchemyPaymentRepository:
         )
         payment.new_entries.clear()
 
+    async def add_if_claimed(self, payment: Payment, request_id: str, operation: str, fingerprint: str, now) -> bool:
+        """Claim the request's idempotency key and add the payment only if this call claimed it:
+        one statement. False (nothing written) if the key was there already."""
+        values = _payment_values(payment)
+        claimed = await (await self.driver()).fetchval(
+            _CLAIM_AND_ADD_PAYMENT,
+            *[values[name] for name in _P_COLUMNS],
+            payment.create_time,
+            *_entry_arrays(payment.new_entries),
+            request_id,
+            operation,
+            fingerprint,
+            now,
+        )
+        if claimed:
+            payment.new_entries.clear()
+        return bool(claimed)
+
     async def get(self, payment_id: str, for_update: bool = False) -> Payment | None:
         # for_update: the one row lock that serializes captures, voids and refunds of this payment.
         # Taken with a no-op UPDATE rather than SELECT ... FOR UPDATE: the transaction updates the
@@ -259,11 +313,12 @@ class SqlAlchemyPaymentRepository:
 
     async def save(
         self, payment: Payment, completion: Completion | None = None, events: EventsInStatement | None = None
-    ) -> LedgerTotals:
-        """Write the payment back (version-checked), its unsettled mark and its new ledger entries;
-        returns the ledger's totals with them. One round trip. With `completion` (request id,
-        operation, result, time) the request's idempotency key is completed by the same statement,
-        and with `events` the unit of work's events are written by it: both only if it saved."""
+    ) -> None:
+        """Write the payment back (version-checked), its unsettled mark and its new ledger entries,
+        refused by the database if its balances would disagree with its ledger. One round trip.
+        With `completion` (request id, operation, result, time) the request's idempotency key is
+        completed by the same statement, and with `events` the unit of work's events are written by
+        it: both only if it saved."""
         payment.check_invariants()
         loaded_version, was_unsettled = self._loaded[payment.id]
         now_unsettled = payment.needs_reconciliation
@@ -273,13 +328,12 @@ class SqlAlchemyPaymentRepository:
         elif now_unsettled and not was_unsettled:
             change = "unsettled"
         values = _payment_values(payment)
-        entries = list(payment.new_entries)
         sql = _SAVE_PAYMENT_BY_CHANGE[change]
         args = [
             payment.id,
             loaded_version,
             *[values[name] for name in _P_UPDATED],
-            *_entry_arrays(entries),
+            *_entry_arrays(payment.new_entries),
             *([payment.update_time] if change == "unsettled" else []),  # the unsettled mark's time
         ]
         completed = ""
@@ -294,48 +348,6 @@ class SqlAlchemyPaymentRepository:
             raise Conflict(f"payment {payment.id} was modified concurrently; retry")
         payment.new_entries.clear()
         self._loaded[payment.id] = (payment.version, now_unsettled)
-        # The statement's own snapshot does not see the entries it inserts: add them.
-        sums = {kind: int(total) for kind, total in (row["sums"] or {}).items()}
-        for e in entries:
-            sums[e.kind.value] = sums.get(e.kind.value, 0) + e.amount.amount_minor
-        return _totals(sums)
-
-    async def _append_entries(self, payment: Payment) -> None:
-        if not payment.new_entries:
-            return
-        await self.session.execute(
-            insert(L),
-            [
-                {
-                    "payment_id": e.payment_id,
-                    "seq": e.seq,
-                    "id": e.id,
-                    "kind": e.kind.value,
-                    "amount_minor": e.amount.amount_minor,
-                    "currency": e.amount.currency,
-                    "booking_id": e.booking_id,
-                    "refund_id": e.refund_id,
-                    "create_time": e.create_time,
-                }
-                for e in payment.new_entries
-            ],
-        )
-        payment.new_entries.clear()
-
-    async def ledger_totals(self, payment_id: str) -> LedgerTotals:
-        rows = (
-            await self.session.execute(
-                select(L.c.kind, func.sum(L.c.amount_minor)).where(L.c.payment_id == payment_id).group_by(L.c.kind)
-            )
-        ).all()
-        sums = {LedgerKind(kind): int(total) for kind, total in rows}
-        return LedgerTotals(
-            authorized=sums.get(LedgerKind.AUTHORIZATION, 0),
-            captured=sums.get(LedgerKind.CAPTURE, 0),
-            refunded=sums.get(LedgerKind.REFUND, 0),
-            voided=sums.get(LedgerKind.VOID, 0),
-            released=sums.get(LedgerKind.RELEASE, 0),
-        )
 
     async def list_for(
         self, *, booking_id: str | None, user_id: str | None, after: tuple[datetime, str] | None, limit: int

@@ -207,7 +207,9 @@ class SandboxCardProcessor:
             "create_time": now,
             "update_time": now,
         }
-        record = await self._tx(self._insert_or_get, values)
+        record = await self._tx(self._insert_new, values, lone=True)
+        if record is None:  # the same key again: the charge as its first request made it
+            record = await self._tx(self._charge_by_key, values)
         if token == "tok_timeout":
             await asyncio.sleep(self.timeout_delay_s)
             raise ProviderTimeout("sandbox: the processor did not answer in time")
@@ -217,13 +219,16 @@ class SandboxCardProcessor:
             raise ProviderDeclined(record.failure_code, record.reference)
         return Authorization(record.reference, record.authorization_expire_time)
 
-    async def _insert_or_get(self, uow: SqlAlchemyUnitOfWork, values: dict) -> tuple[ChargeRecord, str | None]:
-        db = await uow.driver()
+    async def _insert_new(self, uow: SqlAlchemyUnitOfWork, values: dict) -> tuple[ChargeRecord | None, str | None]:
+        """The new charge (one statement), or None if its key was used before."""
         names = tuple(values)
-        row = await db.fetchrow(_insert_charge(names), *[_param(name, values[name]) for name in names])
-        if row is not None:
-            return _record(Row(row)), "charge.failed" if row["status"] == "failed" else "charge.authorized"
-        row = await db.fetchrow(_CHARGE_BY_KEY, values["idempotency_key"])
+        row = await (await uow.driver()).fetchrow(_insert_charge(names), *[_param(n, values[n]) for n in names])
+        if row is None:
+            return None, None
+        return _record(Row(row)), "charge.failed" if row["status"] == "failed" else "charge.authorized"
+
+    async def _charge_by_key(self, uow: SqlAlchemyUnitOfWork, values: dict) -> tuple[ChargeRecord, None]:
+        row = await (await uow.driver()).fetchrow(_CHARGE_BY_KEY, values["idempotency_key"])
         return _record(Row(row)), None
 
     async def capture(self, *, reference: str, amount: Money, idempotency_key: str) -> None:
@@ -314,10 +319,13 @@ class SandboxCardProcessor:
         updated = await db.fetchrow(_update_charge(names), reference, *[_param(n, values[n]) for n in names])
         return answer, (event_type, _record(Row(updated)), row.idempotency_key)
 
-    async def _tx(self, work, *args):
+    async def _tx(self, work, *args, lone: bool = False):
+        """`work` in one transaction; `lone`: it is one statement, sent as a transaction of its own."""
         token = current_operation.set("sandbox_processor")
         try:
             async with SqlAlchemyUnitOfWork(self.session_factory, self.probe) as uow:
+                if lone:
+                    uow.lone_statement()
                 result, event = await work(uow, *args)
                 await uow.commit()
         finally:

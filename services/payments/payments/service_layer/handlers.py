@@ -202,6 +202,15 @@ async def authorize_payment(deps: Deps, cmd: AuthorizePayment) -> Payment:
 
     async def begin():
         async with deps.uow() as uow:
+            # The usual case, a new key: claimed and the payment written by one statement.
+            uow.lone_statement()
+            claimed = await uow.payments.add_if_claimed(
+                payment, cmd.request_id, "authorize", idempotency.fingerprint(params), now
+            )
+            if claimed:
+                await uow.commit()
+                return None
+        async with deps.uow() as uow:  # the key was there: what it holds decides
             stored = await idempotency.claim(
                 uow, cmd.request_id, "authorize", params, payment.id, now, deps.stale_after,
                 _still_pending(uow, "authorize"),
@@ -258,6 +267,10 @@ async def _finish_authorization(
 ) -> Payment:
     now = deps.clock()
     async with deps.uow() as uow:
+        if known is not None:
+            # Nothing to read: the answer, the payment, its events and the key's response are one
+            # statement, sent as a transaction of its own.
+            uow.lone_statement()
         payment = await _known_or_locked(uow, payment_id, known)
         kind, detail = outcome
         # A webhook may have settled the payment already; then its state is the answer.
@@ -386,6 +399,8 @@ async def _finish_operation(
     async def attempt(known: Payment | None):
         now = deps.clock()
         async with deps.uow() as uow:
+            if known is not None:
+                uow.lone_statement()  # one statement: see _finish_authorization
             payment = await _known_or_locked(uow, payment_id, known)
             error = None
             if payment.pending_operation is not PendingOperation(operation):
