@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable
+from contextlib import nullcontext
 
 import grpc
 from google.rpc import error_details_pb2, status_pb2
@@ -19,6 +20,7 @@ from kit.context import current_caller, remaining_time
 from kit.error_table import error_from_status
 from kit.errors import DeadlineExceeded, ReservaError, Unavailable
 from kit.interceptors import STATUS_DETAILS_KEY
+from kit.telemetry import parent_unsampled
 
 _tracer = trace.get_tracer("reserva.kit.grpc_client")
 _meter = metrics.get_meter("reserva.kit.grpc_client")
@@ -115,7 +117,13 @@ class PeerClient:
         metadata = list((caller or current_caller.get()).to_metadata())
         started, outcome = time.perf_counter(), "ERROR"  # e.g. cancelled: neither answered nor refused
         # The span's status says a call failed; no traceback is formatted for a peer's refusal.
-        with _tracer.start_as_current_span(f"{self.peer_name}/{method}", kind=SpanKind.CLIENT, record_exception=False):
+        name = f"{self.peer_name}/{method}"
+        span = (
+            nullcontext()  # a trace nobody samples: its context is passed on as it is
+            if parent_unsampled()
+            else _tracer.start_as_current_span(name, kind=SpanKind.CLIENT, record_exception=False)
+        )
+        with span:
             carrier: dict[str, str] = {}
             propagate.inject(carrier)
             metadata.extend(carrier.items())

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import grpc
 from google.protobuf import any_pb2
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
+from opentelemetry import context as otel_context
 from opentelemetry import metrics, propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from sqlalchemy.exc import DBAPIError
@@ -23,9 +25,29 @@ from kit.db import RETRYABLE_SQLSTATES, TIMEOUT_SQLSTATES, sqlstate_of
 from kit.error_table import INTERNAL_MESSAGE, grpc_status_for
 from kit.errors import Conflict, InvalidArgument, ReservaError, Unavailable
 from kit.identity import Caller
+from kit.telemetry import parent_unsampled
 
 log = logging.getLogger("reserva.rpc")
 _tracer = trace.get_tracer("reserva.kit.grpc")
+
+
+@contextmanager
+def _server_span(name: str, parent) -> Iterator[trace.Span]:
+    """The call's server span, child of the caller's context; for a caller's trace nobody samples,
+    no span: the caller's context becomes the current one as it is (calls onwards carry it)."""
+    if not parent_unsampled(parent):
+        # Unexpected exceptions are recorded by the interceptor, not by the span: a refusal (a taken
+        # slot, a stale etag) is an answer, and the SDK would format a traceback for each.
+        with _tracer.start_as_current_span(name, context=parent, kind=SpanKind.SERVER, record_exception=False) as span:
+            yield span
+        return
+    token = otel_context.attach(parent)
+    try:
+        yield trace.get_current_span()
+    finally:
+        otel_context.detach(token)
+
+
 _meter = metrics.get_meter("reserva.kit.grpc")
 _latency = _meter.create_histogram("reserva.rpc.duration", unit="ms")
 _errors = _meter.create_counter("reserva.rpc.errors", unit="{error}")
@@ -101,14 +123,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
             )
             started = time.perf_counter()
             outcome = "OK"
-            # Unexpected exceptions are recorded below, not by the span: a refusal (a taken slot, a stale
-            # etag) is an answer, and the SDK would format a traceback for each (context.abort raises).
-            with _tracer.start_as_current_span(
-                method.lstrip("/"),
-                context=propagate.extract(carrier),
-                kind=SpanKind.SERVER,
-                record_exception=False,
-            ) as span:
+            with _server_span(method.lstrip("/"), propagate.extract(carrier)) as span:
                 try:
                     return await behavior(request, context)
                 except Exception as raw:

@@ -151,7 +151,7 @@ class OutboxRelay:
         batch_size: int = 100,
         idle_sleep_s: float = 0.05,
         backlog_interval_s: float = 5.0,
-        gather_s: float = 0.01,
+        gather_s: float = 0.02,
         poll_interval_s: float = 1.0,
     ):
         """The relay wakes when a transaction of this process that wrote outbox rows commits

@@ -72,7 +72,7 @@ class Driver:
                 raise RuntimeError("a lone-statement unit of work ran a second statement")
             self._allowed -= 1
         span = None
-        if telemetry.libraries_instrumented():
+        if telemetry.libraries_instrumented() and not telemetry.parent_unsampled():
             verb = sql.lstrip().split(None, 1)[0] if sql.strip() else "SQL"
             span = _tracer.start_span(f"{verb} {self._db_name}".strip(), kind=SpanKind.CLIENT)
             if span.is_recording():

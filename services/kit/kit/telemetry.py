@@ -87,6 +87,15 @@ def setup_metrics(service_name: str, exporter: str = "none", port: int | None = 
         log.info("metrics served", extra={"url": f"http://{host}:{server.server_port}/metrics"})
 
 
+def parent_unsampled(context=None) -> bool:
+    """Whether spans started now (in `context`, or the current one) would be children of a span
+    that is not sampled. Under parent-based sampling they would be recorded by nobody, so the kit
+    does not make them at all: a trace that is not sampled costs no span objects in the hot paths,
+    and its context (trace id, sampled flag) still travels, because it stays the current one."""
+    parent = trace.get_current_span(context).get_span_context()
+    return parent.is_valid and not parent.trace_flags.sampled
+
+
 def instrument_libraries() -> None:
     """SQLAlchemy statements and Redis commands become spans, children of the current span (once
     per process; engines created afterwards are traced)."""

@@ -234,3 +234,48 @@ async def test_an_instant_booking_is_one_trace_from_the_gateway_to_every_service
     for span in consumed:
         producer = span.name.removeprefix("process events:")
         assert by_id[span.parent.span_id].name.startswith(SERVICES[producer]), (span.name, span.parent)
+
+
+async def test_a_trace_nobody_samples_makes_no_spans_and_its_context_still_reaches_every_service(
+    traced, infra, database
+):
+    """A request whose caller's trace is not sampled: nothing of it is recorded, and although the kit
+    makes no span for it (tests/unit/kit/test_unsampled_traces.py), the trace's context travels on
+    through the gateway, booking, availability and payments, as the events each of them wrote show."""
+    import asyncpg
+
+    from kit.provision import admin_dsn
+    from reserva.events.v1 import envelope_pb2
+
+    url, exporter = traced
+    trace_id = uuid.uuid4().hex
+    async with httpx.AsyncClient(base_url=url, timeout=60) as http:
+        host, client = await new_user(http, "host"), await new_user(http, "client")
+        place_id = await instant_place(http, host)
+        start = datetime.now(UTC).replace(hour=14, minute=0, second=0, microsecond=0) + timedelta(days=31)
+        body = {
+            "place_id": place_id,
+            "ranges": [{"start_time": start.isoformat(), "end_time": (start + timedelta(hours=1)).isoformat()}],
+            "guests": 1,
+            "payment_method_token": "tok_success",
+        }
+        unsampled = {**client, "traceparent": f"00-{trace_id}-{'ab' * 8}-00"}
+        created = await http.post("/v1/bookings", json=body, headers=unsampled)
+        assert created.status_code == 201, created.text
+    booking = created.json()
+    assert not [s for s in exporter.get_finished_spans() if format(s.context.trace_id, "032x") == trace_id]
+
+    admin = await asyncpg.connect(admin_dsn(infra.admin_database_url, database))
+    try:
+        for schema, aggregate in (
+            ("booking", booking["id"]),
+            ("availability", booking["hold_id"]),
+            ("payments", booking["payment_id"]),
+        ):
+            raws = await admin.fetch(f"SELECT envelope FROM {schema}.outbox WHERE aggregate_id = $1", aggregate)
+            assert raws, schema
+            for raw in raws:
+                parent = envelope_pb2.EventEnvelope.FromString(raw["envelope"]).trace_context["traceparent"]
+                assert parent.startswith(f"00-{trace_id}-") and parent.endswith("-00"), (schema, parent)
+    finally:
+        await admin.close()
