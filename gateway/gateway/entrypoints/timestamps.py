@@ -6,17 +6,16 @@ from datetime import datetime
 
 from google.protobuf import timestamp_pb2
 
+from kit import prototime
 from kit.errors import InvalidArgument
 from reserva.type.v1 import types_pb2
 
 
 def timestamp(value: datetime, field: str = "time") -> timestamp_pb2.Timestamp:
-    out = timestamp_pb2.Timestamp()
     try:
-        out.FromDatetime(value)
+        return prototime.timestamp(value)
     except (ValueError, OverflowError):
         raise InvalidArgument(f"{field} is out of the supported range", reason="INVALID_TIME_RANGE") from None
-    return out
 
 
 def time_range(start: datetime, end: datetime) -> types_pb2.TimeRange:

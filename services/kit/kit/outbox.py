@@ -31,6 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from kit import prototime
 from kit.context import current_operation
 from kit.db import SqlAlchemyUnitOfWork
 from kit.lock_probe import LockProbe
@@ -104,14 +105,13 @@ class Outbox:
         self._committed.set()
 
     def envelope(self, message: OutboxMessage) -> bytes:
-        from google.protobuf import any_pb2, timestamp_pb2
+        from google.protobuf import any_pb2
 
         from reserva.events.v1 import envelope_pb2
 
         payload = any_pb2.Any()
         payload.Pack(message.payload)
-        occurred = timestamp_pb2.Timestamp()
-        occurred.FromDatetime(datetime.now(UTC))
+        occurred = prototime.timestamp(datetime.now(UTC))
         carrier: dict[str, str] = {}
         propagate.inject(carrier)
         return envelope_pb2.EventEnvelope(
@@ -151,7 +151,7 @@ class OutboxRelay:
         batch_size: int = 100,
         idle_sleep_s: float = 0.05,
         backlog_interval_s: float = 5.0,
-        gather_s: float = 0.02,
+        gather_s: float = 0.01,
         poll_interval_s: float = 1.0,
     ):
         """The relay wakes when a transaction of this process that wrote outbox rows commits

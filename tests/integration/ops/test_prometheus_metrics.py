@@ -132,7 +132,9 @@ def test_metrics_endpoints_show_locks_rpcs_cache_and_the_outbox_after_some_calls
     # Booking: the saga's steps, ending done with the booking confirmed; its sweeper's batches.
     transitions = "reserva_booking_saga_transitions_total"
     saga = wait_for(ports["booking"], transitions, to_state="done")
-    assert [(labels["from_state"], labels["status"]) for labels, _ in saga] == [("capturing", "confirmed")]
+    # Its sweeper also ends sagas other tests of this process left to recovery in the same database
+    # (test_booking_saga's "payments down" leaves one compensating): this booking's is among them.
+    assert ("capturing", "confirmed") in [(labels["from_state"], labels["status"]) for labels, _ in saga]
     steps = {(labels["from_state"], labels["to_state"]) for labels, _ in samples(scrape(ports["booking"]), transitions)}
     assert {("holding", "authorizing"), ("authorizing", "confirming"), ("confirming", "capturing")} <= steps
     assert wait_for(ports["booking"], "reserva_sweeper_batch_size_count", sweeper="sweeper")

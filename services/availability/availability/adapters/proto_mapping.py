@@ -19,6 +19,7 @@ from availability.domain.model import (
     Schedule,
     TimeRange,
 )
+from kit import prototime
 from reserva.availability.v1 import availability_pb2 as pb
 from reserva.type.v1 import types_pb2
 
@@ -26,18 +27,14 @@ MAX_TIMESTAMP = datetime(9999, 12, 31, tzinfo=UTC)
 
 
 def ts(value: datetime | None) -> timestamp_pb2.Timestamp | None:
-    if value is None:
-        return None
-    message = timestamp_pb2.Timestamp()
-    message.FromDatetime(value.astimezone(UTC))
-    return message
+    return None if value is None else prototime.timestamp(value)
 
 
 def from_ts(message: timestamp_pb2.Timestamp, field: str) -> datetime:
     if message.seconds == 0 and message.nanos == 0:
         raise invalid(f"{field} is required", "INVALID_TIME_RANGE", field)
     try:
-        value = message.ToDatetime(tzinfo=UTC)
+        value = prototime.to_datetime(message)
     except (ValueError, OverflowError) as error:
         raise invalid(f"{field} is not a valid timestamp", "INVALID_TIME_RANGE", field) from error
     return value

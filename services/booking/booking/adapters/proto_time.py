@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from google.protobuf import duration_pb2, timestamp_pb2
 
 from booking.domain.errors import invalid
 from booking.domain.model import TimeRange
+from kit import prototime
 from reserva.type.v1 import types_pb2
 
 
 def ts(value: datetime | None) -> timestamp_pb2.Timestamp | None:
-    if value is None:
-        return None
-    out = timestamp_pb2.Timestamp()
-    out.FromDatetime(value.astimezone(UTC))
-    return out
+    return None if value is None else prototime.timestamp(value)
 
 
 def from_ts(value: timestamp_pb2.Timestamp) -> datetime:
-    return value.ToDatetime(tzinfo=UTC)
+    return prototime.to_datetime(value)
 
 
 def duration(value: timedelta) -> duration_pb2.Duration:

@@ -8,6 +8,7 @@ from datetime import datetime
 from google.protobuf import timestamp_pb2
 from google.protobuf.message import Message
 
+from kit import prototime
 from kit.errors import InvalidArgument
 from notifications.domain.errors import InvalidQuietHours
 from notifications.domain.model import (
@@ -65,11 +66,7 @@ def fingerprint(request: Message) -> str:
 
 
 def timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
-    if value is None:
-        return None
-    ts = timestamp_pb2.Timestamp()
-    ts.FromDatetime(value)
-    return ts
+    return None if value is None else prototime.timestamp(value)
 
 
 def notification_to_proto(n: Notification) -> pb.Notification:

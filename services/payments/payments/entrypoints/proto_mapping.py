@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 
 from google.protobuf import timestamp_pb2
 
+from kit import prototime
 from kit.errors import InvalidArgument
 from payments.domain.model import LedgerEntry, LedgerKind, Payment, PaymentKind, PaymentStatus, Refund, RefundStatus
 from payments.domain.money import Money
@@ -47,11 +48,7 @@ def money_proto(amount_minor: int, currency: str) -> types_pb2.Money:
 
 
 def ts(value: datetime | None) -> timestamp_pb2.Timestamp | None:
-    if value is None:
-        return None
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(value.astimezone(UTC))
-    return stamp
+    return None if value is None else prototime.timestamp(value)
 
 
 def payment_to_proto(p: Payment) -> pb.Payment:

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from datetime import datetime, timedelta
 
+from kit import prototime
 from kit.context import current_caller
 from kit.errors import InvalidArgument
 from payments.entrypoints import proto_mapping as m
@@ -168,8 +169,11 @@ class PaymentServicer(payments_pb2_grpc.PaymentServiceServicer):
     async def GetRevenueStats(self, request, context) -> pb.RevenueStats:
         if not (request.HasField("time_range") and request.time_range.HasField("start_time")):
             raise InvalidArgument("time_range with start_time and end_time is required", reason="INVALID_TIME_RANGE")
-        start = request.time_range.start_time.ToDatetime(tzinfo=m.UTC)
-        end = request.time_range.end_time.ToDatetime(tzinfo=m.UTC)
+        try:
+            start = prototime.to_datetime(request.time_range.start_time)
+            end = prototime.to_datetime(request.time_range.end_time)
+        except (ValueError, OverflowError):
+            raise InvalidArgument("time_range is out of the supported range", reason="INVALID_TIME_RANGE") from None
         stats = await reports.get_revenue_stats(self.deps, start, end, request.time_zone, list(request.booking_ids))
         return pb.RevenueStats(
             totals=[m.currency_revenue_proto(t) for t in stats.totals],
