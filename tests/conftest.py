@@ -111,6 +111,33 @@ def settings_for(infra, database, redis_namespace):
 
 
 @pytest.fixture
+async def engine_for(infra, database):
+    """engine_for("payments", lock_probe_sample_rate=0.0, ...) -> (session factory, lock probe) of
+    a kit engine on that service's role in this run's database (the unit of work's parts, without a
+    server); the engines are disposed after the test."""
+    from kit.config import ServiceSettings
+    from kit.db import make_engine, make_lock_probe, make_session_factory
+    from kit.provision import service_database_url
+
+    engines = []
+
+    def build(service: str, **overrides):
+        values = dict(db_pool_size=1, db_max_overflow=0)
+        values.update(overrides)
+        settings = ServiceSettings(
+            service_name=service,
+            database_url=service_database_url(infra.admin_database_url, database, service),
+            **values,
+        )
+        engines.append(make_engine(settings))
+        return make_session_factory(engines[-1]), make_lock_probe(settings)
+
+    yield build
+    for engine in engines:
+        await engine.dispose()
+
+
+@pytest.fixture
 def lock_readings():
     """The lock probe's readings taken during one test."""
     start = lock_probe.READINGS.mark()

@@ -10,12 +10,11 @@ import pytest
 from sqlalchemy import MetaData
 
 from kit.cache import make_redis
-from kit.config import ServiceSettings
-from kit.db import SqlAlchemyUnitOfWork, make_engine, make_lock_probe, make_session_factory
+from kit.db import SqlAlchemyUnitOfWork
 from kit.lock_probe import READINGS
 from kit.outbox import Outbox, OutboxMessage, OutboxRelay, outbox_table, stream_name
 from kit.paths import SCHEMAS
-from kit.provision import admin_dsn, service_database_url
+from kit.provision import admin_dsn
 from reserva.type.v1 import types_pb2
 
 _, BOOKING_ROLE, _ = SCHEMAS["booking"]
@@ -46,17 +45,9 @@ async def _eventually(check, timeout_s: float = 20.0) -> bool:
     return False
 
 
-async def test_a_commit_wakes_the_relay_and_a_held_relay_lock_keeps_it_out(infra, database, scratch_outbox):
+async def test_a_commit_wakes_the_relay_and_a_held_relay_lock_keeps_it_out(infra, engine_for, scratch_outbox):
     outbox, admin = scratch_outbox
-    settings = ServiceSettings(
-        service_name="booking",
-        database_url=service_database_url(infra.admin_database_url, database, "booking"),
-        lock_probe_sample_rate=1.0,
-        db_pool_size=2,
-        db_max_overflow=0,
-    )
-    engine = make_engine(settings)
-    factory, probe = make_session_factory(engine), make_lock_probe(settings)
+    factory, probe = engine_for("booking", lock_probe_sample_rate=1.0, db_pool_size=2)
     redis = make_redis(infra.redis_url)
     namespace = f"relay_{uuid.uuid4().hex[:8]}"
     stream = stream_name(namespace, outbox.service)
@@ -102,4 +93,3 @@ async def test_a_commit_wakes_the_relay_and_a_held_relay_lock_keeps_it_out(infra
         await asyncio.wait_for(running, 10)
         await redis.delete(stream)
         await redis.aclose()
-        await engine.dispose()

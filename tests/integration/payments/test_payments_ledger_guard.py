@@ -10,28 +10,15 @@ import grpc
 import pytest
 from payments_helpers import Client, authorize_request, money, reason_of, settings
 
-from kit.config import ServiceSettings
-from kit.db import make_engine, make_lock_probe, make_session_factory
-from kit.provision import service_database_url
-
 
 @pytest.fixture
-async def unsampled_uow(infra, database):
+def unsampled_uow(engine_for):
     """Units of work on the payments role whose transactions the lock probe never samples, so that
     a lone statement really goes without BEGIN/COMMIT."""
     from payments.adapters.unit_of_work import SqlAlchemyPaymentsUnitOfWork
 
-    settings = ServiceSettings(
-        service_name="payments",
-        database_url=service_database_url(infra.admin_database_url, database, "payments"),
-        lock_probe_sample_rate=0.0,
-        db_pool_size=1,
-        db_max_overflow=0,
-    )
-    engine = make_engine(settings)
-    factory, probe = make_session_factory(engine), make_lock_probe(settings)
-    yield lambda: SqlAlchemyPaymentsUnitOfWork(factory, probe)
-    await engine.dispose()
+    factory, probe = engine_for("payments", lock_probe_sample_rate=0.0)
+    return lambda: SqlAlchemyPaymentsUnitOfWork(factory, probe)
 
 
 @pytest.mark.parametrize("lone", [False, True], ids=["transaction", "lone statement"])
