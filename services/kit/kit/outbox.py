@@ -155,8 +155,8 @@ class OutboxRelay:
         poll_interval_s: float = 1.0,
     ):
         """The relay wakes when a transaction of this process that wrote outbox rows commits
-        (Outbox.committed), waiting `gather_s` after the previous batch so that one batch carries
-        the events of several transactions under load; without a wake-up it looks every
+        (Outbox.committed), then waits `gather_s` before its batch so that one batch carries the
+        events of several transactions under load; without a wake-up it looks every
         `poll_interval_s` (rows another process wrote: a replica whose relay was not the leader).
         `idle_sleep_s` is the first retry delay after a failure, doubled up to 2 s."""
         self.outbox, self.session_factory, self.redis = outbox, session_factory, redis
