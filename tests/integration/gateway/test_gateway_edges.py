@@ -48,6 +48,14 @@ async def test_unknown_routes_and_methods_are_problems_too(http):
     assert_problem(await http.delete("/v1/auth/token"), 405, "METHOD_NOT_ALLOWED")
 
 
+async def test_a_report_ending_at_the_start_of_time_is_a_422_not_a_500(http):
+    host = await register(http, roles=("host",))
+    # Found by schemathesis: the default window (30 days before end_time) overflowed in the gateway.
+    reply = await http.get("/v1/reports/bookings", params={"end_time": "0001-01-01T00:00:00Z"}, headers=auth(host))
+    body = assert_problem(reply, 422, "INVALID_TIME_RANGE")
+    assert "start_time" in body["detail"]
+
+
 async def test_a_service_that_is_down_is_503_with_retry_after(http):
     user = await register(http)
     reply = await http.get("/v1/places", headers=auth(user))

@@ -21,6 +21,7 @@ from gateway.entrypoints.responses import BookingStatsOut, DashboardOut, Revenue
 from gateway.entrypoints.routes.places import _range
 from gateway.entrypoints.schemas import Uuid
 from gateway.entrypoints.security import Principal, agent_only, gateway_of, host_or_agent
+from kit.errors import InvalidArgument
 from reserva.booking.v1 import booking_pb2 as bk
 from reserva.payments.v1 import payments_pb2 as pay
 
@@ -30,7 +31,14 @@ TimeZone = Query(default="UTC", min_length=1, max_length=64)
 
 def _window(start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
     end = end or datetime.now(UTC).replace(microsecond=0)
-    return start or end - timedelta(days=30), end
+    if start is not None:
+        return start, end
+    try:
+        return end - timedelta(days=30), end
+    except OverflowError:  # an end_time in the first 30 days of year 1: no default window before it
+        raise InvalidArgument(
+            "end_time is too early for the default 30-day window; give start_time", reason="INVALID_TIME_RANGE"
+        ) from None
 
 
 async def _booking_stats(request, start, end, time_zone, host_id="", place_id="") -> bk.BookingStats:
