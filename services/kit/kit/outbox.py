@@ -98,11 +98,12 @@ def stream_name(namespace: str, service: str) -> str:
 class Outbox:
     def __init__(self, table: Table, service: str):
         self.table, self.service = table, service
-        self._committed = asyncio.Event()
+        # Set by every commit of this process that wrote outbox rows; the relay waits on it.
+        self.commits = asyncio.Event()
 
     def committed(self) -> None:
         """A transaction of this process that wrote outbox rows has committed: wake the relay."""
-        self._committed.set()
+        self.commits.set()
 
     def envelope(self, message: OutboxMessage) -> bytes:
         from google.protobuf import any_pb2
@@ -232,7 +233,7 @@ class OutboxRelay:
     async def run(self, stop: asyncio.Event) -> None:
         backoff = self.idle_sleep_s
         next_measure = 0.0
-        woken = self.outbox._committed
+        woken = self.outbox.commits
         while not stop.is_set():
             if time.monotonic() >= next_measure:
                 next_measure = time.monotonic() + self.backlog_interval_s

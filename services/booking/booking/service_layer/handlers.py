@@ -48,6 +48,8 @@ from kit.db import with_retries
 from kit.errors import Conflict, FailedPrecondition, IdempotencyKeyReused, Unauthenticated, Unavailable
 from kit.identity import Caller
 
+log = logging.getLogger(__name__)
+
 
 # ----- input checks ---------------------------------------------------------------------------
 def require_request_id(request_id: str) -> None:
@@ -537,9 +539,7 @@ async def reschedule_booking(
     try:
         return await BookingSaga(deps).settle(moved)
     except Exception:
-        logging.getLogger(__name__).warning(
-            "a reschedule's release or refund is left to the recovery worker", extra={"booking_id": moved.id}
-        )
+        log.warning("a reschedule's release or refund is left to the recovery worker", extra={"booking_id": moved.id})
         return moved
 
 
