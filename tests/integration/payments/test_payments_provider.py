@@ -171,3 +171,59 @@ async def test_the_processors_own_webhooks_settle_an_unknown_payment(settings_fo
             assert payment.status == S.AUTHORIZED
     finally:
         await running.stop(0)
+
+
+async def test_the_processors_refund_webhook_settles_a_refund_whose_answer_was_lost(settings_for, clock):
+    """The processor refunded but its answer never came: the refund is PENDING. Its webhook records
+    it at once (ledger entry, balances, the retry's answer), with no reconciliation run, and only
+    once although the webhook comes twice and the refund is retried."""
+    from kit.grpc_client import error_from_rpc
+    from payments.bootstrap import start
+
+    running = await start(
+        settings(settings_for, sandbox_webhooks_enabled=True, sandbox_webhook_delay_s=0.0), clock=clock
+    )
+    try:
+        async with grpc.aio.insecure_channel(running.address) as channel:
+            client = Client(channel)
+            payment = await client.AuthorizePayment(authorize_request(token="tok_success+refund_timeout"))
+            capture = pb.CapturePaymentRequest(request_id=str(uuid.uuid4()), payment_id=payment.id)
+            assert (await client.CapturePayment(capture)).status == S.CAPTURED
+            processor = running.deps.processor
+            deliver, processor.deliver = processor.deliver, None  # hold webhooks until the call ends
+            sent: list[tuple[bytes, str]] = []
+
+            async def deliver_twice(body: bytes, signature: str) -> None:
+                sent.append((body, signature))
+                await deliver(body, signature)
+                await deliver(body, signature)  # a processor may deliver an event more than once
+
+            refund = pb.RefundPaymentRequest(
+                request_id=str(uuid.uuid4()), payment_id=payment.id, reason="booking_cancelled"
+            )
+            refund.amount.amount_minor, refund.amount.currency_code = 4_000, "EUR"
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await client.RefundPayment(refund)
+            assert caught.value.code() is grpc.StatusCode.UNAVAILABLE
+            refund_id = error_from_rpc(caught.value).metadata["refund_id"]
+            pending = await client.RefundPayment(refund)
+            assert pending.refund.id == refund_id and pending.refund.status == pb.Refund.PENDING
+
+            processor.deliver = deliver_twice
+            for _ in range(200):  # the refund's webhook was queued when the processor refunded
+                answer = await client.RefundPayment(refund)
+                if answer.refund.status != pb.Refund.PENDING:
+                    break
+                await asyncio.sleep(0.05)
+            assert answer.refund.id == refund_id and answer.refund.status == pb.Refund.SUCCEEDED
+            assert answer.refund.provider_reference.startswith("re_")
+            assert answer.payment.status == S.PARTIALLY_REFUNDED
+            assert answer.payment.refunded_amount.amount_minor == 4_000
+            assert any(json.loads(body)["type"] == "charge.refunded" for body, _ in sent)
+            ledger = await client.ListLedgerEntries(pb.ListLedgerEntriesRequest(payment_id=payment.id))
+            refunds = [(e.amount.amount_minor, e.refund_id) for e in ledger.entries if e.kind == pb.LedgerEntry.REFUND]
+            assert refunds == [(4_000, refund_id)]
+            charge = await processor.retrieve(idempotency_key=payment.id)
+            assert charge.refunded_minor == 4_000
+    finally:
+        await running.stop(0)

@@ -397,9 +397,12 @@ class SqlAlchemyPaymentRepository:
         row = (await self.session.execute(select(R).where(R.c.id == refund_id))).one_or_none()
         return _refund_from_row(row) if row else None
 
-    async def pending_refunds(self, created_before: datetime, limit: int) -> list[tuple[Refund, str]]:
-        """Refunds still PENDING created before `created_before`, oldest first, each with its
-        payment's provider reference (through the partial index of pending refunds)."""
+    async def pending_refunds(
+        self, created_before: datetime, limit: int, payment_id: str | None = None
+    ) -> list[tuple[Refund, str]]:
+        """Refunds still PENDING created before `created_before` (of one payment, if given), oldest
+        first, each with its payment's provider reference (through the partial index of pending
+        refunds)."""
         query = (
             select(R, P.c.provider_reference.label("charge_reference"))
             .join(P, P.c.id == R.c.payment_id)
@@ -407,6 +410,8 @@ class SqlAlchemyPaymentRepository:
             .order_by(R.c.create_time)
             .limit(limit)
         )
+        if payment_id is not None:
+            query = query.where(R.c.payment_id == payment_id)
         return [(_refund_from_row(r), r.charge_reference) for r in (await self.session.execute(query)).all()]
 
     async def save_refund(self, refund: Refund, now: datetime) -> bool:

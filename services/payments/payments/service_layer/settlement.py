@@ -9,7 +9,8 @@ outcome was unknown (in the transaction that settles the authorization the void 
 capture slips in; then the provider is asked, then its answer recorded) and settles refunds left
 PENDING: a refund the provider has is recorded as SUCCEEDED (ledger entry and event in the same
 transaction), one it never received is sent again with the same idempotency key (the refund id), so
-it happens at most once."""
+it happens at most once. A refund webhook records its payment's settled refunds at once, without
+sending any again."""
 
 from __future__ import annotations
 
@@ -70,7 +71,27 @@ async def handle_provider_webhook(deps: Deps, body: bytes, signature: str) -> We
             await uow.commit()
         return WebhookOutcome(event.event_id, False, payment.id if payment else "")
 
-    return await with_retries(apply)
+    outcome = await with_retries(apply)
+    if outcome.payment_id and not outcome.duplicate and "refund" in event.event_type:
+        await settle_refunds_from_provider(deps, outcome.payment_id)
+    return outcome
+
+
+async def settle_refunds_from_provider(deps: Deps, payment_id: str) -> int:
+    """A refund webhook: record the payment's PENDING refunds the processor has settled (their
+    answers were lost, or are still on the way), each with its ledger entry and event, so that they
+    do not wait for the next reconciliation. A refund the processor has no record of is left to the
+    reconciler: its call may still be in flight, and only after the cutoff is it sent again.
+    Returns how many were settled."""
+    async with deps.uow() as uow:
+        pending = await uow.payments.pending_refunds(deps.clock() + timedelta(seconds=1), 100, payment_id)
+    settled = 0
+    for refund, charge_reference in pending:
+        outcome = await _refund_outcome(deps, refund, charge_reference, send_if_lost=False)
+        if outcome[0] != "unknown":
+            await with_retries(lambda r=refund, o=outcome: _settle_refund(deps, r, o))
+            settled += 1
+    return settled
 
 
 async def reconcile_unsettled(deps: Deps, older_than: timedelta, max_payments: int) -> ReconcileCounts:
@@ -213,13 +234,18 @@ async def reconcile_pending_refunds(deps: Deps, created_before, max_refunds: int
     return counts, len(pending) > max_refunds
 
 
-async def _refund_outcome(deps: Deps, refund: Refund, charge_reference: str) -> tuple[str, str]:
+async def _refund_outcome(
+    deps: Deps, refund: Refund, charge_reference: str, send_if_lost: bool = True
+) -> tuple[str, str]:
     """(succeeded, provider reference) | (declined, failure code) | (unknown, "") from the processor's
-    record of the refund; a refund it never received is sent again under the same idempotency key."""
+    record of the refund; a refund it never received is sent again under the same idempotency key
+    (`send_if_lost`), or else unknown."""
     try:
         record = await _ask_provider(
             deps, deps.processor.retrieve_refund(reference=charge_reference, idempotency_key=refund.id)
         )
+        if record is None and not send_if_lost:
+            return "unknown", ""
         if record is None:
             reference = await _ask_provider(
                 deps,
