@@ -47,9 +47,9 @@ class PlaceCache:
 
 
 class SearchCache:
-    """Search pages under a key of the query; each stored page carries the calendar version it was
-    computed at, and a lookup reads the current version and the page in one round trip (MGET): a
-    page of an older version is a miss."""
+    """Search pages under a key of the query; each stored page is led by the calendar version it
+    was computed at ("<version>\\n<JSON page>"), and a lookup reads the current version and the page
+    in one round trip (MGET): a page of an older version is a miss."""
 
     VERSION_KEY = "version"
 
@@ -70,10 +70,11 @@ class SearchCache:
             return None, None
         version = raw[0].decode() if raw[0] is not None else "0"
         if raw[1] is not None:
-            stored_version, page = json.loads(raw[1])
-            if stored_version == version:
+            # The version leads the stored value: a page of an older version is not decoded at all.
+            stored_version, _, page = raw[1].partition(b"\n")
+            if stored_version.decode() == version:
                 self.cache._count("hit")
-                return version, page
+                return version, json.loads(page)
         self.cache._count("miss")
         return version, None
 
@@ -106,4 +107,4 @@ class SearchCache:
         task.add_done_callback(self._pending.discard)
 
     async def _store(self, key: str, version: str, value: list) -> None:
-        await self.cache.set(key, json.dumps([version, value]).encode(), self.ttl_s)
+        await self.cache.set(key, f"{version}\n{json.dumps(value)}".encode(), self.ttl_s)

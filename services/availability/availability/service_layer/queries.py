@@ -319,9 +319,9 @@ async def search_availability(deps: Deps, q: SearchQuery) -> tuple[list[SearchHi
             after = (datetime.fromisoformat(position[0]), float(position[1]), str(uuid.UUID(position[2])))
         except (ValueError, TypeError, IndexError, AttributeError) as error:
             raise invalid("page_token is malformed", "INVALID_PAGE_TOKEN", "page_token") from error
-    # `now` moves the minimum notice: results are cached for the current minute only. "p2": the
-    # page layout of _page_to_json (processes of an older layout never read these).
-    key = f"p2:{query}:{now.strftime('%Y%m%d%H%M')}:{size}:{q.page_token}"
+    # `now` moves the minimum notice: results are cached for the current minute only. "p3": the
+    # stored layout (SearchCache, _page_to_json); processes of an older layout never read these.
+    key = f"p3:{query}:{now.strftime('%Y%m%d%H%M')}:{size}:{q.page_token}"
     version, cached = await deps.search_cache.lookup(key)
     if cached is not None:
         return _page_from_json(cached)
