@@ -137,6 +137,55 @@ async def test_a_repeated_request_is_answered_with_its_first_hold(server, admin)
     assert await admin.fetchval(count, request.request_id) == 1
 
 
+def _conflicting_hours(error: grpc.aio.AioRpcError) -> list[tuple[int, int]]:
+    reason, _, details = error_info(error)
+    assert error.code() is grpc.StatusCode.FAILED_PRECONDITION and reason == "SLOT_UNAVAILABLE"
+    conflict = pb.SlotConflict()
+    assert details and details[0].Unpack(conflict)
+    return [(r.start_time.ToDatetime().hour, r.end_time.ToDatetime().hour) for r in conflict.conflicting_ranges]
+
+
+async def test_a_range_seen_taken_is_refused_by_a_read_that_decides_by_the_calendar_not_the_memo(server, admin):
+    """A range this process saw taken is read first: refused by that read while it is taken (the
+    same answer, nothing written), held as usual once it is free again, and a retry of the hold's
+    own request still answers that hold."""
+    running, stub = server
+    place = await _seen_place(stub, schedule=pb.Schedule(opening_hours=all_week(), buffer_after=dur(hours=1)))
+    start = future_hour(days=12)
+    request = hold_request(place.id, (start, start + H))
+    first = await As(stub, SERVICE).HoldSlots(request)  # its range (buffer included) is now seen taken
+    events_before = await _events_of(admin, place.id)
+    paths = running.deps.hold_paths
+    by_read = paths["refused by a read"]
+    for _ in range(3):
+        loser = rid()
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await As(stub, SERVICE).HoldSlots(hold_request(place.id, (start, start + H), request_id=loser))
+        assert _conflicting_hours(caught.value) == [(start.hour, (start + 2 * H).hour)]
+        assert await admin.fetchval("SELECT count(*) FROM availability.holds WHERE request_id = $1", loser) == 0
+    assert paths["refused by a read"] == by_read + 3
+    assert await _events_of(admin, place.id) == events_before
+    again = await As(stub, SERVICE).HoldSlots(request)  # a retry: its own hold, not a conflict
+    assert again.id == first.id and again.state == pb.Hold.HELD
+
+    # Only its buffer touches a live entry: not refused by the read (the place's buffers may have
+    # changed since this process remembered them); the usual statement refuses it.
+    before = start - 2 * H
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await As(stub, SERVICE).HoldSlots(hold_request(place.id, (before + 0.5 * H, start - 0.5 * H)))
+    assert _conflicting_hours(caught.value) == [(start.hour, (start + 2 * H).hour)]
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await As(stub, SERVICE).HoldSlots(hold_request(place.id, (before + 0.5 * H, start - 0.5 * H)))
+    assert paths["refused by a read"] == by_read + 3
+
+    # Released: the range seen taken is free, and the next request holds it.
+    await As(stub, SERVICE).ReleaseHold(pb.ReleaseHoldRequest(request_id=rid(), hold_id=first.id, reason="test"))
+    fast = paths["fast"]
+    taken_again = await As(stub, SERVICE).HoldSlots(hold_request(place.id, (start, start + H)))
+    assert taken_again.state == pb.Hold.HELD and taken_again.id != first.id
+    assert paths["fast"] == fast + 1 and paths["refused by a read"] == by_read + 3
+
+
 async def test_a_changed_schedule_is_judged_by_the_current_place_not_the_remembered_one(server):
     _, stub = server
     owner = host()

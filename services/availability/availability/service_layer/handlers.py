@@ -36,8 +36,8 @@ T = TypeVar("T")
 
 
 class Memo(Generic[T]):
-    """What this process saw last (places its holds read, holds it made), for the fast paths, the
-    oldest forgotten first. Never trusted: each fast statement writes only if the row is still as
+    """What this process saw last (places its holds read, holds it made, ranges taken), for the
+    fast paths, the oldest forgotten first. Never trusted: each fast statement writes only if the row is still as
     remembered."""
 
     def __init__(self, size: int = 10_000):
@@ -73,6 +73,9 @@ class Deps:
     # How HoldSlots answered: "fast" (one statement), "full" (the whole transaction); "confirm
     # fast": ConfirmHolds done in one statement.
     hold_paths: Counter = field(default_factory=Counter)
+    # Ranges (place, calendar range) this process last saw taken: held here or refused. A request
+    # for one reads what occupies it first (see _hold_at_once).
+    ranges_taken: Memo[bool] = field(default_factory=Memo)
 
 
 # ---------------------------------------------------------------- places
@@ -443,6 +446,21 @@ async def _hold_at_once(
     except (ScheduleRefusal, InvalidArgument):
         return None  # the place may have changed since: the full transaction judges by the current one
     during = calendar_ranges([booked], s.buffer_before, s.buffer_after)[0]
+    taken_key = f"{place_id}|{during.start.isoformat()}|{during.end.isoformat()}"
+    if deps.ranges_taken.get(taken_key):
+        # Last seen taken (a contended slot): a read of what occupies it answers a refusal without
+        # the place's advisory lock, so the callers who lose do not queue on it ahead of a winner.
+        # The read decides, never the memo: it refuses only for a live entry over the booked time
+        # itself, taken whatever the place's buffers are now (the remembered place may be behind).
+        # A range found free (released, expired), only its buffers touched, or this request id's
+        # own hold goes on as usual.
+        replay, entries = await _replay_or_conflicts(deps, place_id, request_id, during)
+        if not replay and any(start < booked.end and booked.start < end for _, start, end in entries):
+            deps.hold_paths["refused by a read"] += 1
+            raise SlotUnavailable(place_id, _conflicts(entries, [during]))
+        deps.ranges_taken.pop(taken_key)
+        if replay:
+            return None
     hold = _new_hold(request_id, fingerprint, place_id, booking_id, holder_id, [booked], 1, now + ttl)
 
     async def attempt() -> str:
@@ -456,14 +474,23 @@ async def _hold_at_once(
 
     outcome = await with_retries(attempt)
     if outcome == "held":
+        deps.ranges_taken.put(taken_key, True)
         return hold
     if outcome == "taken":
-        async with deps.uow() as uow:
-            uow.lone_statement()
-            replay, entries = await uow.holds.replay_or_conflicts(place_id, request_id, during, now)
+        replay, entries = await _replay_or_conflicts(deps, place_id, request_id, during)
         if entries and not replay:
+            deps.ranges_taken.put(taken_key, True)
             raise SlotUnavailable(place_id, _conflicts(entries, [during]))
     return None
+
+
+async def _replay_or_conflicts(
+    deps: Deps, place_id: str, request_id: str, during: TimeRange
+) -> tuple[bool, list[tuple[int, datetime, datetime]]]:
+    """One read: whether `request_id` was used already, and the live entries occupying `during`."""
+    async with deps.uow() as uow:
+        uow.lone_statement()
+        return await uow.holds.replay_or_conflicts(place_id, request_id, during, deps.clock())
 
 
 async def get_hold(deps: Deps, hold_id: str) -> Hold:
