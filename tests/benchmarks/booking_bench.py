@@ -7,7 +7,9 @@ authorize -> confirm hold -> capture -> confirmed), in a throwaway database, com
   availability.calendar_entries, as in ceiling_bench.py): the saga's throughput as a fraction of it.
 
 Scenarios at 32 and 128 concurrent callers. Locks per transaction come from kit.lock_probe.READINGS
-(the services measure the production share of their transactions).
+(the services measure the production share of their transactions). Last, the same saga against the
+three services as deployed, each in its own process (kit.platform): in-process they share one event
+loop with the load generator, so one core, whatever the machine has.
 Prints a Markdown table, writes results/booking.json. Run: .venv/bin/python tests/benchmarks/booking_bench.py"""
 
 from __future__ import annotations
@@ -137,6 +139,7 @@ async def main() -> int:  # noqa: PLR0915 - one linear script
         **common,
     )
     booking = await start_booking(booking_settings)
+    in_process = [booking, payments, availability]  # stopped in this order
     as_deployed_process()
     raw_pool = await asyncpg.create_pool(
         service_database_url(admin_url, database, "availability").replace("+asyncpg", ""), min_size=4, max_size=12
@@ -297,13 +300,25 @@ async def main() -> int:  # noqa: PLR0915 - one linear script
                 row["notes"] = f"{overlaps} double bookings; {confirmed} confirmed for 100 slots"
                 rows.append(row)
             extra["naive_double_bookings"] = naive_double
+        # As deployed: the three services each in its own process (the in-process scenarios above
+        # share one event loop, client included, so one core). The same calls on the same
+        # database, fresh days; the ceiling is the raw insert of this run at the same concurrency.
+        for running in in_process:
+            await running.stop(0)
+        in_process = []
+        ceilings = {
+            c: r["throughput_per_s"]
+            for r in rows
+            for c in CONCURRENCY
+            if r["name"] == f"raw insert ceiling, {c} callers"
+        }
+        rows.extend(await deployed_sagas(admin_url, database, namespace, places, day0 + timedelta(days=300), ceilings))
     finally:
         await naive_pool.execute("DROP TABLE IF EXISTS public.bench_naive_bookings")
         await naive_pool.close()
         await raw_pool.close()
-        await booking.stop(0)
-        await payments.stop(0)
-        await availability.stop(0)
+        for running in in_process:
+            await running.stop(0)
         await drop()
     print(markdown_table(rows))
     for r in rows:
@@ -312,6 +327,65 @@ async def main() -> int:  # noqa: PLR0915 - one linear script
     path = write_results("booking", rows, extra)
     print(f"written to {path}")
     return 0
+
+
+async def deployed_sagas(
+    admin_url: str, database: str, namespace: str, places: list[str], base: datetime, ceilings: dict[int, float]
+) -> list[dict]:
+    """CreateBooking at each concurrency against availability, payments and booking started as
+    their own processes (kit.platform, as `./reserva up` runs them), with the settings of the
+    in-process scenarios."""
+    import asyncio
+
+    from kit.identity import Caller
+    from kit.platform import Platform
+    from reserva.booking.v1 import booking_pb2 as bpb
+    from reserva.booking.v1 import booking_pb2_grpc
+    from reserva.type.v1 import types_pb2
+
+    settings = {"DB_POOL_SIZE": "8", "DB_MAX_OVERFLOW": "4", "LOCK_PROBE_STRICT": "false", "LOG_LEVEL": "WARNING"}
+    settings["LOCK_PROBE_SAMPLE_RATE"] = str(PRODUCTION_LOCK_PROBE_SAMPLE_RATE)
+    env = {f"{service}_{k}": v for service in ("AVAILABILITY", "PAYMENTS", "BOOKING") for k, v in settings.items()}
+    env.update(PAYMENTS_SANDBOX_WEBHOOKS_ENABLED="false", BOOKING_WORKERS_ENABLED="false", BOOKING_PEER_DEADLINE_S="10")
+    from kit.infra import ensure_infrastructure
+
+    platform = Platform(
+        admin_database_url=admin_url,
+        database=database,
+        redis_url=ensure_infrastructure().redis_url,
+        redis_namespace=namespace,
+        fixed_ports=False,
+        extra_env=env,
+    )
+    rows = []
+    try:
+        for name in ("availability", "payments", "booking"):  # booking is told its peers' addresses
+            await asyncio.to_thread(platform.start_one, name, 120)
+        async with grpc.aio.insecure_channel(platform.address("booking")) as channel:
+            stub = booking_pb2_grpc.BookingServiceStub(channel)
+            for n, concurrency in enumerate(CONCURRENCY):
+
+                async def saga(i: int, _b=base + timedelta(days=10 * n)) -> None:
+                    start = _b + timedelta(hours=i // PLACES)
+                    hour = types_pb2.TimeRange(start_time=ts(start), end_time=ts(start + timedelta(hours=1)))
+                    request = bpb.CreateBookingRequest(
+                        request_id=str(uuid.uuid4()),
+                        place_id=places[i % PLACES],
+                        ranges=[hour],
+                        guests=1,
+                        payment_method_token="tok_success",
+                    )
+                    client = Caller(str(uuid.uuid4()), frozenset({"client"}))
+                    await stub.CreateBooking(request, metadata=tuple(client.to_metadata()), timeout=60)
+
+                label = f"CreateBooking saga, services in their own processes, {concurrency} callers"
+                row = (await closed_loop(label, saga, concurrency, CALLS, kind)).summary()
+                row["vs_raw"] = round(row["throughput_per_s"] / ceilings[concurrency], 3)
+                row["notes"] = f"{row['vs_raw']:.1%} of the raw insert ceiling at {concurrency} callers"
+                rows.append(row)
+    finally:
+        await asyncio.to_thread(platform.stop)
+    return rows
 
 
 if __name__ == "__main__":
