@@ -227,3 +227,30 @@ async def test_the_processors_refund_webhook_settles_a_refund_whose_answer_was_l
             assert charge.refunded_minor == 4_000
     finally:
         await running.stop(0)
+
+
+async def test_a_retried_refund_answers_the_refund_and_its_payment_as_of_one_moment(payments, payments_server):
+    """A retry of a refund whose answer was lost reads the payment, then the refund: a settlement
+    committed in between (a webhook, the reconciler) must not yield a SUCCEEDED refund beside the
+    payment as it was before it."""
+    from kit.grpc_client import error_from_rpc
+    from payments.service_layer.handlers import _refund_result, get_payment
+    from payments.service_layer.settlement import settle_refunds_from_provider
+
+    deps = payments_server.deps
+    payment = await payments.AuthorizePayment(authorize_request(token="tok_success+refund_timeout"))
+    await payments.CapturePayment(pb.CapturePaymentRequest(request_id=str(uuid.uuid4()), payment_id=payment.id))
+    refund = pb.RefundPaymentRequest(request_id=str(uuid.uuid4()), payment_id=payment.id, reason="booking_cancelled")
+    refund.amount.amount_minor, refund.amount.currency_code = 4_000, "EUR"
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await payments.RefundPayment(refund)
+    refund_id = error_from_rpc(caught.value).metadata["refund_id"]
+    before = await get_payment(deps, payment.id, caller=None)  # what the retry read first
+    assert before.refunded_amount == 0
+    assert await settle_refunds_from_provider(deps, payment.id) == 1  # then the settlement commits
+
+    settled, current = await _refund_result(deps, refund_id, before)
+    assert settled.status.value == "succeeded"
+    assert current.refunded_amount == 4_000 and current.status.value == "partially_refunded"
+    answer = await payments.RefundPayment(refund)  # and through the API
+    assert answer.refund.status == pb.Refund.SUCCEEDED and answer.payment.status == S.PARTIALLY_REFUNDED

@@ -180,8 +180,18 @@ async def _replay(deps: Deps, stored: idempotency.StoredResult, operation: str =
 
 
 async def _refund_result(deps: Deps, refund_id: str, payment: Payment):
+    """The refund and its payment as of one moment. The payment read before may predate the
+    refund's settlement (a webhook or the reconciler settles both in one transaction): the refund
+    is read, then the payment, then the refund again, until the refund did not change in between,
+    so no settlement of it committed between the reads."""
     async with deps.uow() as uow:
         refund = await uow.payments.get_refund(refund_id)
+        for _ in range(5):
+            payment = await uow.payments.get(payment.id)
+            again = await uow.payments.get_refund(refund_id)
+            if again.status is refund.status:
+                break
+            refund = again
     return refund, payment
 
 
