@@ -37,8 +37,8 @@ T = TypeVar("T")
 
 class Memo(Generic[T]):
     """What this process saw last (places its holds read, holds it made, ranges taken), for the
-    fast paths, the oldest forgotten first. Never trusted: each fast statement writes only if the row is still as
-    remembered."""
+    fast paths, the oldest forgotten first. Never trusted: each fast statement writes only if the
+    row is still as remembered, and a range seen taken is refused only by what a read finds."""
 
     def __init__(self, size: int = 10_000):
         self._items: OrderedDict[str, T] = OrderedDict()

@@ -73,7 +73,13 @@ async def handle_provider_webhook(deps: Deps, body: bytes, signature: str) -> We
 
     outcome = await with_retries(apply)
     if outcome.payment_id and not outcome.duplicate and "refund" in event.event_type:
-        await settle_refunds_from_provider(deps, outcome.payment_id)
+        try:
+            await settle_refunds_from_provider(deps, outcome.payment_id)
+        except Exception as error:  # the event is recorded: acknowledge it; the reconciler settles them
+            log.warning(
+                "refund webhook: refunds left to reconciliation",
+                extra={"payment_id": outcome.payment_id, "error": repr(error)},
+            )
     return outcome
 
 
