@@ -88,6 +88,20 @@ def ts(value: datetime) -> timestamp_pb2.Timestamp:
     return t
 
 
+def book(stub, place: str, start: datetime):
+    """CreateBooking of one hour from `start` by a new client, paid by a card that works."""
+    from kit.identity import Caller
+    from reserva.booking.v1 import booking_pb2 as bpb
+    from reserva.type.v1 import types_pb2
+
+    hour = types_pb2.TimeRange(start_time=ts(start), end_time=ts(start + timedelta(hours=1)))
+    request = bpb.CreateBookingRequest(
+        request_id=str(uuid.uuid4()), place_id=place, ranges=[hour], guests=1, payment_method_token="tok_success"
+    )
+    client = Caller(str(uuid.uuid4()), frozenset({"client"}))
+    return stub.CreateBooking(request, metadata=tuple(client.to_metadata()), timeout=60)
+
+
 def kind(error: BaseException) -> str:
     return error.code().name if isinstance(error, grpc.aio.AioRpcError) else type(error).__name__
 
@@ -104,7 +118,6 @@ async def main() -> int:  # noqa: PLR0915 - one linear script
     from payments.config import PaymentsSettings
     from reserva.availability.v1 import availability_pb2 as apb
     from reserva.availability.v1 import availability_pb2_grpc
-    from reserva.booking.v1 import booking_pb2 as bpb
     from reserva.booking.v1 import booking_pb2_grpc
     from reserva.type.v1 import types_pb2
 
@@ -191,16 +204,7 @@ async def main() -> int:  # noqa: PLR0915 - one linear script
                 return places[i % CONTENDED_PLACES], base + timedelta(hours=(i // CONTENDED_PLACES) % CONTENDED_SLOTS)
 
             def create(place: str, start: datetime):
-                hour = types_pb2.TimeRange(start_time=ts(start), end_time=ts(start + timedelta(hours=1)))
-                request = bpb.CreateBookingRequest(
-                    request_id=str(uuid.uuid4()),
-                    place_id=place,
-                    ranges=[hour],
-                    guests=1,
-                    payment_method_token="tok_success",
-                )
-                client = Caller(str(uuid.uuid4()), frozenset({"client"}))
-                return bstub.CreateBooking(request, metadata=tuple(client.to_metadata()), timeout=60)
+                return book(bstub, place, start)
 
             for n, concurrency in enumerate(CONCURRENCY):
                 base = day0 + timedelta(days=10 * n)
@@ -337,11 +341,8 @@ async def deployed_sagas(
     in-process scenarios."""
     import asyncio
 
-    from kit.identity import Caller
     from kit.platform import Platform
-    from reserva.booking.v1 import booking_pb2 as bpb
     from reserva.booking.v1 import booking_pb2_grpc
-    from reserva.type.v1 import types_pb2
 
     settings = {"DB_POOL_SIZE": "8", "DB_MAX_OVERFLOW": "4", "LOCK_PROBE_STRICT": "false", "LOG_LEVEL": "WARNING"}
     settings["LOCK_PROBE_SAMPLE_RATE"] = str(PRODUCTION_LOCK_PROBE_SAMPLE_RATE)
@@ -366,17 +367,7 @@ async def deployed_sagas(
             for n, concurrency in enumerate(CONCURRENCY):
 
                 async def saga(i: int, _b=base + timedelta(days=10 * n)) -> None:
-                    start = _b + timedelta(hours=i // PLACES)
-                    hour = types_pb2.TimeRange(start_time=ts(start), end_time=ts(start + timedelta(hours=1)))
-                    request = bpb.CreateBookingRequest(
-                        request_id=str(uuid.uuid4()),
-                        place_id=places[i % PLACES],
-                        ranges=[hour],
-                        guests=1,
-                        payment_method_token="tok_success",
-                    )
-                    client = Caller(str(uuid.uuid4()), frozenset({"client"}))
-                    await stub.CreateBooking(request, metadata=tuple(client.to_metadata()), timeout=60)
+                    await book(stub, places[i % PLACES], _b + timedelta(hours=i // PLACES))
 
                 label = f"CreateBooking saga, services in their own processes, {concurrency} callers"
                 row = (await closed_loop(label, saga, concurrency, CALLS, kind)).summary()

@@ -25,6 +25,11 @@ def timestamp(value: datetime) -> Timestamp:
     return Timestamp(seconds=seconds, nanos=delta.microseconds * 1000)
 
 
+def optional_timestamp(value: datetime | None) -> Timestamp | None:
+    """`timestamp`, or None for an absent value (an optional field left unset)."""
+    return None if value is None else timestamp(value)
+
+
 def to_datetime(message: Timestamp) -> datetime:
     """The Timestamp as an aware UTC datetime (microseconds: the nanoseconds below are dropped, as
     protobuf does). OverflowError if a datetime cannot hold it."""

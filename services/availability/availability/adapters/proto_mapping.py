@@ -26,8 +26,7 @@ from reserva.type.v1 import types_pb2
 MAX_TIMESTAMP = datetime(9999, 12, 31, tzinfo=UTC)
 
 
-def ts(value: datetime | None) -> timestamp_pb2.Timestamp | None:
-    return None if value is None else prototime.timestamp(value)
+ts = prototime.optional_timestamp
 
 
 def from_ts(message: timestamp_pb2.Timestamp, field: str) -> datetime:

@@ -11,9 +11,7 @@ from booking.domain.model import TimeRange
 from kit import prototime
 from reserva.type.v1 import types_pb2
 
-
-def ts(value: datetime | None) -> timestamp_pb2.Timestamp | None:
-    return None if value is None else prototime.timestamp(value)
+ts = prototime.optional_timestamp
 
 
 def from_ts(value: timestamp_pb2.Timestamp) -> datetime:

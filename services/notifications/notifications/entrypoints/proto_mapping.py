@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
 
-from google.protobuf import timestamp_pb2
 from google.protobuf.message import Message
 
 from kit import prototime
@@ -65,8 +63,7 @@ def fingerprint(request: Message) -> str:
     return hashlib.sha256(copy.SerializeToString(deterministic=True)).hexdigest()
 
 
-def timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
-    return None if value is None else prototime.timestamp(value)
+timestamp = prototime.optional_timestamp
 
 
 def notification_to_proto(n: Notification) -> pb.Notification:

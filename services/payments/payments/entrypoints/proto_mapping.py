@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime
-
-from google.protobuf import timestamp_pb2
 
 from kit import prototime
 from kit.errors import InvalidArgument
@@ -47,8 +44,7 @@ def money_proto(amount_minor: int, currency: str) -> types_pb2.Money:
     return types_pb2.Money(amount_minor=amount_minor, currency_code=currency)
 
 
-def ts(value: datetime | None) -> timestamp_pb2.Timestamp | None:
-    return None if value is None else prototime.timestamp(value)
+ts = prototime.optional_timestamp
 
 
 def payment_to_proto(p: Payment) -> pb.Payment:
