@@ -18,9 +18,9 @@ class AvailabilityUnitOfWork(SqlAlchemyUnitOfWork):
     def _open(self) -> None:
         self.places = SqlAlchemyPlaceRepository(self.session)
         self.requests = SqlAlchemyRequestRepository(self.session)
-        self.holds = SqlAlchemyHoldRepository(self.session, self.driver)
-        self.calendar = SqlAlchemyCalendarRepository(self.session, self.driver)
-        self.search = SqlAlchemySearch(self.session, self.driver)
+        self.holds = SqlAlchemyHoldRepository(self.session, self.driver_handle)
+        self.calendar = SqlAlchemyCalendarRepository(self.session, self.driver_handle)
+        self.search = SqlAlchemySearch(self.session, self.driver_handle)
 
     def events_in_statement(self, first: int, when: str, to_message=event_mapping.to_outbox) -> tuple[str, list]:
         """The pending domain events as an outbox INSERT inside the caller's statement (kit)."""

@@ -23,7 +23,7 @@ class BookingUnitOfWork(SqlAlchemyUnitOfWork):
         self.event_mapper = event_mapper
 
     def _open(self) -> None:
-        self.bookings = SqlAlchemyBookingRepository(self.session, self.driver)
+        self.bookings = SqlAlchemyBookingRepository(self.session, self.driver_handle)
         self.idempotency = SqlAlchemyIdempotencyRepository(self.session)
         self.reviews = SqlAlchemyReviewRepository(self.session)
         self.waitlist = SqlAlchemyWaitlistRepository(self.session)

@@ -20,8 +20,8 @@ class SqlAlchemyPaymentsUnitOfWork(SqlAlchemyUnitOfWork):
     provider_events: SqlAlchemyProviderEventRepository
 
     def _open(self) -> None:
-        self.payments = SqlAlchemyPaymentRepository(self.session, self.driver)
-        self.idempotency = SqlAlchemyIdempotencyRepository(self.session, self.driver)
+        self.payments = SqlAlchemyPaymentRepository(self.session, self.driver_handle)
+        self.idempotency = SqlAlchemyIdempotencyRepository(self.session, self.driver_handle)
         self.provider_events = SqlAlchemyProviderEventRepository(self.session)
 
     async def save(self, payment: Payment, completion: Completion | None = None) -> None:
