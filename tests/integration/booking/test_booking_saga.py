@@ -235,6 +235,37 @@ async def test_a_crash_after_the_hold_is_recovered_to_a_terminal_state(settings_
     assert await admin_sql.fetchval("SELECT state FROM availability.holds WHERE id = $1::uuid", hold_id) == "released"
 
 
+async def test_a_crash_after_the_capture_is_recovered_to_a_confirmed_booking_charged_once(
+    settings_for, peer_servers, astub, admin_sql
+):
+    """The money moved, the booking had not yet recorded it (saga 'confirming'): recovery replays
+    the confirmation and the capture under their request ids and confirms the booking."""
+    client = user()
+    place = await make_place(astub, user("host"))
+    start = future_hour(days=24)
+    request = create_request(place.id, (start, start + timedelta(hours=1)))
+    await _crash_after("capture", settings_for, peer_servers, client, request)
+    row = await admin_sql.fetchrow(
+        "SELECT id, status, saga_state, hold_id, payment_id FROM booking.bookings WHERE client_id = $1::uuid",
+        client.user_id,
+    )
+    assert (row["status"], row["saga_state"]) == ("held", "confirming")
+    assert await admin_sql.fetchval("SELECT status FROM payments.payments WHERE id = $1::uuid", row["payment_id"]) == (
+        "captured"
+    )
+    await _recover(settings_for, peer_servers)
+    ended = await admin_sql.fetchrow("SELECT status, saga_state FROM booking.bookings WHERE id = $1", row["id"])
+    assert (ended["status"], ended["saga_state"]) == ("confirmed", "done")
+    assert await admin_sql.fetchval("SELECT state FROM availability.holds WHERE id = $1::uuid", row["hold_id"]) == (
+        "confirmed"
+    )
+    captures = await admin_sql.fetchval(
+        "SELECT count(*) FROM payments.ledger_entries WHERE payment_id = $1::uuid AND kind = 'capture'",
+        row["payment_id"],
+    )
+    assert captures == 1
+
+
 async def test_saga_steps_the_probe_does_not_measure_write_the_same_as_measured_ones(
     settings_for, peer_servers, bstub, astub, admin_sql
 ):
