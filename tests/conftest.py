@@ -160,7 +160,7 @@ def pytest_sessionstart(session):
     if not os.environ.get("PYTEST_XDIST_WORKER"):
         _LOCK_REPORT_DIR.mkdir(parents=True, exist_ok=True)
         for stale in _LOCK_REPORT_DIR.glob("*.json"):
-            stale.unlink()
+            stale.unlink(missing_ok=True)  # another session in this checkout may have taken it
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -216,15 +216,21 @@ async def _recover(settings_for, peer_servers) -> None:
         await restarted.stop(0)
 
 
+async def _booking_of(admin_sql, client):
+    """The client's one booking as stored: id, status, saga state, hold and payment."""
+    return await admin_sql.fetchrow(
+        "SELECT id, status, saga_state, hold_id, payment_id FROM booking.bookings WHERE client_id = $1::uuid",
+        client.user_id,
+    )
+
+
 async def test_a_crash_after_the_hold_is_recovered_to_a_terminal_state(settings_for, peer_servers, astub, admin_sql):
     client = user()
     place = await make_place(astub, user("host"))
     start = future_hour(days=21)
     request = create_request(place.id, (start, start + timedelta(hours=1)))
     await _crash_after("authorize", settings_for, peer_servers, client, request)
-    row = await admin_sql.fetchrow(
-        "SELECT id, status, saga_state, hold_id FROM booking.bookings WHERE client_id = $1::uuid", client.user_id
-    )
+    row = await _booking_of(admin_sql, client)
     assert (row["status"], row["saga_state"]) == ("held", "authorizing")
     booking_id, hold_id = row["id"], row["hold_id"]
     await _recover(settings_for, peer_servers)
@@ -245,10 +251,7 @@ async def test_a_crash_after_the_capture_is_recovered_to_a_confirmed_booking_cha
     start = future_hour(days=24)
     request = create_request(place.id, (start, start + timedelta(hours=1)))
     await _crash_after("capture", settings_for, peer_servers, client, request)
-    row = await admin_sql.fetchrow(
-        "SELECT id, status, saga_state, hold_id, payment_id FROM booking.bookings WHERE client_id = $1::uuid",
-        client.user_id,
-    )
+    row = await _booking_of(admin_sql, client)
     assert (row["status"], row["saga_state"]) == ("held", "confirming")
     assert await admin_sql.fetchval("SELECT status FROM payments.payments WHERE id = $1::uuid", row["payment_id"]) == (
         "captured"
@@ -313,10 +316,7 @@ async def test_a_capture_refused_after_the_slot_was_confirmed_frees_the_slot_and
     assert error.code() is grpc.StatusCode.FAILED_PRECONDITION
     reason, metadata, _ = error_info(error)
     assert reason == "PAYMENT_DECLINED" and metadata.get("failure_reason") == "capture_declined"
-    row = await admin_sql.fetchrow(
-        "SELECT status, saga_state, hold_id, payment_id FROM booking.bookings WHERE client_id = $1::uuid",
-        client.user_id,
-    )
+    row = await _booking_of(admin_sql, client)
     assert (row["status"], row["saga_state"]) == ("payment_failed", "done")
     hold = await admin_sql.fetchval("SELECT state FROM availability.holds WHERE id = $1::uuid", row["hold_id"])
     assert hold == "released"
@@ -336,10 +336,7 @@ async def test_recovery_of_a_saga_whose_capture_is_refused_ends_payment_failed_w
     start = future_hour(days=22)
     request = create_request(place.id, (start, start + timedelta(hours=1)), token="tok_success+capture_declined")
     await _crash_after("confirm_hold", settings_for, peer_servers, client, request)
-    row = await admin_sql.fetchrow(
-        "SELECT id, status, saga_state, hold_id, payment_id FROM booking.bookings WHERE client_id = $1::uuid",
-        client.user_id,
-    )
+    row = await _booking_of(admin_sql, client)
     assert (row["status"], row["saga_state"]) == ("held", "confirming")  # the slot confirmed, not yet paid
     await _recover(settings_for, peer_servers)
     ended = await admin_sql.fetchrow("SELECT status, saga_state FROM booking.bookings WHERE id = $1", row["id"])
@@ -360,10 +357,7 @@ async def test_a_void_the_processor_refuses_does_not_stop_a_compensation(bstub, 
     )
     error = await _fail(As(bstub, client).CreateBooking(request))
     assert error_info(error)[0] == "PAYMENT_DECLINED"
-    row = await admin_sql.fetchrow(
-        "SELECT status, saga_state, hold_id, payment_id FROM booking.bookings WHERE client_id = $1::uuid",
-        client.user_id,
-    )
+    row = await _booking_of(admin_sql, client)
     assert (row["status"], row["saga_state"]) == ("payment_failed", "done")
     assert await admin_sql.fetchval("SELECT state FROM availability.holds WHERE id = $1::uuid", row["hold_id"]) == (
         "released"
