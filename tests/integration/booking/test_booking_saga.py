@@ -224,13 +224,18 @@ async def _booking_of(admin_sql, client):
     )
 
 
-async def test_a_crash_after_the_hold_is_recovered_to_a_terminal_state(settings_for, peer_servers, astub, admin_sql):
+async def _crashed_booking(step: str, days: int, settings_for, peer_servers, astub, admin_sql, **request_kw):
+    """The stored row of a new client's booking whose CreateBooking crashed right after `step`."""
     client = user()
     place = await make_place(astub, user("host"))
-    start = future_hour(days=21)
-    request = create_request(place.id, (start, start + timedelta(hours=1)))
-    await _crash_after("authorize", settings_for, peer_servers, client, request)
-    row = await _booking_of(admin_sql, client)
+    start = future_hour(days=days)
+    request = create_request(place.id, (start, start + timedelta(hours=1)), **request_kw)
+    await _crash_after(step, settings_for, peer_servers, client, request)
+    return await _booking_of(admin_sql, client)
+
+
+async def test_a_crash_after_the_hold_is_recovered_to_a_terminal_state(settings_for, peer_servers, astub, admin_sql):
+    row = await _crashed_booking("authorize", 21, settings_for, peer_servers, astub, admin_sql)
     assert (row["status"], row["saga_state"]) == ("held", "authorizing")
     booking_id, hold_id = row["id"], row["hold_id"]
     await _recover(settings_for, peer_servers)
@@ -246,12 +251,7 @@ async def test_a_crash_after_the_capture_is_recovered_to_a_confirmed_booking_cha
 ):
     """The money moved, the booking had not yet recorded it (saga 'confirming'): recovery replays
     the confirmation and the capture under their request ids and confirms the booking."""
-    client = user()
-    place = await make_place(astub, user("host"))
-    start = future_hour(days=24)
-    request = create_request(place.id, (start, start + timedelta(hours=1)))
-    await _crash_after("capture", settings_for, peer_servers, client, request)
-    row = await _booking_of(admin_sql, client)
+    row = await _crashed_booking("capture", 24, settings_for, peer_servers, astub, admin_sql)
     assert (row["status"], row["saga_state"]) == ("held", "confirming")
     assert await admin_sql.fetchval("SELECT status FROM payments.payments WHERE id = $1::uuid", row["payment_id"]) == (
         "captured"
@@ -331,12 +331,9 @@ async def test_a_capture_refused_after_the_slot_was_confirmed_frees_the_slot_and
 async def test_recovery_of_a_saga_whose_capture_is_refused_ends_payment_failed_with_nothing_kept(
     settings_for, peer_servers, astub, admin_sql
 ):
-    client = user()
-    place = await make_place(astub, user("host"))
-    start = future_hour(days=22)
-    request = create_request(place.id, (start, start + timedelta(hours=1)), token="tok_success+capture_declined")
-    await _crash_after("confirm_hold", settings_for, peer_servers, client, request)
-    row = await _booking_of(admin_sql, client)
+    row = await _crashed_booking(
+        "confirm_hold", 22, settings_for, peer_servers, astub, admin_sql, token="tok_success+capture_declined"
+    )
     assert (row["status"], row["saga_state"]) == ("held", "confirming")  # the slot confirmed, not yet paid
     await _recover(settings_for, peer_servers)
     ended = await admin_sql.fetchrow("SELECT status, saga_state FROM booking.bookings WHERE id = $1", row["id"])
