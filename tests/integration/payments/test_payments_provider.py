@@ -230,9 +230,9 @@ async def test_the_processors_refund_webhook_settles_a_refund_whose_answer_was_l
 
 
 async def test_a_retried_refund_answers_the_refund_and_its_payment_as_of_one_moment(payments, payments_server):
-    """A retry of a refund whose answer was lost reads the payment, then the refund: a settlement
-    committed in between (a webhook, the reconciler) must not yield a SUCCEEDED refund beside the
-    payment as it was before it."""
+    """A retry of a refund whose answer was lost had read the payment before a settlement committed
+    (a webhook, the reconciler): it must not answer a SUCCEEDED refund beside the payment as it was
+    before it."""
     from kit.grpc_client import error_from_rpc
     from payments.service_layer.handlers import _refund_result, get_payment
     from payments.service_layer.settlement import settle_refunds_from_provider
@@ -249,7 +249,7 @@ async def test_a_retried_refund_answers_the_refund_and_its_payment_as_of_one_mom
     assert before.refunded_amount == 0
     assert await settle_refunds_from_provider(deps, payment.id) == 1  # then the settlement commits
 
-    settled, current = await _refund_result(deps, refund_id, before)
+    settled, current = await _refund_result(deps, refund_id, before.id)
     assert settled.status.value == "succeeded"
     assert current.refunded_amount == 4_000 and current.status.value == "partially_refunded"
     answer = await payments.RefundPayment(refund)  # and through the API

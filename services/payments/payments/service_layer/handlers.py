@@ -169,7 +169,7 @@ async def _replay(deps: Deps, stored: idempotency.StoredResult, operation: str =
                 metadata={"payment_id": payment.id, "failure_reason": "capture_refused"},
             )
         if "refund_id" in data:
-            return await _refund_result(deps, data["refund_id"], payment)
+            return await _refund_result(deps, data["refund_id"], payment.id)
         return payment
     if data.get("error"):
         raise idempotency.error_from_record(data["error"])
@@ -179,20 +179,13 @@ async def _replay(deps: Deps, stored: idempotency.StoredResult, operation: str =
     return payment
 
 
-async def _refund_result(deps: Deps, refund_id: str, payment: Payment):
-    """The refund and its payment as of one moment. The payment read before may predate the
-    refund's settlement (a webhook or the reconciler settles both in one transaction): the refund
-    is read, then the payment, then the refund again, until the refund did not change in between,
-    so no settlement of it committed between the reads."""
+async def _refund_result(deps: Deps, refund_id: str, payment_id: str):
+    """The refund and its payment as of one moment: one snapshot (REPEATABLE READ) for both reads.
+    A webhook or the reconciler settles the two in one transaction; read apart, a settled refund
+    could be answered beside its payment from before the settlement."""
     async with deps.uow() as uow:
-        refund = await uow.payments.get_refund(refund_id)
-        for _ in range(5):
-            payment = await uow.payments.get(payment.id)
-            again = await uow.payments.get_refund(refund_id)
-            if again.status is refund.status:
-                break
-            refund = again
-    return refund, payment
+        await uow.session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        return await uow.payments.get_refund(refund_id), await uow.payments.get(payment_id)
 
 
 # ---- AuthorizePayment ----------------------------------------------------------------------------
