@@ -9,7 +9,6 @@ import csv
 import io
 import json
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -21,24 +20,12 @@ from gateway.entrypoints.responses import BookingStatsOut, DashboardOut, Revenue
 from gateway.entrypoints.routes.places import _range
 from gateway.entrypoints.schemas import Uuid
 from gateway.entrypoints.security import Principal, agent_only, gateway_of, host_or_agent
-from kit.errors import InvalidArgument
+from gateway.entrypoints.timestamps import report_window
 from reserva.booking.v1 import booking_pb2 as bk
 from reserva.payments.v1 import payments_pb2 as pay
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
 TimeZone = Query(default="UTC", min_length=1, max_length=64)
-
-
-def _window(start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
-    end = end or datetime.now(UTC).replace(microsecond=0)
-    if start is not None:
-        return start, end
-    try:
-        return end - timedelta(days=30), end
-    except OverflowError:  # an end_time in the first 30 days of year 1: no default window before it
-        raise InvalidArgument(
-            "end_time is too early for the default 30-day window; give start_time", reason="INVALID_TIME_RANGE"
-        ) from None
 
 
 async def _booking_stats(request, start, end, time_zone, host_id="", place_id="") -> bk.BookingStats:
@@ -68,7 +55,7 @@ async def booking_report(
     place_id: Uuid | None = None,
     _: Principal = Depends(host_or_agent),
 ) -> dict[str, Any]:
-    start, end = _window(start_time, end_time)
+    start, end = report_window(start_time, end_time)
     return to_json(await _booking_stats(request, start, end, time_zone, host_id, place_id))
 
 
@@ -85,7 +72,7 @@ async def revenue_report(
     time_zone: str = TimeZone,
     _: Principal = Depends(agent_only),
 ) -> dict[str, Any]:
-    start, end = _window(start_time, end_time)
+    start, end = report_window(start_time, end_time)
     return to_json(await _revenue_stats(request, start, end, time_zone))
 
 
@@ -103,7 +90,7 @@ async def dashboard(
     _: Principal = Depends(agent_only),
 ) -> dict[str, Any]:
     gateway = gateway_of(request)
-    start, end = _window(start_time, end_time)
+    start, end = report_window(start_time, end_time)
     key = f"dashboard:{start.isoformat()}:{end.isoformat()}:{time_zone}"
     cached = await gateway.report_cache.get(key)
     if cached is not None:
@@ -154,7 +141,7 @@ async def booking_report_csv(
     time_zone: str = TimeZone,
     _: Principal = Depends(agent_only),
 ) -> StreamingResponse:
-    start, end = _window(start_time, end_time)
+    start, end = report_window(start_time, end_time)
     stats = await _booking_stats(request, start, end, time_zone)
     return StreamingResponse(
         _csv_rows(stats),

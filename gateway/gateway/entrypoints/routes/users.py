@@ -3,7 +3,6 @@ deactivate, bulk operations, statistics)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -26,6 +25,7 @@ from gateway.entrypoints.schemas import (
     Uuid,
 )
 from gateway.entrypoints.security import Principal, agent_only, authenticated, gateway_of, request_id
+from gateway.entrypoints.timestamps import report_window
 from gateway.service_layer import handlers
 
 router = APIRouter(tags=["users"])
@@ -150,8 +150,7 @@ async def user_stats(
     time_zone: str = Query(default="UTC", max_length=64),
     _: Principal = Depends(agent_only),
 ) -> UserStatsOut:
-    end = end_time or datetime.now(UTC)
-    start = start_time or end - timedelta(days=30)
+    start, end = report_window(start_time, end_time)
     stats = await handlers.user_stats(gateway_of(request).identity, start, end, time_zone)
     return UserStatsOut(
         total=stats.total,
