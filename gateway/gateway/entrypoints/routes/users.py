@@ -3,6 +3,7 @@ deactivate, bulk operations, statistics)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Literal
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -150,7 +151,8 @@ async def user_stats(
     time_zone: str = Query(default="UTC", max_length=64),
     _: Principal = Depends(agent_only),
 ) -> UserStatsOut:
-    start, end = report_window(start_time, end_time)
+    # Up to this moment (to the microsecond: a sign-up of this second counts).
+    start, end = report_window(start_time, end_time or datetime.now(UTC))
     stats = await handlers.user_stats(gateway_of(request).identity, start, end, time_zone)
     return UserStatsOut(
         total=stats.total,
