@@ -51,10 +51,13 @@ def dsn(infra, database) -> str:
 
 
 async def _blocked_by(holder: asyncpg.Connection) -> int:
-    """The pid of the service's session waiting for a lock `holder` holds."""
+    """The pid of the service's session waiting for a lock `holder` holds. Asked of pg_locks, which
+    is read afresh by every statement: `holder` is inside its transaction, and there pg_stat_activity
+    keeps the list of sessions it read first, so a pool connection opened later never shows."""
     for _ in range(2000):
         pids = await holder.fetch(
-            "SELECT pid FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))", holder.get_server_pid()
+            "SELECT DISTINCT pid FROM pg_locks WHERE NOT granted AND $1 = ANY(pg_blocking_pids(pid))",
+            holder.get_server_pid(),
         )
         if pids:
             return pids[0]["pid"]
