@@ -2,6 +2,8 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 DATA_DIR = REPO_ROOT / ".data"
+# The lock probe's figures of a test run: one JSON file per test process (tests/conftest.py).
+LOCK_REPORT_DIR = DATA_DIR / "lock-report"
 
 # service name -> (schema, login role, migrations folder)
 SCHEMAS = {
