@@ -36,6 +36,9 @@ async def test_reserva_up_brings_every_service_up_and_stops_on_ctrl_c(infra):
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        # Ctrl-C's SIGINT handled as in a terminal even when the suite itself was started in the
+        # background of a script, which starts it with SIGINT ignored (a disposition children inherit).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     output: list[str] = []
     try:
