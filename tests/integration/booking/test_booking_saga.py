@@ -130,6 +130,15 @@ async def test_strangers_cannot_see_or_cancel_and_hosts_cannot_approve_others_pl
     assert not (await As(bstub, stranger).ListBookings(bpb.ListBookingsRequest())).bookings
 
 
+@pytest.mark.parametrize("order_by", [" ", "start_time up", "price", "create_time desc extra"])
+async def test_a_list_ordered_by_anything_but_a_known_field_is_refused_with_a_reason(bstub, order_by):
+    # A blank order_by (found by fuzzing) answered INTERNAL: it split into no words at all.
+    error = await _fail(As(bstub, user()).ListBookings(bpb.ListBookingsRequest(order_by=order_by)))
+    assert error.code() is grpc.StatusCode.INVALID_ARGUMENT and error_info(error)[0] == "INVALID_ORDER_BY", error
+    newest_first = await As(bstub, user()).ListBookings(bpb.ListBookingsRequest(order_by="  create_time   DESC "))
+    assert not newest_first.bookings
+
+
 @pytest.mark.parametrize(
     "mutate, reason",
     [

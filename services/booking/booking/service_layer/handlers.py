@@ -267,8 +267,8 @@ async def list_bookings(deps: Deps, caller: Caller, cmd: ListBookings) -> tuple[
     for value, field in ((cmd.client_id, "client_id"), (cmd.host_id, "host_id"), (cmd.place_id, "place_id")):
         if value:
             require_uuid(value, field)
-    order = (cmd.order_by or "start_time").strip().split()
-    if order[0] not in _ORDER or len(order) > 2 or (len(order) == 2 and order[1].lower() != "desc"):
+    order = (cmd.order_by or "start_time").split()
+    if not order or order[0] not in _ORDER or len(order) > 2 or (len(order) == 2 and order[1].lower() != "desc"):
         raise invalid("INVALID_ORDER_BY", 'order_by is "start_time", "create_time" or "update_time" [desc]')
     q = ListQuery(
         client_id=cmd.client_id,
