@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from gateway.domain.errors import InvalidUserField, RoleNotAllowed
+from kit.timezones import iana_zone
 
 CLIENT, HOST, AGENT = "client", "host", "agent"
 ROLES = frozenset({CLIENT, HOST, AGENT})
@@ -85,10 +85,8 @@ def validate_phone(phone: str) -> str:
 
 
 def validate_time_zone(time_zone: str) -> str:
-    try:
-        ZoneInfo(time_zone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise InvalidUserField(f"unknown time zone {time_zone[:64]!r}", "INVALID_TIME_ZONE") from None
+    if iana_zone(time_zone) is None:
+        raise InvalidUserField(f"unknown time zone {time_zone[:64]!r}", "INVALID_TIME_ZONE")
     return time_zone
 
 

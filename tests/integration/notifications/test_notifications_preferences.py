@@ -162,6 +162,7 @@ async def test_a_stale_etag_is_aborted(stub):
             "INVALID_WEBHOOK_URL",
         ),
         (["time_zone"], {"time_zone": "Mars/Olympus"}, "INVALID_TIME_ZONE"),
+        (["time_zone"], {"time_zone": "America"}, "INVALID_TIME_ZONE"),  # a folder of the zone database
         (["etag"], {}, "INVALID_UPDATE_MASK"),
         (["shoe_size"], {}, "INVALID_UPDATE_MASK"),
         (["quiet_hours_start"], {"quiet_hours_start": types_pb2.LocalTime(hours=22)}, "INVALID_QUIET_HOURS"),

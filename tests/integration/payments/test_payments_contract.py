@@ -73,11 +73,23 @@ async def test_an_authorization_without_an_amount_is_invalid(payments):
             pb.ReconcilePaymentsRequest(request_id="r", older_than=duration_pb2.Duration(seconds=5)),
             "INVALID_ARGUMENT",
         ),  # fmt: skip
+        (
+            "ReconcilePayments",
+            # Ten thousand years: the cutoff used to overflow (INTERNAL; found by fuzzing).
+            pb.ReconcilePaymentsRequest(request_id="r", older_than=duration_pb2.Duration(seconds=315_537_897_599)),
+            "INVALID_ARGUMENT",
+        ),  # fmt: skip
         ("HandleProviderWebhook", pb.HandleProviderWebhookRequest(body=b"{}"), "INVALID_WEBHOOK_SIGNATURE"),
         ("GetRevenueStats", pb.GetRevenueStatsRequest(), "INVALID_TIME_RANGE"),
+        # A folder of the zone database and a name too long for a file: INTERNAL before (ZoneInfo
+        # raised IsADirectoryError / OSError; found by fuzzing).
+        ("GetRevenueStats", "Europe", "INVALID_ARGUMENT"),
+        ("GetRevenueStats", "9" * 400, "INVALID_ARGUMENT"),
     ],
 )
-async def test_other_bad_requests_are_invalid_arguments(payments, call, request_, reason):
+async def test_other_bad_requests_are_invalid_arguments(payments, clock, call, request_, reason):
+    if isinstance(request_, str):  # a revenue request in that time zone
+        request_ = _revenue_request(clock, [], time_zone=request_)
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await getattr(payments, call)(request_)
     assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
@@ -137,14 +149,14 @@ async def test_every_rpc_stays_within_the_lock_budget(payments, lock_readings, c
     assert max(writes) <= 14  # headroom: the heaviest transaction (authorization settled) takes 13
 
 
-def _revenue_request(clock, booking_ids):
+def _revenue_request(clock, booking_ids, time_zone="Europe/Paris"):
     start, end = timestamp_pb2.Timestamp(), timestamp_pb2.Timestamp()
     start.FromDatetime(clock() - timedelta(days=1))
     end.FromDatetime(clock() + timedelta(days=1))
     return pb.GetRevenueStatsRequest(
         time_range=types_pb2.TimeRange(start_time=start, end_time=end),
         booking_ids=booking_ids,
-        time_zone="Europe/Paris",
+        time_zone=time_zone,
     )
 
 

@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from functools import lru_cache
-from zoneinfo import ZoneInfo, available_timezones
+from zoneinfo import ZoneInfo
 
 from availability.domain.errors import invalid
+from kit.timezones import iana_zone
 
 MINUTE = timedelta(minutes=1)
 DAY = timedelta(days=1)
@@ -177,19 +178,15 @@ CURRENCIES = frozenset(
 )
 
 
-@lru_cache(maxsize=1)
-def _zones() -> frozenset[str]:
-    return frozenset(available_timezones())
-
-
 @lru_cache(maxsize=512)
 def zone(name: str) -> ZoneInfo:
     """The ZoneInfo of a known IANA name; INVALID_ARGUMENT otherwise."""
-    if name not in _zones():
+    found = iana_zone(name)
+    if found is None:
         raise invalid(
-            f"unknown time zone {name!r}; use an IANA name like 'Europe/Paris'", "INVALID_TIME_ZONE", "time_zone"
+            f"unknown time zone {name[:64]!r}; use an IANA name like 'Europe/Paris'", "INVALID_TIME_ZONE", "time_zone"
         )
-    return ZoneInfo(name)
+    return found
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from datetime import UTC, datetime, timedelta
 
 from booking.domain import model
 from booking.domain.errors import (
@@ -47,6 +46,7 @@ from booking.service_layer.queries import ListQuery
 from kit.db import with_retries
 from kit.errors import Conflict, FailedPrecondition, IdempotencyKeyReused, Unauthenticated, Unavailable
 from kit.identity import Caller
+from kit.timezones import iana_zone
 
 log = logging.getLogger(__name__)
 
@@ -567,10 +567,7 @@ def occurrences(first: TimeRange, frequency: str, count: int, until: datetime | 
         raise invalid("INVALID_RECURRENCE", "set exactly one of recurrence.count and recurrence.until")
     if count and not 2 <= count <= 52:
         raise invalid("INVALID_RECURRENCE", "recurrence.count must be 2-52")
-    try:
-        zone = ZoneInfo(tz or "UTC")
-    except ZoneInfoNotFoundError:
-        zone = ZoneInfo("UTC")
+    zone = iana_zone(tz) or UTC  # the place's zone, which availability has checked
     step = timedelta(days=1 if frequency == "daily" else 7)
     local_start, length = first.start.astimezone(zone), first.duration
     out: list[TimeRange] = []
@@ -846,10 +843,8 @@ async def get_booking_stats(deps: Deps, caller: Caller, window: TimeRange, host_
     user = require_user(caller)
     if window.duration > timedelta(days=366):
         raise invalid("INVALID_TIME_RANGE", "time_range is at most 366 days")
-    try:
-        ZoneInfo(tz or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        raise invalid("INVALID_TIME_ZONE", f"unknown time zone {tz!r}") from None
+    if iana_zone(tz or "UTC") is None:
+        raise invalid("INVALID_TIME_ZONE", f"unknown time zone {tz[:64]!r}")
     if not caller.is_privileged:
         if host_id and host_id != user:
             raise NotPlaceOwner()

@@ -8,8 +8,9 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
+from kit.timezones import iana_zone
 from notifications.domain import errors
 
 
@@ -122,10 +123,10 @@ class Preferences:
 
 
 def zone_of(name: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as error:
-        raise errors.InvalidTimeZone(f"unknown IANA time zone {name!r}") from error
+    found = iana_zone(name)
+    if found is None:
+        raise errors.InvalidTimeZone(f"unknown IANA time zone {name[:64]!r}")
+    return found
 
 
 @dataclass

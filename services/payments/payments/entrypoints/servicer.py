@@ -17,6 +17,8 @@ from reserva.payments.v1 import payments_pb2 as pb
 from reserva.payments.v1 import payments_pb2_grpc
 
 MAX_WEBHOOK_BODY = 1024 * 1024
+# Older is past any processor's records, and past what datetime arithmetic allows near year 1.
+MAX_RECONCILE_AGE = timedelta(days=3650)
 log = logging.getLogger("reserva.payments")
 _running: set[asyncio.Task] = set()
 
@@ -153,8 +155,8 @@ class PaymentServicer(payments_pb2_grpc.PaymentServiceServicer):
     async def ReconcilePayments(self, request, context) -> pb.ReconcilePaymentsResponse:
         request_id = require_request_id(request.request_id)
         older_than = request.older_than.ToTimedelta() if request.HasField("older_than") else timedelta(minutes=5)
-        if older_than < timedelta(minutes=1):
-            raise InvalidArgument("older_than must be at least 1 minute")
+        if not timedelta(minutes=1) <= older_than <= MAX_RECONCILE_AGE:
+            raise InvalidArgument("older_than must be from 1 minute to 3650 days")
         max_payments = request.max_payments or 100
         if not 1 <= max_payments <= 1000:
             raise InvalidArgument("max_payments must be 1 to 1000")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from kit.errors import InvalidArgument
+from kit.timezones import iana_zone
 from payments.service_layer.handlers import Deps, require_uuid
 
 MAX_RANGE = timedelta(days=366)
@@ -39,10 +39,8 @@ async def get_revenue_stats(
     if end - start > MAX_RANGE:
         raise InvalidArgument("time_range may span at most 366 days", reason="INVALID_TIME_RANGE")
     time_zone = time_zone or "UTC"
-    try:
-        ZoneInfo(time_zone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise InvalidArgument(f"time_zone {time_zone!r} is not an IANA time zone") from None
+    if iana_zone(time_zone) is None:
+        raise InvalidArgument(f"time_zone {time_zone[:64]!r} is not an IANA time zone")
     if len(booking_ids) > 1000:
         raise InvalidArgument("at most 1000 booking_ids")
     ids = sorted({require_uuid(b, "booking_ids") for b in booking_ids}) or None

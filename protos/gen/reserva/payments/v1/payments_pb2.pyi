@@ -894,7 +894,7 @@ class ReconcilePaymentsRequest(_message.Message):
     def older_than(self) -> _duration_pb2.Duration:
         """Optional. Only payments UNKNOWN (or stuck in REQUIRES_AUTHORIZATION, or
         with a requested void) and refunds PENDING for at least this long.
-        Default 5 minutes, minimum 1 minute.
+        Default 5 minutes; from 1 minute to 3650 days.
         """
 
     def __init__(
