@@ -42,9 +42,46 @@ STRINGS = [
     "../../etc",
     "\x00",
     "é" * 70,
+    "🙂" * 100,
+    "a" * 300,
+    "9" * 400,
+    "\t",
+    "-1",
+    "'; DROP TABLE x;--",
+    "%s%s",
+    # Plausible values in the wrong place (a zone database folder, orders, contacts, codes, tokens).
+    "Europe",
+    "Europe/Paris",
+    "UTC",
+    " start_time ",
+    "create_time desc",
+    "price_per_hour desc, rating_average",
+    "desc",
+    ",",
+    "+33612345678",
+    "a@b.c",
+    "https://example.com/x",
+    "http://127.0.0.1:1/x",
+    "EUR",
+    "eur",
+    "XTS",
+    "1970-01-01",
+    "AAAA",
+    "eyJhIjoxfQ",
 ]
-INTS = [0, -1, 1, 2**31 - 1, -(2**31), 10_000, 1 << 30]
-WHEN = [NOW - timedelta(days=3650), NOW, NOW + timedelta(days=3650), datetime(1970, 1, 1, tzinfo=UTC)]
+INTS = [0, -1, 1, 5, 24, 100, 101, 200, 201, 1000, 1001, 1440, 10_000, 1 << 30, 2**31 - 1, -(2**31)]
+WHEN = [
+    NOW - timedelta(days=3650),
+    NOW,
+    NOW + timedelta(hours=1),
+    NOW + timedelta(days=1, minutes=1),
+    NOW + timedelta(days=700),
+    NOW + timedelta(days=3650),
+    datetime(1970, 1, 1, tzinfo=UTC),
+    datetime(1, 1, 1, tzinfo=UTC),
+    datetime(9999, 12, 31, 23, 59, tzinfo=UTC),
+]
+SECONDS = [-1, 0, 1, 60, 300, 3600, 86400, 86400 * 31 + 1, 86400 * 3650, 315_537_897_599]
 
 
 def _fill(message, rng: random.Random, depth: int = 0) -> None:
@@ -60,7 +97,7 @@ def _fill(message, rng: random.Random, depth: int = 0) -> None:
             elif field.message_type.full_name == "google.protobuf.Duration":
                 target = getattr(message, field.name)
                 if not field.is_repeated:
-                    target.FromTimedelta(timedelta(seconds=rng.choice([-1, 0, 1, 86400 * 3650])))
+                    target.FromTimedelta(timedelta(seconds=rng.choice(SECONDS)))
             elif field.message_type.GetOptions().map_entry:
                 continue  # maps carry free-form metadata; services store them as given
             elif field.message_type.full_name in ("google.protobuf.Any", "google.protobuf.Struct"):
@@ -92,7 +129,7 @@ def _scalar(field, rng: random.Random):
         # An unknown enum number is kept by proto3 as an open enum value.
         return rng.choice([0, 1, 2, 999])
     if field.type in (FD.TYPE_DOUBLE, FD.TYPE_FLOAT):
-        return rng.choice([0.0, -1.0, 1e308, float("nan")])
+        return rng.choice([0.0, -0.0, -1.0, 1.0, 5.0, 5.1, 1e308, float("inf"), float("nan")])
     if field.type in (FD.TYPE_UINT32, FD.TYPE_UINT64, FD.TYPE_FIXED32, FD.TYPE_FIXED64):
         return rng.choice([0, 1, 2**31])
     return rng.choice(INTS)
@@ -131,7 +168,7 @@ CALLERS = [
     Caller(str(uuid.uuid4()), frozenset({"agent"})),
     Caller("booking", frozenset({"service"})),
 ]
-VARIANTS_PER_RPC = 12
+VARIANTS_PER_RPC = 150
 
 
 @pytest.mark.parametrize(("service", "module", "stub_class", "service_name"), SERVICES, ids=[s[0] for s in SERVICES])
