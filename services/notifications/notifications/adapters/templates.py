@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound, select_autoescape
 
@@ -54,7 +53,7 @@ class JinjaRenderer:
 
     def render(self, event_type: str, channel: Channel, prefs: Preferences, context: dict) -> Rendered:
         template = self._template(event_type, prefs.locale)
-        zone = ZoneInfo(prefs.time_zone)
+        zone = prefs.zone
 
         def when(value: datetime | None) -> str:
             if value is None:
