@@ -8,7 +8,6 @@ from functools import partial
 from availability.adapters.caching import PlaceCache, SearchCache
 from availability.adapters.orm import outbox
 from availability.config import AvailabilitySettings
-from availability.domain.model import zone
 from availability.entrypoints.servicer import AvailabilityServicer, slot_conflict_details
 from availability.entrypoints.workers import hold_sweeper
 from availability.service_layer.handlers import Deps
@@ -36,7 +35,6 @@ def build_deps(settings: AvailabilitySettings, runtime) -> Deps:
 async def start(settings: AvailabilitySettings | None = None, configure_logging: bool = False) -> RunningServer:
     """Start the gRPC server (and its sweeper and outbox relay) on settings.grpc_port (0: any)."""
     settings = settings or AvailabilitySettings()
-    zone("UTC")  # reads the IANA zone names once, now, rather than in the first request (~50-90 ms here)
     runtime = build_runtime(settings, outbox, configure_logging=configure_logging)
     deps = build_deps(settings, runtime)
     servicer = AvailabilityServicer(deps)

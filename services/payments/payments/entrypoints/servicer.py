@@ -17,7 +17,8 @@ from reserva.payments.v1 import payments_pb2 as pb
 from reserva.payments.v1 import payments_pb2_grpc
 
 MAX_WEBHOOK_BODY = 1024 * 1024
-# Older is past any processor's records, and past what datetime arithmetic allows near year 1.
+# Older is past any processor's records (and the largest Duration, 10,000 years, put the cutoff
+# before year 1).
 MAX_RECONCILE_AGE = timedelta(days=3650)
 log = logging.getLogger("reserva.payments")
 _running: set[asyncio.Task] = set()
