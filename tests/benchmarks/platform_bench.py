@@ -8,7 +8,9 @@ Starts the whole platform (four services + gateway, each its own process) on a t
   3. a mixed workload at C clients: search 80%, create 15%, cancel 5%;
 then checks by SQL that no two live calendar rows of a place overlap and no place has overlapping
 confirmed bookings. Errors are counted by kind (HTTP status and problem code). Client identities are
-access tokens signed with the platform's secret (registration's Argon2 would dominate otherwise).
+access tokens signed with the platform's secret (registration's Argon2 would dominate otherwise);
+each has an e-mail address, so the notifications the bookings cause are sent over SMTP (to a mail
+catcher in a process of its own), as in production.
 Writes tests/benchmarks/results/platform.json and prints a Markdown table. Lock figures are not
 reported here: the probe runs inside the service processes (the service benchmarks report them)."""
 
@@ -18,6 +20,7 @@ import argparse
 import asyncio
 import itertools
 import random
+import subprocess
 import sys
 import time
 import uuid
@@ -100,6 +103,9 @@ class Connections:
     async def post(self, url: str, **kwargs) -> httpx.Response:
         return await self.request("POST", url, **kwargs)
 
+    async def patch(self, url: str, **kwargs) -> httpx.Response:
+        return await self.request("PATCH", url, **kwargs)
+
     async def get(self, url: str, **kwargs) -> httpx.Response:
         return await self.request("GET", url, **kwargs)
 
@@ -134,6 +140,35 @@ async def cancel(api: Connections, owner: dict, booking_id: str) -> None:
     reply = await api.post(f"/v1/bookings/{booking_id}:cancel", json={"reason": "bench"}, headers=bearer(owner))
     if reply.status_code != 200:
         raise Refused(reply)
+
+
+async def give_addresses(api: Connections, users: list[dict]) -> None:
+    """An e-mail address for each user (minted identities have none): their booking notifications
+    are then rendered and sent over SMTP instead of failing at once for want of an address."""
+
+    async def one(user: dict) -> None:
+        body = {"email": f"user-{user['id']}@bench.example"}
+        reply = await api.patch("/v1/notifications/preferences", json=body, headers=bearer(user))
+        if reply.status_code != 200:
+            raise Refused(reply)
+
+    for i in range(0, len(users), 32):
+        await asyncio.gather(*(one(u) for u in users[i : i + 32]))
+
+
+def start_mail_catcher() -> tuple[subprocess.Popen, int]:
+    """The SMTP sink in a process of its own: in the load generator's it would take the generator's
+    CPU and event loop for every message it receives."""
+    sink = subprocess.Popen(
+        [sys.executable, "-m", "notifications.adapters.smtp_sink", "--port", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    line = sink.stdout.readline()
+    if not line.startswith("READY "):
+        sink.kill()
+        raise RuntimeError(f"the mail catcher did not start: {line!r}")
+    return sink, int(line.split()[1])
 
 
 async def settled(admin_url: str, database: str, timeout_s: float = 60.0) -> float:
@@ -183,9 +218,20 @@ async def double_bookings(admin_url: str, database: str) -> dict[str, int]:
                JOIN booking.bookings b ON b.id = rb.booking_id AND b.status = 'confirmed'"""
         )
         total = await conn.fetchval("SELECT count(*) FROM booking.bookings WHERE status = 'confirmed'")
+        emails = await conn.fetchrow(
+            """SELECT count(*) FILTER (WHERE status = 'sent') AS sent,
+                      count(*) FILTER (WHERE status = 'failed') AS failed
+                 FROM notifications.notifications WHERE channel = 'email'"""
+        )
     finally:
         await conn.close()
-    return {"overlapping_live_calendar_rows": calendar, "overlapping_confirmed_bookings": confirmed, "confirmed": total}
+    return {
+        "overlapping_live_calendar_rows": calendar,
+        "overlapping_confirmed_bookings": confirmed,
+        "confirmed": total,
+        "emails_sent": emails["sent"],
+        "emails_failed": emails["failed"],
+    }
 
 
 async def run(args: argparse.Namespace) -> dict:
@@ -194,6 +240,7 @@ async def run(args: argparse.Namespace) -> dict:
     from kit.platform import Platform
 
     admin_url, database, drop = await throwaway_database(list(SCHEMAS))
+    mail_catcher, smtp_port = start_mail_catcher()
     platform = Platform(
         admin_database_url=admin_url,
         database=database,
@@ -204,6 +251,8 @@ async def run(args: argparse.Namespace) -> dict:
             "GATEWAY_RATE_LIMIT_PER_USER": "1000000/minute",
             "GATEWAY_RATE_LIMIT_PER_IP": "100000000/minute",
             "BOOKING_MAX_PENDING_PER_CLIENT": "1000000",
+            "NOTIFICATIONS_SMTP_HOST": "127.0.0.1",
+            "NOTIFICATIONS_SMTP_PORT": str(smtp_port),
             # As deployed (deploy/base): the probe measures a share of the services' transactions.
             **{
                 f"{service}_LOCK_PROBE_SAMPLE_RATE": str(PRODUCTION_LOCK_PROBE_SAMPLE_RATE)
@@ -220,6 +269,8 @@ async def run(args: argparse.Namespace) -> dict:
             await api.aclose()
     finally:
         await asyncio.to_thread(platform.stop)
+        mail_catcher.terminate()
+        mail_catcher.wait()
         await drop()
 
 
@@ -233,6 +284,7 @@ async def scenarios(api: Connections, args: argparse.Namespace, admin_url: str, 
         assert reply.status_code == 201, reply.text
         places.append(reply.json()["id"])
     slots, clients = Slots(places), mint_clients(args.clients * 4)
+    await give_addresses(api, [host, *clients])
     client_of = lambda i: clients[i % len(clients)]  # noqa: E731
 
     # Warm-up: connections, caches, first-call costs.
