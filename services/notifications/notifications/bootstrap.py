@@ -122,7 +122,7 @@ async def start(settings: NotificationsSettings) -> RunningServer:
             )
         ],
         workers=workers,
-        on_close=[webhooks.aclose, stream_redis.aclose, runtime.close],
+        on_close=[webhooks.aclose, services.senders[Channel.EMAIL].aclose, stream_redis.aclose, runtime.close],
     )
     running.notifier = Notifier(services, consumer, sms, event_streams(settings))  # type: ignore[attr-defined]
     return running

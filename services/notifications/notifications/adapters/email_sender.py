@@ -1,11 +1,19 @@
 """E-mail over SMTP with the standard library, run in a worker thread so the event loop never
-blocks on the network. Refusals of the message (5xx) are permanent; everything else is retried."""
+blocks on the network. Refusals of the message (5xx) are permanent; everything else is retried.
+
+Connections are kept for the next message (a few, for a short while), as mail providers ask of bulk
+senders: a connection per message costs a TCP handshake, EHLO, and with STARTTLS a TLS handshake and
+a login, several times the message itself. A kept connection the server has closed meanwhile
+answers its first command with SMTPServerDisconnected, before any of the message is accepted: the
+message then goes once more, on a new connection."""
 
 from __future__ import annotations
 
 import asyncio
 import smtplib
 import ssl
+import threading
+import time
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import make_msgid
@@ -25,8 +33,11 @@ class SmtpConfig:
 
 
 class SmtpEmailSender:
-    def __init__(self, config: SmtpConfig):
+    def __init__(self, config: SmtpConfig, keep: int = 4, keep_for_s: float = 30.0):
         self.config = config
+        self.keep, self.keep_for_s = keep, keep_for_s
+        self._idle: list[tuple[smtplib.SMTP, float]] = []  # (connection, when it was last used)
+        self._lock = threading.Lock()  # sends run in several worker threads at once
 
     def build_message(self, note: Notification) -> EmailMessage:
         message = EmailMessage()
@@ -41,14 +52,68 @@ class SmtpEmailSender:
             message.add_alternative(note.html, subtype="html")
         return message
 
-    def _send_blocking(self, message: EmailMessage) -> None:
+    def _connect(self) -> smtplib.SMTP:
         c = self.config
-        with smtplib.SMTP(c.host, c.port, timeout=c.timeout_s) as smtp:
+        smtp = smtplib.SMTP(c.host, c.port, timeout=c.timeout_s)
+        try:
             if c.starttls:
                 smtp.starttls(context=ssl.create_default_context())
             if c.username:
                 smtp.login(c.username, c.password)
+        except BaseException:
+            _close(smtp)
+            raise
+        return smtp
+
+    def _kept(self) -> smtplib.SMTP | None:
+        """A kept connection used within keep_for_s (older ones are closed), or None."""
+        now = time.monotonic()
+        with self._lock:
+            while self._idle:
+                smtp, used = self._idle.pop()
+                if now - used < self.keep_for_s:
+                    return smtp
+                _close(smtp)
+        return None
+
+    def _keep(self, smtp: smtplib.SMTP) -> None:
+        with self._lock:
+            if len(self._idle) < self.keep:
+                self._idle.append((smtp, time.monotonic()))
+                return
+        _close(smtp)
+
+    def _send_blocking(self, message: EmailMessage) -> None:
+        smtp = self._kept()
+        if smtp is not None:
+            try:
+                smtp.send_message(message)
+            except smtplib.SMTPServerDisconnected:
+                _close(smtp)  # closed by the server while kept: nothing of the message was taken
+                smtp = None
+            except BaseException:
+                _close(smtp)
+                raise
+            else:
+                self._keep(smtp)
+                return
+        smtp = self._connect()
+        try:
             smtp.send_message(message)
+        except BaseException:
+            _close(smtp)
+            raise
+        self._keep(smtp)
+
+    def close(self) -> None:
+        """QUIT the kept connections (at shutdown)."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for smtp, _ in idle:
+            _close(smtp)
+
+    async def aclose(self) -> None:
+        await asyncio.to_thread(self.close)
 
     async def send(self, note: Notification, secret: str = "") -> DeliveryResult:
         try:
@@ -67,3 +132,11 @@ class SmtpEmailSender:
         except (smtplib.SMTPException, OSError):
             return DeliveryResult(False, "smtp_unavailable")
         return DeliveryResult(True)
+
+
+def _close(smtp: smtplib.SMTP) -> None:
+    """QUIT politely, or just drop the socket when the connection is already broken."""
+    try:
+        smtp.quit()
+    except (smtplib.SMTPException, OSError):
+        smtp.close()
