@@ -3,9 +3,9 @@ blocks on the network. Refusals of the message (5xx) are permanent; everything e
 
 Connections are kept for the next message (a few, for a short while), as mail providers ask of bulk
 senders: a connection per message costs a TCP handshake, EHLO, and with STARTTLS a TLS handshake and
-a login, several times the message itself. A kept connection the server has closed meanwhile
-answers its first command with SMTPServerDisconnected, before any of the message is accepted: the
-message then goes once more, on a new connection."""
+a login, several times the message itself. A kept connection is asked a NOOP before it carries a
+message; one the server has closed meanwhile is replaced by a new one then, before any of the
+message is sent, so that a message is never sent twice because of it."""
 
 from __future__ import annotations
 
@@ -66,15 +66,15 @@ class SmtpEmailSender:
         return smtp
 
     def _kept(self) -> smtplib.SMTP | None:
-        """A kept connection used within keep_for_s (older ones are closed), or None."""
-        now = time.monotonic()
-        with self._lock:
-            while self._idle:
+        """A kept connection used within keep_for_s that still answers (the others are closed), or None."""
+        while True:
+            with self._lock:
+                if not self._idle:
+                    return None
                 smtp, used = self._idle.pop()
-                if now - used < self.keep_for_s:
-                    return smtp
-                _close(smtp)
-        return None
+            if time.monotonic() - used < self.keep_for_s and _answers(smtp):
+                return smtp
+            _close(smtp)
 
     def _keep(self, smtp: smtplib.SMTP) -> None:
         with self._lock:
@@ -84,20 +84,7 @@ class SmtpEmailSender:
         _close(smtp)
 
     def _send_blocking(self, message: EmailMessage) -> None:
-        smtp = self._kept()
-        if smtp is not None:
-            try:
-                smtp.send_message(message)
-            except smtplib.SMTPServerDisconnected:
-                _close(smtp)  # closed by the server while kept: nothing of the message was taken
-                smtp = None
-            except BaseException:
-                _close(smtp)
-                raise
-            else:
-                self._keep(smtp)
-                return
-        smtp = self._connect()
+        smtp = self._kept() or self._connect()
         try:
             smtp.send_message(message)
         except BaseException:
@@ -132,6 +119,13 @@ class SmtpEmailSender:
         except (smtplib.SMTPException, OSError):
             return DeliveryResult(False, "smtp_unavailable")
         return DeliveryResult(True)
+
+
+def _answers(smtp: smtplib.SMTP) -> bool:
+    try:
+        return smtp.noop()[0] == 250
+    except (smtplib.SMTPException, OSError):
+        return False
 
 
 def _close(smtp: smtplib.SMTP) -> None:
