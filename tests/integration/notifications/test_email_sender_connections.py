@@ -1,7 +1,7 @@
 """The e-mail sender keeps its SMTP connections for the next messages, against a real SMTP server
-(aiosmtpd on loopback) that counts the connections it is opened: one connection for a run of
-messages, a new one once a kept connection is too old or the server has closed it, and QUIT at
-shutdown. Nothing is lost on the way."""
+(aiosmtpd on loopback) that counts the connections opened to it: one connection for a run of
+messages, a new one once a kept connection is too old or the server has closed it (found by a NOOP,
+before the message is sent), and QUIT at shutdown. Nothing is lost or sent twice on the way."""
 
 from __future__ import annotations
 
