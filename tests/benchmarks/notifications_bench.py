@@ -8,7 +8,10 @@ e-mail address (one e-mail + one in-app notification per event).
   1. burst: N events published at once; events/second from stream to recorded notification (rows
      committed) and to e-mail received;
   2. open loop: R events/second for S seconds; latency from XADD to the e-mail arriving in the SMTP
-     server, p50/p99.
+     server, p50/p99;
+  3. the e-mail sender alone against a relay that requires STARTTLS and a login (aiosmtpd in its
+     own process, a certificate of a test authority from trustme): kept connections against a
+     connection per message (keep=0, the sender before it kept them), interleaved, 4 sends at once.
 Prints Markdown and writes tests/benchmarks/results/notifications.json (with locks per transaction)."""
 
 from __future__ import annotations
@@ -141,6 +144,81 @@ def _start_sink_process(port: int, mbox_path: str):
     return process
 
 
+TLS_RELAY = """
+import ssl, sys, time
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
+
+class Accept:
+    async def handle_DATA(self, server, session, envelope):
+        return "250 Message accepted for delivery"
+
+def authenticate(server, session, envelope, mechanism, data):
+    return AuthResult(success=data.login == b"bench" and data.password == b"bench-password", handled=False)
+
+port, chain = int(sys.argv[1]), sys.argv[2]
+context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+context.load_cert_chain(chain)
+Controller(Accept(), hostname="127.0.0.1", port=port, tls_context=context, require_starttls=True,
+           auth_required=True, authenticator=authenticate).start()
+print("READY", flush=True)
+time.sleep(3600)
+"""
+
+
+async def tls_sender_rounds(messages: int = 300, concurrency: int = 4) -> list[dict]:
+    """Scenario 3: the sender's cost per message over STARTTLS with a login, kept connections
+    against one connection per message, two rounds each, interleaved."""
+    import subprocess
+    import tempfile
+
+    import trustme
+    from benchlib import closed_loop
+
+    from notifications.adapters.email_sender import SmtpConfig, SmtpEmailSender
+    from notifications.adapters.smtp_sink import free_port
+
+    authority, folder = trustme.CA(), Path(tempfile.mkdtemp())
+    authority.cert_pem.write_to_path(str(folder / "ca.pem"))
+    authority.issue_cert("127.0.0.1").private_key_and_cert_chain_pem.write_to_path(str(folder / "relay.pem"))
+    port = free_port()
+    relay = subprocess.Popen(
+        [sys.executable, "-c", TLS_RELAY, str(port), str(folder / "relay.pem")], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert relay.stdout.readline().startswith("READY")
+        config = SmtpConfig(
+            port=port, starttls=True, username="bench", password="bench-password", ca_file=str(folder / "ca.pem")
+        )
+        rows = []
+        for keep in (0, 4, 0, 4):
+            sender = SmtpEmailSender(config, keep=keep)
+
+            async def send(i: int, sender=sender) -> None:
+                result = await sender.send(_note(f"tls{i}@example.com"))
+                if not result.ok:
+                    raise RuntimeError(result.reason)
+
+            what = "kept connections (up to 4)" if keep else "a connection per message"
+            scenario = await closed_loop(f"SMTP STARTTLS + login, {what}", send, concurrency, messages)
+            await sender.aclose()
+            rows.append(scenario.summary())
+        return rows
+    finally:
+        relay.terminate()
+        relay.wait(10)
+
+
+def _note(address: str):
+    from notifications.domain.model import Channel, Notification, Status
+
+    return Notification(
+        id=str(uuid.uuid4()), user_id=str(uuid.uuid4()), event_id=None, event_type="booking.confirmed",
+        channel=Channel.EMAIL, address=address, subject="Booked", body="See you on Friday.", html="",
+        status=Status.QUEUED, created_at=datetime.now(UTC),
+    )  # fmt: skip
+
+
 async def main(burst: int, rate: float, seconds: float) -> int:
     import tempfile
 
@@ -227,6 +305,7 @@ async def main(burst: int, rate: float, seconds: float) -> int:
             op: {"transactions": len(v), "max": max(v), "mean": round(sum(v) / len(v), 2)} for op, v in by_op.items()
         }
         duplicates = total_emails - len(arrivals)
+        rows += await tls_sender_rounds()
     finally:
         await running.stop(1)
         sink.terminate()

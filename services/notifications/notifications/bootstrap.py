@@ -56,6 +56,7 @@ def build_services(settings: NotificationsSettings, runtime) -> tuple[Services, 
             settings.smtp_password,
             settings.smtp_timeout_s,
             settings.mail_from,
+            settings.smtp_ca_file,
         )
     )
     services = Services(

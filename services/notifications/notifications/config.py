@@ -19,6 +19,9 @@ class NotificationsSettings(ServiceSettings):
     smtp_username: str = ""
     smtp_password: str = ""
     smtp_timeout_s: float = 10.0
+    # A PEM file of the certificate authority a private relay's certificate is checked against for
+    # STARTTLS; empty: the system's trusted authorities.
+    smtp_ca_file: str = ""
     mail_from: str = "Reserva <no-reply@reserva.local>"
 
     webhook_timeout_s: float = 5.0

@@ -6,35 +6,13 @@ before the message is sent), and QUIT at shutdown. Nothing is lost or sent twice
 from __future__ import annotations
 
 import asyncio
-import uuid
-from datetime import UTC, datetime
 
 import pytest
 from aiosmtpd.controller import Controller
+from smtp_it_support import CountingHandler, note
 
 from notifications.adapters.email_sender import SmtpConfig, SmtpEmailSender
 from notifications.adapters.smtp_sink import free_port
-from notifications.domain.model import Channel, Notification, Status
-
-
-class CountingHandler:
-    """Counts connections (each greets once with EHLO) and QUITs, keeps the recipients."""
-
-    def __init__(self):
-        self.greetings, self.quits, self.recipients = 0, 0, []
-
-    async def handle_EHLO(self, server, session, envelope, hostname, responses):  # noqa: N802 (aiosmtpd hook)
-        self.greetings += 1
-        session.host_name = hostname
-        return responses
-
-    async def handle_QUIT(self, server, session, envelope):  # noqa: N802
-        self.quits += 1
-        return "221 Bye"
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802
-        self.recipients += envelope.rcpt_tos
-        return "250 Message accepted for delivery"
 
 
 class Server:
@@ -55,14 +33,6 @@ def smtp_server():
     server = Server()
     yield server, server.handler, server.port
     server.controller.stop()
-
-
-def note(address: str) -> Notification:
-    return Notification(
-        id=str(uuid.uuid4()), user_id=str(uuid.uuid4()), event_id=None, event_type="booking.confirmed",
-        channel=Channel.EMAIL, address=address, subject="Booked", body="See you", html="",
-        status=Status.QUEUED, created_at=datetime.now(UTC),
-    )  # fmt: skip
 
 
 async def test_a_run_of_messages_shares_one_connection_and_shutdown_quits_it(smtp_server):

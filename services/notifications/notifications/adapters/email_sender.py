@@ -30,6 +30,7 @@ class SmtpConfig:
     password: str = ""
     timeout_s: float = 10.0
     sender: str = "Reserva <no-reply@reserva.local>"
+    ca_file: str = ""  # PEM; empty: the system's trusted authorities
 
 
 class SmtpEmailSender:
@@ -57,7 +58,9 @@ class SmtpEmailSender:
         smtp = smtplib.SMTP(c.host, c.port, timeout=c.timeout_s)
         try:
             if c.starttls:
-                smtp.starttls(context=ssl.create_default_context())
+                # Verified (certificate and host name), never plaintext: a relay without STARTTLS
+                # or with a certificate no trusted authority signed fails here, before any login.
+                smtp.starttls(context=ssl.create_default_context(cafile=c.ca_file or None))
             if c.username:
                 smtp.login(c.username, c.password)
         except BaseException:
