@@ -49,14 +49,14 @@ def build_services(settings: NotificationsSettings, runtime) -> tuple[Services, 
     webhooks = HttpxWebhookSender(settings.webhook_timeout_s)
     email = SmtpEmailSender(
         SmtpConfig(
-            settings.smtp_host,
-            settings.smtp_port,
-            settings.smtp_starttls,
-            settings.smtp_username,
-            settings.smtp_password,
-            settings.smtp_timeout_s,
-            settings.mail_from,
-            settings.smtp_ca_file,
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            starttls=settings.smtp_starttls,
+            username=settings.smtp_username,
+            password=settings.smtp_password,
+            timeout_s=settings.smtp_timeout_s,
+            sender=settings.mail_from,
+            ca_file=settings.smtp_ca_file,
         )
     )
     services = Services(

@@ -126,3 +126,30 @@ async def test_a_wrong_password_is_an_authentication_failure_and_nothing_is_sent
     result = await sender.send(note("x@example.com"))
     assert (result.ok, result.reason) == (False, "smtp_authentication_failed")
     assert set(relay.logins) == {USER} and relay.handler.recipients == []  # smtplib tries PLAIN, then LOGIN
+
+
+async def test_the_service_settings_reach_the_sender(relay, ca_file, monkeypatch):
+    """NOTIFICATIONS_SMTP_* as an operator sets them: the service's e-mail sender logs in over
+    STARTTLS, trusting the named authority."""
+    from notifications.bootstrap import build_services
+    from notifications.config import NotificationsSettings
+    from notifications.domain.model import Channel
+
+    for name, value in {
+        "SMTP_PORT": str(relay.port),
+        "SMTP_STARTTLS": "true",
+        "SMTP_USERNAME": USER,
+        "SMTP_PASSWORD": PASSWORD,
+        "SMTP_CA_FILE": ca_file,
+        "MAIL_FROM": "Reserva <bookings@reserva.example>",
+    }.items():
+        monkeypatch.setenv(f"NOTIFICATIONS_{name}", value)
+    services, _, webhooks = build_services(NotificationsSettings(), runtime=None)  # the runtime serves the uow only
+    sender = services.senders[Channel.EMAIL]
+    try:
+        assert (await sender.send(note("s@example.com"))).ok
+        assert relay.handler.recipients == ["s@example.com"] and relay.handler.encrypted == [True]
+        assert relay.logins == [USER]
+    finally:
+        await sender.aclose()
+        await webhooks.aclose()
