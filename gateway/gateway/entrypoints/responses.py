@@ -570,7 +570,7 @@ class PreferencesOut(StrictOut):
     user_id: str = Field(description="UUID of the user.")
     email: str = Field(description="E-mail address (RFC 5322 addr-spec), at most 254 characters.")
     phone: str = Field(description='Phone number in E.164 form, for example "+33612345678".')
-    webhook_url: str = Field(description="HTTPS URL, at most 2048 characters.")
+    webhook_url: str = Field(description="HTTPS URL of a public host, at most 2048 characters.")
     webhook_secret: str = Field(max_length=0, description="Never returned: always empty (see `webhook_secret_set`).")
     webhook_secret_set: bool = Field(description="True if a webhook secret is stored.")
     locale: str = Field(description='BCP 47 language tag, for example "fr-FR".')

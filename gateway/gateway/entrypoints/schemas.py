@@ -274,7 +274,12 @@ class ChannelPreferenceIn(Strict):
 class PreferencesPatch(Strict):
     email: str | None = Field(default=None, max_length=254)
     phone: str | None = Field(default=None, max_length=40)
-    webhook_url: str | None = Field(default=None, max_length=2048)
+    webhook_url: str | None = Field(
+        default=None,
+        max_length=2048,
+        description="HTTPS URL of a public host (not a loopback, private or link-local address), signed with "
+        "`webhook_secret`; empty to remove it.",
+    )
     webhook_secret: str | None = Field(default=None, min_length=16, max_length=128)
     locale: str | None = Field(default=None, max_length=35)
     time_zone: str | None = Field(default=None, max_length=64)

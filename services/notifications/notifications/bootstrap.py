@@ -46,7 +46,7 @@ def event_streams(settings: NotificationsSettings) -> list[str]:
 
 def build_services(settings: NotificationsSettings, runtime) -> tuple[Services, SandboxSmsProvider, HttpxWebhookSender]:
     sms = SandboxSmsProvider()
-    webhooks = HttpxWebhookSender(settings.webhook_timeout_s)
+    webhooks = HttpxWebhookSender(settings.webhook_timeout_s, private_targets=settings.webhook_private_targets)
     email = SmtpEmailSender(
         SmtpConfig(
             host=settings.smtp_host,
@@ -65,6 +65,7 @@ def build_services(settings: NotificationsSettings, runtime) -> tuple[Services, 
         senders={Channel.EMAIL: email, Channel.SMS: sms, Channel.WEBHOOK: webhooks},
         retry=RetryPolicy(settings.send_max_attempts, settings.retry_base_s, settings.retry_cap_s),
         reminder_offsets_s=list(settings.reminder_offsets_s),
+        webhook_private_targets=settings.webhook_private_targets,
     )
     return services, sms, webhooks
 

@@ -25,6 +25,10 @@ class NotificationsSettings(ServiceSettings):
     mail_from: str = "Reserva <no-reply@reserva.local>"
 
     webhook_timeout_s: float = 5.0
+    # Webhooks to loopback, private and link-local addresses (and plain HTTP to loopback): for local
+    # development and tests only. Off, a user's webhook cannot make the service call into its own
+    # network (the cluster's services, the cloud's metadata endpoint).
+    webhook_private_targets: bool = False
     sms_provider: str = "sandbox"
 
     # Event consumption: streams {namespace}:events:{service} read by one consumer group.

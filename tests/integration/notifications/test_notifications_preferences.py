@@ -161,6 +161,18 @@ async def test_a_stale_etag_is_aborted(stub):
             {"webhook_url": "http://example.com/h", "webhook_secret": "s" * 20},
             "INVALID_WEBHOOK_URL",
         ),
+        *(
+            (["webhook_url", "webhook_secret"], {"webhook_url": url, "webhook_secret": "s" * 20}, "INVALID_WEBHOOK_URL")
+            for url in (
+                "https://169.254.169.254/latest/meta-data/",  # the cloud's metadata endpoint
+                "https://10.0.0.7/hooks",
+                "https://[::1]:8443/hooks",
+                "https://localhost/hooks",
+                "http://127.0.0.1:8080/hooks",  # loopback over HTTP: development only
+                "https://[::ffff:127.0.0.1]/hooks",
+                "https://[::1/hooks",  # unbalanced: urlsplit raised ValueError, answered INTERNAL
+            )
+        ),
         (["time_zone"], {"time_zone": "Mars/Olympus"}, "INVALID_TIME_ZONE"),
         (["time_zone"], {"time_zone": "America"}, "INVALID_TIME_ZONE"),  # a folder of the zone database
         (["etag"], {}, "INVALID_UPDATE_MASK"),

@@ -77,6 +77,12 @@ class _Receiver(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
+async def service(notifications_factory):
+    """The service, allowed to call the webhook receiver on loopback (development and tests only)."""
+    return await notifications_factory(webhook_private_targets=True)
+
+
+@pytest.fixture
 def webhook_receiver():
     _Receiver.received = []
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)

@@ -1,17 +1,27 @@
 """Webhooks: a JSON POST signed with HMAC-SHA256 of the exact body bytes, hex, in the header
 X-Reserva-Signature ("sha256=<hex>"). Receivers verify with `verify_signature`. 4xx answers other
 than 408/429 are permanent; timeouts, connection errors and 5xx are retried by the sender with
-exponential back-off and jitter."""
+exponential back-off and jitter.
+
+A webhook URL is a user's: the host is resolved here, every address it resolves to must be public
+(domain.validation.public_address) unless private targets are allowed (development, tests), and
+the request goes to the address that was checked, with the URL's host name in the Host header and
+for TLS (SNI and the certificate's name): a name that resolves to a public address when checked and
+to an internal one a moment later (DNS rebinding) still cannot reach inside."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
+import socket
+import ssl
 
 import httpx
 
 from notifications.domain.model import DeliveryResult, Notification
+from notifications.domain.validation import public_address
 
 SIGNATURE_HEADER = "X-Reserva-Signature"
 
@@ -41,23 +51,70 @@ def webhook_body(note: Notification) -> bytes:
 
 
 class HttpxWebhookSender:
-    def __init__(self, timeout_s: float = 5.0):
-        self.client = httpx.AsyncClient(timeout=timeout_s, follow_redirects=False)
+    def __init__(self, timeout_s: float = 5.0, private_targets: bool = False, verify: ssl.SSLContext | bool = True):
+        """`verify`: the TLS trust (tests pass a context that trusts their own authority)."""
+        self.private_targets, self.timeout_s = private_targets, timeout_s
+        # No proxy from the environment (it would connect by name, past the address check), and no
+        # kept connections: a connection opened for one host name is never reused for another
+        # name at the same address.
+        self.client = httpx.AsyncClient(
+            timeout=timeout_s,
+            follow_redirects=False,
+            verify=verify,
+            trust_env=False,
+            limits=httpx.Limits(max_keepalive_connections=0),
+        )
+
+    async def _checked_addresses(self, url: httpx.URL) -> list[str] | DeliveryResult:
+        """The addresses to connect to, in the resolver's order, or why not."""
+        port = url.port or (443 if url.scheme == "https" else 80)
+        try:
+            lookup = asyncio.get_running_loop().getaddrinfo(_ascii_host(url), port, type=socket.SOCK_STREAM)
+            found = await asyncio.wait_for(lookup, self.timeout_s)
+        except TimeoutError:
+            return DeliveryResult(False, "webhook_timeout")
+        except (OSError, UnicodeError):
+            return DeliveryResult(False, "webhook_unreachable")  # no such name (yet): retried
+        addresses = [info[4][0] for info in found]
+        if not addresses:
+            return DeliveryResult(False, "webhook_unreachable")
+        if not self.private_targets and not all(public_address(a) for a in addresses):
+            return DeliveryResult(False, "webhook_target_forbidden", permanent=True)
+        return list(dict.fromkeys(addresses))
 
     async def send(self, note: Notification, secret: str) -> DeliveryResult:
         if not secret:
             return DeliveryResult(False, "webhook_secret_missing", permanent=True)
+        try:
+            url = httpx.URL(note.address)
+        except httpx.InvalidURL:
+            return DeliveryResult(False, "webhook_url_invalid", permanent=True)
+        if url.scheme not in ("http", "https") or not url.host:
+            return DeliveryResult(False, "webhook_url_invalid", permanent=True)
+        addresses = await self._checked_addresses(url)
+        if isinstance(addresses, DeliveryResult):
+            return addresses
         body = webhook_body(note)
         headers = {
+            "Host": url.netloc.decode("ascii"),
             "Content-Type": "application/json",
             SIGNATURE_HEADER: sign(secret, body),
             "X-Reserva-Notification-Id": note.id,
         }
-        try:
-            response = await self.client.post(note.address, content=body, headers=headers)
-        except httpx.TimeoutException:
-            return DeliveryResult(False, "webhook_timeout")
-        except httpx.HTTPError:
+        extensions = {"sni_hostname": _ascii_host(url)} if url.scheme == "https" else {}
+        for address in addresses:  # the next one only when this one refuses the connection
+            try:
+                response = await self.client.post(
+                    url.copy_with(host=address), content=body, headers=headers, extensions=extensions
+                )
+                break
+            except httpx.ConnectError:
+                continue
+            except httpx.TimeoutException:
+                return DeliveryResult(False, "webhook_timeout")
+            except httpx.HTTPError:
+                return DeliveryResult(False, "webhook_unreachable")
+        else:
             return DeliveryResult(False, "webhook_unreachable")
         if response.status_code < 300:
             return DeliveryResult(True)
@@ -67,3 +124,8 @@ class HttpxWebhookSender:
 
     async def aclose(self) -> None:
         await self.client.aclose()
+
+
+def _ascii_host(url: httpx.URL) -> str:
+    """The host as it goes on the wire (an internationalized name in its IDNA form)."""
+    return url.raw_host.decode("ascii")

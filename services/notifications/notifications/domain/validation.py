@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from urllib.parse import urlsplit
 
 from email_validator import EmailNotValidError, validate_email
@@ -10,6 +11,17 @@ from notifications.domain import errors
 from notifications.domain.model import E164, LOCALE, zone_of
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+def public_address(address: str) -> bool:
+    """An IP address on the public internet: not loopback, private, link-local (cloud metadata
+    at 169.254.169.254), shared, reserved or multicast, nor an IPv4 one of those mapped into IPv6."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])  # an IPv6 zone ("fe80::1%eth0") aside
+    except ValueError:
+        return False
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return (mapped or ip).is_global and not ip.is_multicast
 
 
 def normalized_email(value: str) -> str:
@@ -29,18 +41,41 @@ def checked_phone(value: str) -> str:
     return value
 
 
-def checked_webhook_url(value: str) -> str:
-    """HTTPS only; plain HTTP is accepted for loopback hosts (local development and tests)."""
+def checked_webhook_url(value: str, private_targets: bool = False) -> str:
+    """HTTPS to a public host. A user's URL must not make the service call into its own network
+    (the cluster's services, the cloud's metadata endpoint): a host written as a private, loopback
+    or link-local address, or a loopback name, is refused here, and a name that resolves to one is
+    refused when the webhook is sent (adapters/webhook.py). `private_targets` (local development and
+    tests only) allows them, and plain HTTP to a loopback host."""
     if not value:
         return ""
     if len(value) > 2048:
         raise errors.InvalidWebhookUrl("webhook_url must be at most 2048 characters")
-    parts = urlsplit(value)
-    if not parts.hostname or parts.scheme not in ("https", "http"):
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+    except ValueError:  # an unbalanced "[" or "]" in the host, a bad port
+        raise errors.InvalidWebhookUrl("webhook_url must be an absolute https URL") from None
+    if not host or parts.scheme not in ("https", "http"):
         raise errors.InvalidWebhookUrl("webhook_url must be an absolute https URL")
-    if parts.scheme == "http" and parts.hostname not in LOOPBACK_HOSTS:
+    if not private_targets and _private_host(host):
+        raise errors.InvalidWebhookUrl(
+            "webhook_url must point to a public host, not a private, loopback or link-local address"
+        )
+    if parts.scheme == "http" and not (private_targets and host in LOOPBACK_HOSTS):
         raise errors.InvalidWebhookUrl("webhook_url must use https")
     return value
+
+
+def _private_host(host: str) -> bool:
+    name = host.rstrip(".").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        ipaddress.ip_address(name.split("%", 1)[0])
+    except ValueError:
+        return False  # a name: judged by what it resolves to, when the webhook is sent
+    return not public_address(name)
 
 
 def checked_secret(value: str) -> str:

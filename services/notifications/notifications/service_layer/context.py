@@ -35,6 +35,7 @@ class Services:
     senders: dict[Channel, ChannelSender] = field(default_factory=dict)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     reminder_offsets_s: list[int] = field(default_factory=lambda: [86400, 3600])
+    webhook_private_targets: bool = False  # see NotificationsSettings
     max_agents: int = 50
     clock: Callable[[], datetime] = utc_now
     new_id: Callable[[], str] = new_uuid

@@ -121,11 +121,11 @@ def _masked_paths(paths: list[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(paths))
 
 
-def _apply(prefs: Preferences, paths: tuple[str, ...], values: dict[str, object]) -> None:
+def _apply(prefs: Preferences, paths: tuple[str, ...], values: dict[str, object], private_targets: bool) -> None:
     checks = {
         "email": validation.normalized_email,
         "phone": validation.checked_phone,
-        "webhook_url": validation.checked_webhook_url,
+        "webhook_url": lambda url: validation.checked_webhook_url(url, private_targets),
         "webhook_secret": validation.checked_secret,
         "locale": validation.checked_locale,
         "time_zone": validation.checked_time_zone,
@@ -174,7 +174,7 @@ async def update_preferences(
             prefs = await uow.preferences.get(user_id, for_update=True)
         if update.etag and update.etag != prefs.etag:
             raise errors.StalePreferences()
-        _apply(prefs, paths, update.values)
+        _apply(prefs, paths, update.values, svc.webhook_private_targets)
         if caller.user_id == user_id:
             prefs.roles = prefs.roles | (caller.roles & KNOWN_ROLES)
         prefs.version += 1
