@@ -62,6 +62,9 @@ STRINGS = [
     "a@b.c",
     "https://example.com/x",
     "http://127.0.0.1:1/x",
+    "https://[::1/x",  # unbalanced brackets: urlsplit raises ValueError
+    "https://example.com:99999/x",
+    "https://169.254.169.254/latest/meta-data/",
     "EUR",
     "eur",
     "XTS",
