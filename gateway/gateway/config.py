@@ -18,6 +18,9 @@ class GatewaySettings(ServiceSettings):
     # own idle timeouts (httpx 5 s, AWS ALB 60 s), so that the client side closes first: a server
     # closing at the moment a client reuses the connection loses that request (a ReadError).
     http_keep_alive_s: int = 75
+    # The API's address as apps and calendar apps reach it (behind a load balancer, its public
+    # address), for the links the gateway hands out; empty: the address the request came to.
+    public_base_url: str = ""
 
     availability_addr: str = "127.0.0.1:50051"
     booking_addr: str = "127.0.0.1:50052"

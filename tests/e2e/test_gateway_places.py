@@ -2,7 +2,7 @@
 slots, search, iCalendar, delete; and who may not touch someone else's place."""
 
 import pytest
-from gateway_e2e_support import assert_problem, auth, new_place, new_user, place_body
+from gateway_e2e_support import agent, assert_problem, auth, new_place, new_user, place_body, slot
 
 pytestmark = [pytest.mark.xdist_group("e2e"), pytest.mark.asyncio]
 
@@ -105,6 +105,55 @@ async def test_the_owner_exports_the_calendar_and_deletes_the_place(api):
     assert ics.text.startswith("BEGIN:VCALENDAR")
     deleted = await api.delete(f"/v1/places/{place['id']}", headers=auth(host))
     assert deleted.status_code == 200 and deleted.json()["active"] is False
+
+
+async def test_a_calendar_app_reads_the_feed_through_its_link_until_it_is_replaced_or_removed(api):
+    """Calendar apps cannot send a bearer token: the owner makes a link with a secret in it."""
+    host, other_host, client = await new_user(api, "host"), await new_user(api, "host"), await new_user(api, "client")
+    place, elsewhere = await new_place(api, host), await new_place(api, host)
+    blocked = await api.post(
+        f"/v1/places/{place['id']}/blocks", json={"ranges": [slot(5)], "reason": "painting"}, headers=auth(host)
+    )
+    assert blocked.status_code in (200, 201), blocked.text
+    feed = f"/v1/places/{place['id']}/calendar-feed"
+
+    made = await api.post(feed, headers=auth(host) | {"Idempotency-Key": "feed-1"})
+    assert made.status_code == 201, made.text
+    link = made.json()["url"]
+    assert link.startswith(str(api.base_url).rstrip("/") + f"/v1/places/{place['id']}/calendar.ics?token=")
+    again = await api.post(feed, headers=auth(host) | {"Idempotency-Key": "feed-1"})
+    assert again.json()["url"] == link  # a retried request answers the same link, not a new one
+
+    read = await api.get(link)  # no bearer token
+    assert read.status_code == 200 and read.headers["content-type"].startswith("text/calendar")
+    assert read.text.startswith("BEGIN:VCALENDAR") and "BEGIN:VEVENT" in read.text
+
+    secret = link.split("token=")[1]
+    wrong_place = await api.get(f"/v1/places/{elsewhere['id']}/calendar.ics?token={secret}")
+    assert_problem(wrong_place, 401, code="INVALID_FEED_LINK")
+    assert_problem(await api.get(link[:-4] + "AAAA"), 401, code="INVALID_FEED_LINK")
+    assert_problem(await api.post(feed, headers=auth(other_host)), 403, 404)  # not theirs
+    assert_problem(await api.post(feed, headers=auth(client)), 403)
+
+    replaced = (await api.post(feed, headers=auth(host))).json()["url"]
+    assert replaced != link
+    assert_problem(await api.get(link), 401, code="INVALID_FEED_LINK")
+    assert (await api.get(replaced)).status_code == 200
+
+    removed = await api.delete(feed, headers=auth(host))
+    assert removed.status_code == 204
+    assert_problem(await api.get(replaced), 401, code="INVALID_FEED_LINK")
+    assert_problem(await api.delete(feed, headers=auth(host)), 404, code="CALENDAR_FEED_LINK_NOT_FOUND")
+
+
+async def test_a_feed_link_stops_working_when_its_maker_is_deactivated(api):
+    host = await new_user(api, "host")
+    place = await new_place(api, host)
+    link = (await api.post(f"/v1/places/{place['id']}/calendar-feed", headers=auth(host))).json()["url"]
+    assert (await api.get(link)).status_code == 200
+    deactivated = await api.post(f"/v1/users/{host['id']}:deactivate", headers=auth(await agent(api)))
+    assert deactivated.status_code == 200, deactivated.text
+    assert_problem(await api.get(link), 401, code="INVALID_FEED_LINK")
 
 
 async def test_an_unknown_place_is_404_and_a_malformed_id_422(api):

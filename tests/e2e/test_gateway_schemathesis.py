@@ -41,6 +41,7 @@ MUST_SUCCEED = {
     ("GET", "/v1/places"),
     ("GET", "/v1/places/{place_id}"),
     ("GET", "/v1/places/{place_id}/reviews"),
+    ("POST", "/v1/places/{place_id}/calendar-feed"),
     ("GET", "/v1/bookings"),
     ("GET", "/v1/bookings/{booking_id}"),
     ("GET", "/v1/bookings/{booking_id}/payments"),

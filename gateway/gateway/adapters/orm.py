@@ -35,3 +35,15 @@ refresh_tokens = sa.Table(
     sa.Column("revoked_at", sa.DateTime(timezone=True)),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
 )
+
+# Calendar feed links: the digest of a secret that lets a calendar app read one place's iCalendar
+# feed without a bearer token, on behalf of the user who made the link (the place's owner or an
+# agent, who must still be allowed when the feed is read). One per place; a new link replaces it.
+calendar_feeds = sa.Table(
+    "calendar_feeds",
+    metadata,
+    sa.Column("place_id", sa.Uuid(as_uuid=False), primary_key=True),
+    sa.Column("user_id", sa.Uuid(as_uuid=False), nullable=False),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+)

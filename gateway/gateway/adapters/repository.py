@@ -1,4 +1,4 @@
-"""Users and refresh tokens on PostgreSQL (SQLAlchemy Core on the identity schema)."""
+"""Users, refresh tokens and calendar feed links on PostgreSQL (SQLAlchemy Core on the identity schema)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.adapters.orm import refresh_tokens, users
+from gateway.adapters.orm import calendar_feeds, refresh_tokens, users
 from gateway.domain.model import User, UserFilter, UserStats
 
 
@@ -163,3 +163,32 @@ class SqlAlchemyRefreshTokenRepository:
             .where(refresh_tokens.c.user_id.in_(user_ids), refresh_tokens.c.revoked_at.is_(None))
             .values(revoked_at=sa.func.now())
         )
+
+
+class SqlAlchemyCalendarFeedRepository:
+    def __init__(self, session: AsyncSession):
+        self.session = session
+
+    async def replace(self, place_id: str, user_id: str, token_hash: str) -> None:
+        """The place's feed link is this one now; the one before stops working."""
+        statement = insert(calendar_feeds).values(place_id=place_id, user_id=user_id, token_hash=token_hash)
+        await self.session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[calendar_feeds.c.place_id],
+                set_={"user_id": user_id, "token_hash": token_hash, "created_at": sa.func.now()},
+            )
+        )
+
+    async def remove(self, place_id: str) -> bool:
+        deleted = await self.session.execute(
+            sa.delete(calendar_feeds).where(calendar_feeds.c.place_id == place_id).returning(calendar_feeds.c.place_id)
+        )
+        return deleted.first() is not None
+
+    async def user_of(self, place_id: str, token_hash: str) -> str | None:
+        """The user a place's feed link reads on behalf of, if `token_hash` is that link's."""
+        query = sa.select(calendar_feeds.c.user_id).where(
+            calendar_feeds.c.token_hash == token_hash, calendar_feeds.c.place_id == place_id
+        )
+        found = (await self.session.execute(query)).scalar_one_or_none()
+        return None if found is None else str(found)

@@ -25,6 +25,13 @@ class InvalidRefreshToken(Unauthenticated):
         super().__init__(message, reason="INVALID_REFRESH_TOKEN")
 
 
+class InvalidFeedLink(Unauthenticated):
+    def __init__(
+        self, message: str = "this calendar feed link is not valid: it was replaced, removed, or mistyped"
+    ) -> None:
+        super().__init__(message, reason="INVALID_FEED_LINK")
+
+
 class InvalidUserField(InvalidArgument):
     def __init__(self, message: str, reason: str) -> None:
         super().__init__(message, reason=reason)

@@ -624,6 +624,13 @@ class CalendarPageOut(StrictOut):
     next_page_token: PageToken
 
 
+class CalendarFeedLinkOut(StrictOut):
+    url: str = Field(
+        description="The place's iCalendar feed for calendar apps, its secret included: anyone with this URL "
+        "can read the calendar until the link is replaced or removed. Shown once."
+    )
+
+
 class SearchPageOut(StrictOut):
     results: list[PlaceAvailabilityOut]
     next_page_token: PageToken

@@ -8,7 +8,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from gateway.domain import model
-from gateway.domain.errors import EmailAlreadyRegistered, InvalidCredentials, InvalidRefreshToken, UserNotFound
+from gateway.domain.errors import (
+    EmailAlreadyRegistered,
+    InvalidCredentials,
+    InvalidFeedLink,
+    InvalidRefreshToken,
+    UserNotFound,
+)
 from gateway.domain.model import ProfileChanges, User, UserFilter, UserStats
 from gateway.service_layer.unit_of_work import IdentityUnitOfWork
 
@@ -245,3 +251,31 @@ async def user_stats(deps: IdentityDeps, start: datetime, end: datetime, time_zo
     model.validate_time_zone(time_zone)
     async with deps.uow() as uow:
         return await uow.users.stats(start, end, time_zone)
+
+
+async def make_calendar_feed_link(deps: IdentityDeps, place_id: str, user_id: str) -> str:
+    """A new secret for the place's calendar feed, read on behalf of `user_id` (whom the caller has
+    checked may read it); the place's link before it stops working. Only its digest is stored."""
+    secret = deps.new_refresh_token()
+    async with deps.uow() as uow:
+        await uow.calendar_feeds.replace(place_id, user_id, deps.digest(secret))
+        await uow.commit()
+    return secret
+
+
+async def remove_calendar_feed_link(deps: IdentityDeps, place_id: str) -> bool:
+    async with deps.uow() as uow:
+        removed = await uow.calendar_feeds.remove(place_id)
+        await uow.commit()
+    return removed
+
+
+async def calendar_feed_reader(deps: IdentityDeps, place_id: str, secret: str) -> User:
+    """The active user a place's feed link reads on behalf of; InvalidFeedLink otherwise (the
+    services then check that this user may still read the place's calendar)."""
+    async with deps.uow() as uow:
+        user_id = await uow.calendar_feeds.user_of(place_id, deps.digest(secret))
+        user = await uow.users.get(user_id) if user_id is not None else None
+    if user is None or not user.active:
+        raise InvalidFeedLink()
+    return user

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.security import HTTPAuthorizationCredentials
 from google.protobuf import duration_pb2, field_mask_pb2
 from pydantic import AwareDatetime
 
@@ -13,6 +14,7 @@ from gateway.entrypoints.cursors import decode_cursor, encode_cursor
 from gateway.entrypoints.proto_json import from_json, to_json
 from gateway.entrypoints.responses import (
     BlockOut,
+    CalendarFeedLinkOut,
     CalendarPageOut,
     FreeSlotPageOut,
     PlaceOut,
@@ -20,8 +22,18 @@ from gateway.entrypoints.responses import (
     SearchPageOut,
 )
 from gateway.entrypoints.schemas import BlockIn, PlaceIn, PlacePatch, Uuid
-from gateway.entrypoints.security import Principal, authenticated, gateway_of, host_or_agent, request_id
-from kit.errors import InvalidArgument
+from gateway.entrypoints.security import (
+    Principal,
+    authenticated,
+    bearer,
+    gateway_of,
+    host_or_agent,
+    request_id,
+)
+from gateway.service_layer import handlers
+from kit.context import current_caller
+from kit.errors import InvalidArgument, NotFound
+from kit.identity import Caller
 from reserva.availability.v1 import availability_pb2 as av
 from reserva.type.v1 import types_pb2
 
@@ -225,8 +237,22 @@ async def calendar_ics(
     request: Request,
     start_time: AwareDatetime | None = None,
     end_time: AwareDatetime | None = None,
-    _: Principal = Depends(host_or_agent),
+    token: str | None = Query(
+        default=None,
+        min_length=20,
+        max_length=100,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="The secret of the place's calendar feed link (POST /v1/places/{place_id}/calendar-feed), "
+        "for calendar apps, which cannot send a bearer token; without it, a bearer token is required.",
+    ),
+    credentials: HTTPAuthorizationCredentials | None = Depends(bearer),
 ) -> Response:
+    if token is not None:
+        # The link reads on behalf of the user who made it; the service checks that user may still.
+        reader = await handlers.calendar_feed_reader(gateway_of(request).identity, place_id, token)
+        current_caller.set(Caller(user_id=reader.id, roles=reader.roles))
+    else:
+        await host_or_agent(await authenticated(request, credentials))
     query = av.ExportCalendarRequest(place_id=place_id)
     if start_time and end_time:
         query.time_range.CopyFrom(_range(start_time, end_time))
@@ -234,6 +260,45 @@ async def calendar_ics(
         raise InvalidArgument("give both start_time and end_time, or neither", reason="INVALID_TIME_RANGE")
     reply = await gateway_of(request).peers.availability.call("ExportCalendar", query)
     return Response(reply.ics_content, media_type="text/calendar; charset=utf-8")
+
+
+async def _may_read_calendar(request: Request, place_id: str) -> None:
+    """Raises unless the caller may read the place's calendar: the availability service decides
+    (its owner or an agent), on the smallest read of it."""
+    now = datetime.now(UTC)
+    minute = _range(now, now + timedelta(minutes=1))
+    probe = av.ListCalendarEntriesRequest(place_id=place_id, time_range=minute, page_size=1)
+    await gateway_of(request).peers.availability.call("ListCalendarEntries", probe)
+
+
+@router.post(
+    "/v1/places/{place_id}/calendar-feed",
+    status_code=201,
+    response_model=CalendarFeedLinkOut,
+    summary="Owner: a new link to the place's iCalendar feed for calendar apps (the link before stops working)",
+)
+async def make_calendar_feed_link(
+    place_id: Uuid, request: Request, principal: Principal = Depends(host_or_agent), _: str = Depends(request_id)
+) -> CalendarFeedLinkOut:
+    await _may_read_calendar(request, place_id)
+    gateway = gateway_of(request)
+    secret = await handlers.make_calendar_feed_link(gateway.identity, place_id, principal.user_id)
+    base = gateway.settings.public_base_url or str(request.base_url)
+    path = request.app.url_path_for("calendar_ics", place_id=place_id)
+    return CalendarFeedLinkOut(url=f"{base.rstrip('/')}{path}?token={secret}")
+
+
+@router.delete(
+    "/v1/places/{place_id}/calendar-feed",
+    status_code=204,
+    response_class=Response,
+    summary="Owner: remove the link to the place's iCalendar feed (it stops working at once)",
+)
+async def remove_calendar_feed_link(place_id: Uuid, request: Request, _: Principal = Depends(host_or_agent)):
+    await _may_read_calendar(request, place_id)
+    if not await handlers.remove_calendar_feed_link(gateway_of(request).identity, place_id):
+        raise NotFound("this place has no calendar feed link", reason="CALENDAR_FEED_LINK_NOT_FOUND")
+    return Response(status_code=204)
 
 
 @router.get(
