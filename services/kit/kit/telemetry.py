@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 
 from opentelemetry import metrics, trace
@@ -118,12 +119,34 @@ def libraries_instrumented() -> bool:
     return _instrumented
 
 
+# Query parameters that carry a secret (a calendar feed link's): their values never reach a span.
+SECRET_QUERY_PARAMETERS = ("token",)
+_SECRET_IN_QUERY = re.compile(r"(?<![^?&])(" + "|".join(SECRET_QUERY_PARAMETERS) + r")=[^&#]*")
+_URL_ATTRIBUTES = ("http.url", "url.full", "url.query", "http.target")
+
+
+def redact_secret_query_parameters(span, scope) -> None:  # noqa: ARG001 (the instrumentation's hook signature)
+    """A server request hook: the request's URL attributes with the secrets' values replaced."""
+    attributes = getattr(span, "attributes", None)
+    if not span.is_recording() or not attributes:
+        return
+    for key in _URL_ATTRIBUTES:
+        value = attributes.get(key)
+        if isinstance(value, str) and _SECRET_IN_QUERY.search(value):
+            span.set_attribute(key, _SECRET_IN_QUERY.sub(r"\1=REDACTED", value))
+
+
 def instrument_app(app) -> None:
     """The FastAPI app's requests become server spans (trace context taken from the request), the
-    parents of every gRPC call the request makes."""
+    parents of every gRPC call the request makes; secrets in a query string are redacted."""
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
-    FastAPIInstrumentor.instrument_app(app, exclude_spans=["receive", "send"], excluded_urls="/metrics,/healthz")
+    FastAPIInstrumentor.instrument_app(
+        app,
+        exclude_spans=["receive", "send"],
+        excluded_urls="/metrics,/healthz",
+        server_request_hook=redact_secret_query_parameters,
+    )
 
 
 def configure_telemetry(settings) -> None:

@@ -279,3 +279,28 @@ async def test_a_trace_nobody_samples_makes_no_spans_and_its_context_still_reach
                 assert parent.startswith(f"00-{trace_id}-") and parent.endswith("-00"), (schema, parent)
     finally:
         await admin.close()
+
+
+async def test_a_calendar_feed_links_secret_never_reaches_a_span(traced):
+    """The link's secret is in its query string (calendar apps send nothing else): the gateway's
+    server span keeps the URL with the secret's value redacted."""
+    url, exporter = traced
+    async with httpx.AsyncClient(base_url=url, timeout=60) as http:
+        host = await new_user(http, "host")
+        place_id = await instant_place(http, host)
+        link = await http.post(f"/v1/places/{place_id}/calendar-feed", headers=host)
+        assert link.status_code == 201, link.text
+        secret = link.json()["url"].split("token=")[1]
+        exporter.clear()
+        read = await http.get(f"/v1/places/{place_id}/calendar.ics", params={"token": secret, "x": "1"})
+        assert read.status_code == 200, read.text
+
+    deadline = time.monotonic() + 10
+    while not (servers := [s for s in exporter.get_finished_spans() if s.kind is SpanKind.SERVER and s.parent is None]):
+        assert time.monotonic() < deadline, "the request's server span was not exported"
+        await asyncio.sleep(0.05)
+    [root] = servers
+    urls = [v for k, v in root.attributes.items() if k in ("http.url", "url.full", "url.query")]
+    assert urls and all("token=REDACTED" in v and "x=1" in v for v in urls), root.attributes
+    everything = [str(v) for s in exporter.get_finished_spans() for v in s.attributes.values()]
+    assert not [v for v in everything if secret in v]
