@@ -304,3 +304,12 @@ def test_the_operators_lock_toolbox_pod_is_valid_and_non_root():
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
     # The datastores policy lets it reach PostgreSQL; nothing may reach it.
     assert pod["metadata"]["labels"]["app.kubernetes.io/part-of"] == "reserva"
+
+
+def test_in_prod_the_links_the_gateway_hands_out_point_at_its_ingress():
+    objects = rendered("prod")
+    [ingress] = _of_kind(objects, "Ingress").values()
+    hosts = {rule["host"] for rule in ingress["spec"]["rules"]}
+    tls_hosts = {host for entry in ingress["spec"].get("tls", []) for host in entry["hosts"]}
+    public = _of_kind(objects, "ConfigMap")["gateway"]["data"]["GATEWAY_PUBLIC_BASE_URL"]
+    assert public.startswith("https://") and public.removeprefix("https://").rstrip("/") in hosts & tls_hosts
