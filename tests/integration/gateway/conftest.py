@@ -6,27 +6,17 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from gateway_it_support import settings_with_peers_down
 
 from gateway.bootstrap import start
-from gateway.config import GatewaySettings
 
-DOWN = "127.0.0.1:9"
-AGENT_EMAIL, AGENT_PASSWORD = (
-    "agent@it.example.com",
-    "integration-agent-pw",
-)  # discard port: nothing listens, connections are refused
+AGENT_EMAIL, AGENT_PASSWORD = "agent@it.example.com", "integration-agent-pw"
 
 
 @pytest.fixture(scope="session")
 async def gateway_url(settings_for):
-    settings = settings_for(
-        "gateway",
-        GatewaySettings,
-        http_port=0,
-        availability_addr=DOWN,
-        booking_addr=DOWN,
-        payments_addr=DOWN,
-        notifications_addr=DOWN,
+    settings = settings_with_peers_down(
+        settings_for,
         rate_limit_per_user="100000/minute",
         rate_limit_per_ip="100000/minute",
         max_body_bytes=64 * 1024,

@@ -4,6 +4,10 @@ import uuid
 
 import httpx
 
+from gateway.config import GatewaySettings
+
+DOWN = "127.0.0.1:9"  # discard port: nothing listens, connections are refused
+
 
 async def register(http: httpx.AsyncClient, roles=("client",), password="correct horse battery") -> dict:
     email = f"u{uuid.uuid4().hex[:12]}@example.com"
@@ -17,3 +21,9 @@ async def register(http: httpx.AsyncClient, roles=("client",), password="correct
 
 def auth(user: dict) -> dict[str, str]:
     return {"Authorization": f"Bearer {user['access_token']}"}
+
+
+def settings_with_peers_down(settings_for, **overrides) -> GatewaySettings:
+    """The gateway's settings for these tests: a free port, every service down."""
+    peers = {f"{name}_addr": DOWN for name in ("availability", "booking", "payments", "notifications")}
+    return settings_for("gateway", GatewaySettings, http_port=0, **peers, **overrides)

@@ -2,27 +2,18 @@
 
 from __future__ import annotations
 
-from gateway.bootstrap import start
-from gateway.config import GatewaySettings
-from kit.timezones import iana_names
+from gateway_it_support import settings_with_peers_down
 
-DOWN = "127.0.0.1:9"  # nothing listens: no peer is needed to start
+from gateway.bootstrap import start
+from kit.timezones import iana_names
 
 
 async def test_the_gateway_reads_the_zone_names_before_its_first_request(settings_for):
     """`PATCH /v1/users/me` checks a time zone against the zone database's names, which are walked
     once per process (50-90 ms): at start, not in a user's request."""
     iana_names.cache_clear()
-    settings = settings_for(
-        "gateway",
-        GatewaySettings,
-        http_port=0,
-        availability_addr=DOWN,
-        booking_addr=DOWN,
-        payments_addr=DOWN,
-        notifications_addr=DOWN,
-        bootstrap_agent_password="",  # no agent to create, whose time zone would read the names too
-    )
+    # No agent to create: its time zone would read the names too.
+    settings = settings_with_peers_down(settings_for, bootstrap_agent_password="")
     running = await start(settings)
     try:
         assert iana_names.cache_info().currsize == 1

@@ -9,7 +9,7 @@ import asyncio
 
 import pytest
 from aiosmtpd.controller import Controller
-from smtp_it_support import CountingHandler, note
+from sender_it_support import CountingHandler, note
 
 from notifications.adapters.email_sender import SmtpConfig, SmtpEmailSender
 from notifications.adapters.smtp_sink import free_port

@@ -12,7 +12,7 @@ import pytest
 import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
-from smtp_it_support import CountingHandler, note
+from sender_it_support import CountingHandler, note
 
 from notifications.adapters.email_sender import SmtpConfig, SmtpEmailSender
 from notifications.adapters.smtp_sink import free_port

@@ -8,15 +8,14 @@ from __future__ import annotations
 import ssl
 import threading
 import time
-import uuid
-from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import trustme
+from sender_it_support import note
 
 from notifications.adapters.webhook import SIGNATURE_HEADER, HttpxWebhookSender, verify_signature
-from notifications.domain.model import Channel, Notification, Status
+from notifications.domain.model import Channel
 
 SECRET = "a-webhook-secret-of-some-length"
 
@@ -58,18 +57,10 @@ def receiver():
     server.shutdown()
 
 
-def webhook(url: str) -> Notification:
-    return Notification(
-        id=str(uuid.uuid4()), user_id=str(uuid.uuid4()), event_id=None, event_type="booking.confirmed",
-        channel=Channel.WEBHOOK, address=url, subject="Booked", body="See you", html="",
-        status=Status.QUEUED, created_at=datetime.now(UTC),
-    )  # fmt: skip
-
-
 async def send(url: str, private_targets: bool = True, **options):
     sender = HttpxWebhookSender(timeout_s=1.0, private_targets=private_targets, **options)
     try:
-        return await sender.send(webhook(url), SECRET)
+        return await sender.send(note(url, Channel.WEBHOOK), SECRET)
     finally:
         await sender.aclose()
 

@@ -1,4 +1,4 @@
-"""What the SMTP sender's tests share: a handler that counts what a real aiosmtpd server sees, and
+"""What the channel senders' tests share: a handler that counts what a real aiosmtpd server sees, and
 a notification to send."""
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ class CountingHandler:
         return "250 Message accepted for delivery"
 
 
-def note(address: str) -> Notification:
+def note(address: str, channel: Channel = Channel.EMAIL) -> Notification:
     return Notification(
         id=str(uuid.uuid4()), user_id=str(uuid.uuid4()), event_id=None, event_type="booking.confirmed",
-        channel=Channel.EMAIL, address=address, subject="Booked", body="See you", html="",
+        channel=channel, address=address, subject="Booked", body="See you", html="",
         status=Status.QUEUED, created_at=datetime.now(UTC),
     )  # fmt: skip
