@@ -40,7 +40,8 @@ from kit import event_loop  # noqa: E402
 CONCURRENCY = (32, 128)
 CALLS = int(os.environ.get("BOOKING_BENCH_CALLS", "200"))  # smaller for a smoke run
 PLACES = 200
-CONTENDED_PLACES, CONTENDED_SLOTS = 10, 10  # 100 distinct slots for many more calls
+CONTENDED_PLACES, CONTENDED_SLOTS = 1, 10  # high contention as the issue defines it: 10 slots, 200 calls
+HOT_SLOTS = CONTENDED_PLACES * CONTENDED_SLOTS
 
 RAW_INSERT = """
 INSERT INTO availability.calendar_entries (hold_id, place_id, unit, during, booked, kind, booking_id, live)
@@ -249,7 +250,7 @@ async def main() -> int:  # noqa: PLR0915 - one linear script
                     await naive_book(naive_pool, *contended(i, _b))
 
                 s_naive = await closed_loop(
-                    f"naive check-then-insert, contended, {concurrency} callers",
+                    f"naive check-then-insert, contended ({HOT_SLOTS} slots), {concurrency} callers",
                     naive,
                     concurrency,
                     contended_calls,
@@ -276,7 +277,7 @@ async def main() -> int:  # noqa: PLR0915 - one linear script
 
                 first = READINGS.mark()
                 s_c = await closed_loop(
-                    f"CreateBooking saga, contended, {concurrency} callers",
+                    f"CreateBooking saga, contended ({HOT_SLOTS} slots), {concurrency} callers",
                     contended_saga,
                     concurrency,
                     contended_calls,
@@ -302,7 +303,7 @@ async def main() -> int:  # noqa: PLR0915 - one linear script
                 row = s_c.summary()
                 row["double_bookings"] = overlaps
                 row["confirmed"] = confirmed
-                row["notes"] = f"{overlaps} double bookings; {confirmed} confirmed for 100 slots"
+                row["notes"] = f"{overlaps} double bookings; {confirmed} confirmed for {HOT_SLOTS} slots"
                 rows.append(row)
             extra["naive_double_bookings"] = naive_double
         # As deployed: the three services each in its own process (the in-process scenarios above

@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections import deque
-from dataclasses import dataclass
+from collections import Counter, deque
+from dataclasses import dataclass, field
 
 from opentelemetry import metrics
 from sqlalchemy import text
@@ -88,12 +88,18 @@ class OperationFigures:
     max_total: int = 0
     max_relation: int = 0
     max_advisory: int = 0
+    # Write transactions counted by their relation + advisory locks: a histogram, so that the
+    # maximum and mean of a stretch of time come from the difference of two readings of it (the
+    # benchmarks read it from the operations snapshots of processes they do not run in).
+    write_locks: Counter = field(default_factory=Counter)
 
     def add(self, r: LockReading) -> None:
         self.transactions += 1
         self.max_total = max(self.max_total, r.total_locks)
         self.max_relation = max(self.max_relation, r.relation_locks)
         self.max_advisory = max(self.max_advisory, r.advisory_locks)
+        if r.wrote:
+            self.write_locks[r.relation_locks + r.advisory_locks] += 1
 
 
 class RecentReadings:

@@ -35,3 +35,13 @@ def test_per_operation_figures_count_every_reading_ever_taken():
     figures = log.per_operation[("availability", "HoldSlots", "write")]
     assert (figures.transactions, figures.max_total, figures.max_relation) == (4, 9, 9)
     assert log.per_operation[("availability", "ConfirmHold", "write")].transactions == 1
+
+
+def test_write_transactions_are_counted_by_their_relation_and_advisory_locks():
+    log = RecentReadings(maxlen=2)
+    for relation, advisory in ((7, 1), (7, 1), (3, 0)):
+        log.append(LockReading("booking", "CreateBooking", relation, advisory, 0, relation + advisory, wrote=True))
+    log.append(LockReading("booking", "GetBooking", 4, 0, 0, 4, wrote=False))  # a read: not in it
+    figures = log.per_operation[("booking", "CreateBooking", "write")]
+    assert dict(figures.write_locks) == {8: 2, 3: 1}
+    assert not log.per_operation[("booking", "GetBooking", "read")].write_locks

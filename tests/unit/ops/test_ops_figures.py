@@ -4,9 +4,9 @@ probe readings and cache, and how the overview merges the live sessions with eve
 from __future__ import annotations
 
 from gateway.service_layer.ops import DatabaseActivity, build_overview
-from kit.lock_probe import LockBudget, LockReading
+from kit.lock_probe import READINGS, LockBudget, LockReading
 from kit.locks_cli import Backend, LockCapacity
-from kit.ops_snapshot import summarize_cache, summarize_locks, summarize_slow_statements
+from kit.ops_snapshot import summarize_cache, summarize_locks, summarize_slow_statements, write_lock_histogram
 
 
 def reading(service: str, operation: str, total: int, relation: int | None = None, advisory=0, wrote=False):
@@ -145,3 +145,12 @@ def test_without_redis_the_overview_still_shows_the_database():
     assert body["snapshots_available"] is False and body["full_visibility"] is False
     assert {s["service"]: s["live_locks"]["locks"] for s in body["services"]}["booking"] == 3
     assert all(s["instances"] == 0 for s in body["services"])
+
+
+def test_the_write_lock_histogram_is_the_services_own_since_the_process_started():
+    service = "histogram-test"  # a name of its own: READINGS is the process's
+    for relation in (5, 5, 9):
+        READINGS.append(LockReading(service, "HoldSlots", relation, 1, 0, relation + 1, wrote=True))
+    READINGS.append(LockReading(service, "GetPlace", 3, 0, 0, 3, wrote=False))
+    READINGS.append(LockReading("other-service", "HoldSlots", 12, 1, 0, 13, wrote=True))
+    assert write_lock_histogram(service) == {"6": 2, "10": 1}
