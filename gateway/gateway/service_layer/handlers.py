@@ -256,7 +256,7 @@ async def user_stats(deps: IdentityDeps, start: datetime, end: datetime, time_zo
 async def make_calendar_feed_link(deps: IdentityDeps, place_id: str, user_id: str) -> str:
     """A new secret for the place's calendar feed, read on behalf of `user_id` (whom the caller has
     checked may read it); the place's link before it stops working. Only its digest is stored."""
-    secret = deps.new_refresh_token()
+    secret = deps.new_refresh_token()  # the same kind of secret: 32 random bytes, URL-safe
     async with deps.uow() as uow:
         await uow.calendar_feeds.replace(place_id, user_id, deps.digest(secret))
         await uow.commit()
