@@ -27,6 +27,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "integration" / "notifications"))
 
 from benchlib import (  # noqa: E402
     Scenario,
@@ -174,6 +175,7 @@ async def tls_sender_rounds(messages: int = 300, concurrency: int = 4) -> list[d
 
     import trustme
     from benchlib import closed_loop
+    from sender_it_support import note  # the senders' tests' notification
 
     from notifications.adapters.email_sender import SmtpConfig, SmtpEmailSender
     from notifications.adapters.smtp_sink import free_port
@@ -195,7 +197,7 @@ async def tls_sender_rounds(messages: int = 300, concurrency: int = 4) -> list[d
             sender = SmtpEmailSender(config, keep=keep)
 
             async def send(i: int, sender=sender) -> None:
-                result = await sender.send(_note(f"tls{i}@example.com"))
+                result = await sender.send(note(f"tls{i}@example.com"))
                 if not result.ok:
                     raise RuntimeError(result.reason)
 
@@ -207,16 +209,6 @@ async def tls_sender_rounds(messages: int = 300, concurrency: int = 4) -> list[d
     finally:
         relay.terminate()
         relay.wait(10)
-
-
-def _note(address: str):
-    from notifications.domain.model import Channel, Notification, Status
-
-    return Notification(
-        id=str(uuid.uuid4()), user_id=str(uuid.uuid4()), event_id=None, event_type="booking.confirmed",
-        channel=Channel.EMAIL, address=address, subject="Booked", body="See you on Friday.", html="",
-        status=Status.QUEUED, created_at=datetime.now(UTC),
-    )  # fmt: skip
 
 
 async def main(burst: int, rate: float, seconds: float) -> int:
