@@ -145,6 +145,16 @@ async def publish(redis, namespace: str, service: str, raw: bytes) -> str:
     return message_id.decode()
 
 
+async def consumed_through(redis, stream: str, message_id: str, group: str = "notifications") -> bool:
+    """True once the group has read the stream up to `message_id` and acknowledged all it read.
+
+    "Nothing pending" alone is also true before the consumer has read the entry at all.
+    """
+    [info] = [g for g in await redis.xinfo_groups(stream) if g["name"].decode() == group]
+    read_up_to = tuple(int(part) for part in info["last-delivered-id"].decode().split("-"))
+    return read_up_to >= tuple(int(part) for part in message_id.split("-")) and info["pending"] == 0
+
+
 async def set_preferences(stub, user_id: str, paths: list[str], request_id: str | None = None, **fields):
     return await stub.UpdatePreferences(
         pb.UpdatePreferencesRequest(
