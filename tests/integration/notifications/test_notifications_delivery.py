@@ -5,6 +5,7 @@ import uuid
 
 from notifications_support import (
     booking_confirmed,
+    caller_metadata,
     consumed_through,
     emails_to,
     envelope,
@@ -89,3 +90,41 @@ async def test_an_event_that_concerns_nobody_is_acknowledged_without_a_transacti
         recorded = {row[0] for row in rows}
     assert recorded == {confirmed_event_id}  # the hold changed nothing, so nothing was written for it
     assert len(smtp_sink.to(address)) == 1
+
+
+async def test_a_failed_payment_reaches_the_agents_who_told_the_service_their_role(
+    service, stub, redis, namespace, smtp_sink
+):
+    from reserva.payments.v1 import events_pb2 as payment_events
+    from reserva.type.v1 import types_pb2
+
+    # The service notifies the first agents by user id; a zero-led id keeps this one among them
+    # whatever other tests have stored.
+    agent = str(uuid.UUID(int=uuid.uuid4().int >> 64))
+    bystander, client = str(uuid.uuid4()), str(uuid.uuid4())
+    address = f"agent-{agent[-8:]}@example.com"
+    await stub.UpdatePreferences(
+        pb.UpdatePreferencesRequest(
+            request_id=str(uuid.uuid4()),
+            preferences=pb.Preferences(user_id=agent, email=address),
+            update_mask={"paths": ["email"]},
+        ),
+        metadata=caller_metadata(agent, "agent"),
+    )
+    await set_preferences(stub, bystander, ["email"], email=f"bystander-{bystander[:8]}@example.com")
+    failed = payment_events.PaymentFailed(
+        payment_id=str(uuid.uuid4()),
+        booking_id=str(uuid.uuid4()),
+        user_id=client,
+        amount=types_pb2.Money(amount_minor=5000, currency_code="EUR"),
+        failure_reason="card_declined",
+    )
+    message_id = await publish(redis, namespace, "payments", envelope("payment.failed", failed, failed.payment_id))
+
+    [message] = await emails_to(smtp_sink, address)
+    assert failed.booking_id in message.get_body(("plain",)).get_content()
+    await wait_until(lambda: consumed_through(redis, f"{namespace}:events:payments", message_id))
+    agent_page = await history(stub, agent)
+    assert {n.channel for n in agent_page.notifications} == {pb.CHANNEL_EMAIL, pb.CHANNEL_IN_APP}
+    assert (await history(stub, client)).notifications  # the paying client is told too
+    assert not (await history(stub, bystander)).notifications  # a client who told no role is not

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import DateTime, func, insert, literal, select, text, tuple_, update
+from sqlalchemy import DateTime, any_, func, insert, literal, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -71,7 +71,7 @@ class SqlAlchemyPreferencesRepository:
     async def with_role(self, role: str, limit: int) -> list[Preferences]:
         rows = await self.session.execute(
             select(orm.preferences)
-            .where(orm.preferences.c.roles.any(role))
+            .where(literal(role) == any_(orm.preferences.c.roles))
             .order_by(orm.preferences.c.user_id)
             .limit(limit)
         )
