@@ -8,7 +8,16 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from notifications_support import booking_confirmed, emails_to, envelope, history, publish, set_preferences, wait_until
+from notifications_support import (
+    booking_confirmed,
+    consumed_through,
+    emails_to,
+    envelope,
+    history,
+    publish,
+    set_preferences,
+    wait_until,
+)
 
 from notifications.adapters.webhook import SIGNATURE_HEADER, verify_signature
 from reserva.booking.v1 import events_pb2 as booking_events
@@ -28,11 +37,14 @@ async def test_a_reminder_fires_once_and_a_cancelled_bookings_reminder_never_doe
         kept, dropped = str(uuid.uuid4()), str(uuid.uuid4())
         for user in (kept, dropped):
             await set_preferences(stub, user, ["email"], email=f"remind-{user[:8]}@example.com")
-        now = datetime.now(UTC)
-        # The cancelled booking's reminder is due first, the kept one's a moment later; the 24 h
+        # The service's clock stands still until both events are handled, then moves past both
+        # reminders' due times: however slow the machine, each reminder exists before it is due.
+        now, shift = datetime.now(UTC), timedelta()
+        service.notifier.services.clock = lambda: now + shift
+        # The cancelled booking's reminder is due first, the kept one's a minute later; the 24 h
         # reminders are already past and are not created.
-        cancelled = booking_confirmed(dropped, str(uuid.uuid4()), start=now + timedelta(seconds=3601))
-        confirmed = booking_confirmed(kept, str(uuid.uuid4()), start=now + timedelta(seconds=3602))
+        cancelled = booking_confirmed(dropped, str(uuid.uuid4()), start=now + timedelta(seconds=3660))
+        confirmed = booking_confirmed(kept, str(uuid.uuid4()), start=now + timedelta(seconds=3720))
         for event in (cancelled, confirmed):
             await publish(redis, namespace, "booking", envelope("booking.confirmed", event, event.booking_id))
         cancellation = booking_events.BookingCancelled(
@@ -42,7 +54,11 @@ async def test_a_reminder_fires_once_and_a_cancelled_bookings_reminder_never_doe
             place_id=cancelled.place_id,
             ranges=cancelled.ranges,
         )
-        await publish(redis, namespace, "booking", envelope("booking.cancelled", cancellation, cancelled.booking_id))
+        last = await publish(
+            redis, namespace, "booking", envelope("booking.cancelled", cancellation, cancelled.booking_id)
+        )
+        await wait_until(lambda: consumed_through(redis, f"{namespace}:events:booking", last))
+        shift = timedelta(minutes=3)
 
         reminders = await emails_to(smtp_sink, f"remind-{kept[:8]}@example.com", count=2)
         reminder = next(m for m in reminders if m["Subject"].startswith("Reminder"))
