@@ -7,12 +7,14 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 
 import uvicorn
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.adapters import tokens as token_adapter
+from gateway.adapters.contact_details import notifications_contact_sender
 from gateway.adapters.idempotency import IdempotencyStore
 from gateway.adapters.ops_monitor import PostgresRedisOpsMonitor
 from gateway.adapters.passwords import Argon2Passwords
@@ -20,13 +22,15 @@ from gateway.adapters.peers import Peers, connect_peers
 from gateway.adapters.rate_limit import RateLimiter
 from gateway.adapters.revocations import AccessRevocations
 from gateway.config import GatewaySettings
-from gateway.service_layer.handlers import IdentityDeps
+from gateway.service_layer.handlers import IdentityDeps, SendContactDetails
 from gateway.service_layer.unit_of_work import IdentityUnitOfWork
 from kit.cache import Cache
 from kit.runtime import Runtime, build_runtime
 from kit.timezones import iana_names
 
 log = logging.getLogger("reserva.gateway")
+# Registration waits at most this long on notifications; what it does not take is retried later.
+CONTACT_SHARE_TIMEOUT_S = 1.0
 
 
 @dataclass
@@ -41,6 +45,7 @@ class Gateway:
     idempotency: IdempotencyStore
     report_cache: Cache
     ops_monitor: PostgresRedisOpsMonitor
+    contact_sender: SendContactDetails
 
     async def close(self) -> None:
         await self.peers.close()
@@ -77,6 +82,7 @@ def build_gateway(settings: GatewaySettings) -> Gateway:
         new_refresh_token=token_adapter.new_refresh_token,
         digest=token_adapter.digest,
         refresh_ttl_s=settings.refresh_token_ttl_s,
+        contact_retry_after=timedelta(seconds=settings.contact_retry_base_s),
     )
     peers = connect_peers(
         {
@@ -107,6 +113,7 @@ def build_gateway(settings: GatewaySettings) -> Gateway:
         ),
         report_cache=Cache(runtime.redis, settings.redis_namespace, "reports"),
         ops_monitor=PostgresRedisOpsMonitor(runtime.engine, runtime.redis, settings.redis_namespace),
+        contact_sender=notifications_contact_sender(peers, CONTACT_SHARE_TIMEOUT_S),
     )
 
 

@@ -52,3 +52,9 @@ class GatewaySettings(ServiceSettings):
     bootstrap_agent_email: str = "agent@reserva.dev"
     bootstrap_agent_password: str = "reserva-agent-dev-password"
     bulk_batch_size: int = 100
+    # How often the gateway retries telling notifications the contact details (e-mail, locale, time
+    # zone, roles) it could not tell when a user registered or changed them.
+    contact_share_interval_s: float = 5.0
+    # A change still untold this long after it was made goes to the retry worker, which doubles
+    # the wait after each failure (up to an hour).
+    contact_retry_base_s: float = 10.0

@@ -47,3 +47,17 @@ calendar_feeds = sa.Table(
     sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
 )
+
+# Users whose contact details notifications has not confirmed yet (see handlers.share_contact_details).
+# `share_id` names the latest change: it is the request id of the UpdatePreferences call, and a
+# confirmation removes the row only if no newer change replaced it meanwhile.
+contact_shares = sa.Table(
+    "contact_shares",
+    metadata,
+    sa.Column("user_id", sa.Uuid(as_uuid=False), primary_key=True),
+    sa.Column("share_id", sa.Uuid(as_uuid=False), nullable=False),
+    sa.Column("with_email", sa.Boolean, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_contact_shares_due", "next_attempt_at"),
+)

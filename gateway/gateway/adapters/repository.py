@@ -1,15 +1,17 @@
-"""Users, refresh tokens and calendar feed links on PostgreSQL (SQLAlchemy Core on the identity schema)."""
+"""Users, refresh tokens, calendar feed links and contact shares on PostgreSQL (SQLAlchemy Core on
+the identity schema)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+import uuid
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.adapters.orm import calendar_feeds, refresh_tokens, users
-from gateway.domain.model import User, UserFilter, UserStats
+from gateway.adapters.orm import calendar_feeds, contact_shares, refresh_tokens, users
+from gateway.domain.model import ContactShare, User, UserFilter, UserStats
 
 
 def _to_user(row) -> User:
@@ -100,6 +102,12 @@ class SqlAlchemyUserRepository:
         if where.active is not None:
             query = query.where(users.c.active.is_(where.active))
         return [_to_user(row) for row in (await self.session.execute(query)).all()]
+
+    async def get_many(self, user_ids: list[str]) -> dict[str, User]:
+        if not user_ids:
+            return {}
+        rows = await self.session.execute(sa.select(users).where(users.c.id.in_(user_ids)))
+        return {str(row.id): _to_user(row) for row in rows}
 
     async def set_active(self, user_ids: list[str], active: bool) -> list[str]:
         """Flip `active` for the given users; the ids actually changed."""
@@ -192,3 +200,80 @@ class SqlAlchemyCalendarFeedRepository:
         )
         found = (await self.session.execute(query)).scalar_one_or_none()
         return None if found is None else str(found)
+
+
+class SqlAlchemyContactShareRepository:
+    def __init__(self, session: AsyncSession):
+        self.session = session
+
+    async def mark(self, user_ids: list[str], with_email: bool, first_attempt_after: timedelta) -> None:
+        """Notifications must learn these users' current contact details; a change not confirmed
+        yet is replaced by this one (and keeps its e-mail, if it carried it)."""
+        if not user_ids:
+            return
+        statement = insert(contact_shares).values(
+            [
+                {
+                    "user_id": user_id,
+                    "share_id": str(uuid.uuid4()),
+                    "with_email": with_email,
+                    "next_attempt_at": sa.func.now() + first_attempt_after,
+                }
+                for user_id in user_ids
+            ]
+        )
+        excluded = statement.excluded
+        await self.session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[contact_shares.c.user_id],
+                set_={
+                    "share_id": excluded.share_id,
+                    "with_email": contact_shares.c.with_email | excluded.with_email,
+                    "attempts": 0,
+                    "next_attempt_at": excluded.next_attempt_at,
+                },
+            )
+        )
+
+    async def of(self, user_id: str) -> ContactShare | None:
+        query = sa.select(contact_shares).where(contact_shares.c.user_id == user_id)
+        row = (await self.session.execute(query)).one_or_none()
+        return None if row is None else _to_share(row)
+
+    async def claim_due(self, limit: int, backoff_s: float, max_backoff_s: float) -> list[ContactShare]:
+        """Up to `limit` shares whose next attempt is due, each pushed back (doubling per attempt)
+        so that another gateway replica leaves them alone while this one tries."""
+        due = (
+            sa.select(contact_shares.c.user_id)
+            .where(contact_shares.c.next_attempt_at <= sa.func.now())
+            .order_by(contact_shares.c.next_attempt_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        delay_s = sa.func.least(backoff_s * sa.func.power(2, contact_shares.c.attempts), max_backoff_s)
+        claimed = await self.session.execute(
+            sa.update(contact_shares)
+            .where(contact_shares.c.user_id.in_(due))
+            .values(
+                attempts=contact_shares.c.attempts + 1,
+                next_attempt_at=sa.func.now() + delay_s * sa.text("interval '1 second'"),
+            )
+            .returning(*contact_shares.c)
+        )
+        return [_to_share(row) for row in claimed]
+
+    async def confirmed(self, user_id: str, share_id: str) -> None:
+        """Notifications has this change; a newer one stays until it is confirmed too."""
+        await self.session.execute(
+            sa.delete(contact_shares).where(contact_shares.c.user_id == user_id, contact_shares.c.share_id == share_id)
+        )
+
+    async def pending(self) -> int:
+        return (await self.session.execute(sa.select(sa.func.count()).select_from(contact_shares))).scalar_one()
+
+
+def _to_share(row) -> ContactShare:
+    return ContactShare(
+        user_id=str(row.user_id), share_id=str(row.share_id), with_email=row.with_email, attempts=row.attempts
+    )

@@ -50,6 +50,21 @@ class ProfileChanges:
 
 
 @dataclass(frozen=True)
+class ContactShare:
+    """A change of a user's contact details that notifications has not confirmed yet."""
+
+    user_id: str
+    share_id: str  # the latest change's id: the request id of the call that tells notifications
+    with_email: bool  # registration shares the e-mail; later profile changes leave the one set there
+    attempts: int = 0
+
+
+def shares_contact_details(before: User, after: User) -> bool:
+    """Notifications keeps the locale, time zone and roles too (to write and route messages)."""
+    return (before.locale, before.time_zone, before.roles) != (after.locale, after.time_zone, after.roles)
+
+
+@dataclass(frozen=True)
 class UserFilter:
     query: str = ""
     role: str | None = None

@@ -33,6 +33,7 @@ from gateway.entrypoints.routes import (
     waitlist,
 )
 from gateway.entrypoints.schemas import Problem
+from gateway.entrypoints.workers import contact_share_retrier
 from gateway.service_layer import handlers
 from kit.context import current_operation
 from kit.errors import ReservaError
@@ -80,14 +81,21 @@ def create_app(settings: GatewaySettings, gateway_factory=build_gateway) -> Fast
     async def lifespan(app: FastAPI):
         app.state.gateway = gateway_factory(settings)
         await _ensure_bootstrap_agent(app.state.gateway)
-        stop_ops = asyncio.Event()  # the gateway's own operations snapshot, like every service's
-        ops_publisher = asyncio.create_task(app.state.gateway.runtime.ops_publisher().run(stop_ops))
+        gateway = app.state.gateway
+        stop = asyncio.Event()
+        workers = [
+            # the gateway's own operations snapshot, like every service's
+            asyncio.create_task(gateway.runtime.ops_publisher().run(stop)),
+            asyncio.create_task(
+                contact_share_retrier(gateway.identity, gateway.contact_sender, settings.contact_share_interval_s)(stop)
+            ),
+        ]
         try:
             yield
         finally:
-            stop_ops.set()
-            await asyncio.gather(ops_publisher, return_exceptions=True)
-            await app.state.gateway.close()
+            stop.set()
+            await asyncio.gather(*workers, return_exceptions=True)
+            await gateway.close()
 
     app = FastAPI(
         title="Reserva API",

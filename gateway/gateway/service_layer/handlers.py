@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -15,8 +16,17 @@ from gateway.domain.errors import (
     InvalidRefreshToken,
     UserNotFound,
 )
-from gateway.domain.model import ProfileChanges, User, UserFilter, UserStats
+from gateway.domain.model import ContactShare, ProfileChanges, User, UserFilter, UserStats
 from gateway.service_layer.unit_of_work import IdentityUnitOfWork
+from kit.errors import ReservaError
+
+log = logging.getLogger("reserva.gateway.identity")
+
+# Tells notifications a user's contact details (the UpdatePreferences call, by the share's id);
+# raises ReservaError when they were not taken.
+SendContactDetails = Callable[[User, ContactShare], Awaitable[None]]
+# A pending share's retries wait twice as long after each failure, up to this.
+CONTACT_RETRY_MAX = timedelta(hours=1)
 
 
 @dataclass
@@ -31,6 +41,9 @@ class IdentityDeps:
     digest: Callable[[str], str]
     refresh_ttl_s: int
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    # The request that changed a user tells notifications at once; a contact share still pending
+    # this long after is the retry worker's, which then doubles the wait after each failure.
+    contact_retry_after: timedelta = timedelta(seconds=10)
 
 
 @dataclass(frozen=True)
@@ -77,6 +90,7 @@ async def register_user(deps: IdentityDeps, new: NewUser, by_agent: bool = False
         if not await uow.users.add(user):
             raise EmailAlreadyRegistered()
         created = await uow.users.get(user.id)
+        await uow.contact_shares.mark([user.id], with_email=True, first_attempt_after=deps.contact_retry_after)
         await uow.commit()
     return created
 
@@ -192,6 +206,8 @@ async def update_user(
         saved = await uow.users.update(updated)
         if ends_sessions:
             await uow.refresh_tokens.revoke_all_of([user_id])
+        if model.shares_contact_details(user, saved):
+            await uow.contact_shares.mark([user_id], with_email=False, first_attempt_after=deps.contact_retry_after)
         await uow.commit()
     if ends_sessions:
         await deps.revocations.revoke_users([user_id])
@@ -239,6 +255,8 @@ async def bulk_set_roles(deps: IdentityDeps, user_ids: list[str], roles: frozens
             ids = await uow.users.set_roles(batch, roles)
             if ids:
                 await uow.refresh_tokens.revoke_all_of(ids)
+                # No request waits on these: the retry worker tells notifications.
+                await uow.contact_shares.mark(ids, with_email=False, first_attempt_after=timedelta())
             await uow.commit()
         if ids:
             await deps.revocations.revoke_users(ids)
@@ -279,3 +297,52 @@ async def calendar_feed_reader(deps: IdentityDeps, place_id: str, secret: str) -
     if user is None or not user.active:
         raise InvalidFeedLink()
     return user
+
+
+async def share_contact_details(deps: IdentityDeps, send: SendContactDetails, user_id: str) -> bool:
+    """Tell notifications the user's pending contact change now. False: it is still pending, and
+    the retry worker (retry_contact_shares) will deliver it; the caller's request succeeds anyway."""
+    async with deps.uow() as uow:
+        share = await uow.contact_shares.of(user_id)
+        user = await uow.users.get(user_id) if share else None
+    if share is None or user is None:
+        return True
+    return await _deliver_contact_details(deps, send, user, share)
+
+
+async def retry_contact_shares(deps: IdentityDeps, send: SendContactDetails, limit: int) -> int:
+    """One round of the retry worker: the due shares, each delivered or pushed back. Returns how
+    many were delivered."""
+    async with deps.uow() as uow:
+        due = await uow.contact_shares.claim_due(
+            limit, deps.contact_retry_after.total_seconds(), CONTACT_RETRY_MAX.total_seconds()
+        )
+        known = await uow.users.get_many([share.user_id for share in due])
+        await uow.commit()
+    delivered = 0
+    for share in due:
+        if share.user_id in known:
+            delivered += await _deliver_contact_details(deps, send, known[share.user_id], share)
+    return delivered
+
+
+async def pending_contact_shares(deps: IdentityDeps) -> int:
+    async with deps.uow() as uow:
+        return await uow.contact_shares.pending()
+
+
+async def _deliver_contact_details(
+    deps: IdentityDeps, send: SendContactDetails, user: User, share: ContactShare
+) -> bool:
+    try:
+        await send(user, share)
+    except ReservaError as error:
+        log.warning(
+            "notifications did not take a user's contact details; they will be retried",
+            extra={"user_id": user.id, "reason": error.reason, "attempts": share.attempts},
+        )
+        return False
+    async with deps.uow() as uow:
+        await uow.contact_shares.confirmed(share.user_id, share.share_id)
+        await uow.commit()
+    return True

@@ -23,6 +23,8 @@ async def gateway_url(settings_for):
         bulk_batch_size=2,
         bootstrap_agent_email=AGENT_EMAIL,
         bootstrap_agent_password=AGENT_PASSWORD,
+        contact_share_interval_s=0.2,
+        contact_retry_base_s=5.0,
     )
     running = await start(settings)
     yield running.url

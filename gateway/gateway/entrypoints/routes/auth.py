@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import logging
-
 from fastapi import APIRouter, Depends, Request, Response
-from google.protobuf import field_mask_pb2
 
 from gateway.domain.model import User
 from gateway.entrypoints.schemas import LogoutIn, RefreshIn, RegisterIn, TokenIn, TokenOut, UserOut
 from gateway.entrypoints.security import Principal, authenticated, gateway_of, request_id
 from gateway.service_layer import handlers
-from kit.errors import RateLimited, ReservaError
-from kit.identity import Caller
-from reserva.notifications.v1 import notifications_pb2
+from kit.errors import RateLimited
 
-log = logging.getLogger("reserva.gateway.auth")
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
-# Registration must not wait long on notifications: it only receives the user's contact details.
-PREFERENCES_TIMEOUT_S = 1.0
 
 
 def user_out(user: User) -> UserOut:
@@ -36,26 +28,11 @@ def user_out(user: User) -> UserOut:
     )
 
 
-async def share_contact_details(request: Request, user: User, request_key: str, email: bool = True) -> None:
-    """Best effort: tell notifications the user's e-mail, locale and time zone."""
-    paths = ["locale", "time_zone"] + (["email"] if email else [])
-    update = notifications_pb2.UpdatePreferencesRequest(
-        request_id=f"{request_key}:prefs"[:64],
-        preferences=notifications_pb2.Preferences(
-            user_id=user.id, email=user.email, locale=user.locale, time_zone=user.time_zone
-        ),
-        update_mask=field_mask_pb2.FieldMask(paths=paths),
-    )
-    caller = Caller(user_id=user.id, roles=user.roles)
-    try:
-        await gateway_of(request).peers.notifications.call(
-            "UpdatePreferences", update, timeout=PREFERENCES_TIMEOUT_S, caller=caller
-        )
-    except ReservaError as error:
-        log.warning(
-            "could not share contact details with notifications",
-            extra={"user_id": user.id, "reason": error.reason},
-        )
+async def share_contact_details(request: Request, user: User) -> None:
+    """Tell notifications the user's new contact details now if it answers at once; otherwise the
+    gateway's retry worker does (the change was recorded with the user's)."""
+    gateway = gateway_of(request)
+    await handlers.share_contact_details(gateway.identity, gateway.contact_sender, user.id)
 
 
 def token_out(pair: handlers.TokenPair) -> TokenOut:
@@ -63,7 +40,7 @@ def token_out(pair: handlers.TokenPair) -> TokenOut:
 
 
 @router.post("/register", status_code=201, response_model=UserOut, summary="Create an account (client or host)")
-async def register(body: RegisterIn, request: Request, key: str = Depends(request_id)) -> UserOut:
+async def register(body: RegisterIn, request: Request, _idempotency_key: str = Depends(request_id)) -> UserOut:
     new = handlers.NewUser(
         email=body.email,
         password=body.password,
@@ -74,7 +51,7 @@ async def register(body: RegisterIn, request: Request, key: str = Depends(reques
         locale=body.locale,
     )
     user = await handlers.register_user(gateway_of(request).identity, new)
-    await share_contact_details(request, user, key)
+    await share_contact_details(request, user)
     return user_out(user)
 
 

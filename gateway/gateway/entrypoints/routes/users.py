@@ -49,13 +49,15 @@ async def get_me(request: Request, principal: Principal = Depends(authenticated)
 
 @router.patch("/v1/users/me", response_model=UserOut, summary="Change the caller's profile or password")
 async def patch_me(
-    body: ProfilePatch, request: Request, principal: Principal = Depends(authenticated), key: str = Depends(request_id)
+    body: ProfilePatch,
+    request: Request,
+    principal: Principal = Depends(authenticated),
+    _idempotency_key: str = Depends(request_id),
 ) -> UserOut:
     user = await handlers.update_user(
         gateway_of(request).identity, principal.user_id, _changes(body), new_password=body.password
     )
-    if body.locale is not None or body.time_zone is not None:
-        await share_contact_details(request, user, key, email=False)
+    await share_contact_details(request, user)
     return user_out(user)
 
 
@@ -78,7 +80,10 @@ async def list_users(
 
 @router.post("/v1/users", status_code=201, response_model=UserOut, summary="Agents: create a user with any roles")
 async def create_user(
-    body: CreateUserIn, request: Request, _: Principal = Depends(agent_only), key: str = Depends(request_id)
+    body: CreateUserIn,
+    request: Request,
+    _: Principal = Depends(agent_only),
+    _idempotency_key: str = Depends(request_id),
 ) -> UserOut:
     new = handlers.NewUser(
         email=body.email,
@@ -90,7 +95,7 @@ async def create_user(
         locale=body.locale,
     )
     user = await handlers.register_user(gateway_of(request).identity, new, by_agent=True)
-    await share_contact_details(request, user, key)
+    await share_contact_details(request, user)
     return user_out(user)
 
 
@@ -111,6 +116,7 @@ async def patch_user(
         roles=frozenset(body.roles) if body.roles is not None else None,
         active=body.active,
     )
+    await share_contact_details(request, user)
     return user_out(user)
 
 
