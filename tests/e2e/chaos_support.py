@@ -339,6 +339,9 @@ CHAOS_ENV = {
     "PAYMENTS_RECONCILE_OLDER_THAN_S": "5",
     "NOTIFICATIONS_CLAIM_IDLE_MS": "3000",
     "NOTIFICATIONS_CLAIM_INTERVAL_S": "1",
+    # Contact details notifications did not take are retried after 1, 2, 4... s.
+    "GATEWAY_CONTACT_RETRY_BASE_S": "1",
+    "GATEWAY_CONTACT_SHARE_INTERVAL_S": "0.5",
 }
 
 
