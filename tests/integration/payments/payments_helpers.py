@@ -12,6 +12,9 @@ from reserva.payments.v1 import payments_pb2 as pb
 from reserva.payments.v1 import payments_pb2_grpc
 from reserva.type.v1 import types_pb2
 
+# The provider timeout of the patient server (conftest.patient_payments_server).
+PATIENT_PROVIDER_TIMEOUT_S = 20.0
+
 
 class MovableClock:
     """Real time plus an offset the tests advance (instead of sleeping)."""

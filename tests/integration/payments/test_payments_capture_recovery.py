@@ -12,7 +12,7 @@ import asyncpg
 import grpc
 import pytest
 from google.protobuf import duration_pb2
-from payments_helpers import Client, authorize_request, settings
+from payments_helpers import PATIENT_PROVIDER_TIMEOUT_S, authorize_request
 
 from kit.provision import admin_dsn
 from reserva.payments.v1 import payments_pb2 as pb
@@ -21,28 +21,16 @@ S = pb.Payment.Status
 K = pb.LedgerEntry.Kind
 
 
-# The service's processor call waits on a row lock the test holds: give it room on a loaded machine
-# (the shared server's 2 s provider timeout, 2 s lock timeout and 5 s statement timeout left the test
-# a narrow window).
-PROVIDER_TIMEOUT_S = 20.0
+# The service's processor call waits on a row lock the test holds: this module's server gives it
+# room on a loaded machine (the shared server's 2 s timeouts left the test a narrow window).
+@pytest.fixture(scope="module")
+def payments_server(patient_payments_server):
+    return patient_payments_server
 
 
 @pytest.fixture(scope="module")
-async def payments_server(settings_for, clock):
-    from payments.bootstrap import start
-
-    patient = settings(
-        settings_for, provider_timeout_s=PROVIDER_TIMEOUT_S, lock_timeout_ms=20_000, statement_timeout_ms=30_000
-    )
-    running = await start(patient, clock=clock)
-    yield running
-    await running.stop(0)
-
-
-@pytest.fixture(scope="module")
-async def payments(payments_server):
-    async with grpc.aio.insecure_channel(payments_server.address) as channel:
-        yield Client(channel)
+def payments(patient_payments):
+    return patient_payments
 
 
 @pytest.fixture
@@ -109,7 +97,7 @@ async def _reconciler_run(deps, clock):
     long before an in-progress key counts as stale (2 minutes)."""
     from payments.service_layer.settlement import reconcile_unsettled
 
-    clock.advance(timedelta(seconds=PROVIDER_TIMEOUT_S + 10))
+    clock.advance(timedelta(seconds=PATIENT_PROVIDER_TIMEOUT_S + 10))
     return await reconcile_unsettled(deps, timedelta(seconds=1), 1000)
 
 

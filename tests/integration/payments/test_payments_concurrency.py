@@ -6,11 +6,18 @@ import random
 import uuid
 
 import grpc
+import pytest
 from payments_helpers import authorize_request, money
 
 from reserva.payments.v1 import payments_pb2 as pb
 
 K = pb.LedgerEntry.Kind
+
+
+@pytest.fixture(scope="module")
+def payments(patient_payments):
+    """70 calls at once on a pool of a few connections: the long timeouts let them wait their turn."""
+    return patient_payments
 
 
 async def _ledger_sums(payments, payment_id):
