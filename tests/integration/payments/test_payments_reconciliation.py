@@ -11,7 +11,7 @@ from datetime import timedelta
 import grpc
 import pytest
 from google.protobuf import duration_pb2
-from payments_helpers import Client, authorize_request, money, reason_of, settings
+from payments_helpers import PATIENT_PROVIDER_TIMEOUT_S, Client, authorize_request, money, reason_of, settings
 
 from kit.grpc_client import error_from_rpc
 from reserva.events.v1 import envelope_pb2
@@ -300,7 +300,9 @@ async def test_a_void_lost_on_the_way_is_not_forgotten_when_reconciliation_finds
 async def test_a_void_during_the_authorization_call_is_made_after_it_and_blocks_the_capture(settings_for, clock):
     from payments.bootstrap import start
 
-    running = await start(settings(settings_for, sandbox_slow_delay_s=1.0), clock=clock)
+    # The processor takes 5 s to authorize: the test's void must arrive meanwhile, on a loaded machine too.
+    slow = settings(settings_for, sandbox_slow_delay_s=5.0, provider_timeout_s=PATIENT_PROVIDER_TIMEOUT_S)
+    running = await start(slow, clock=clock)
     try:
         async with grpc.aio.insecure_channel(running.address) as channel:
             client = Client(channel)
