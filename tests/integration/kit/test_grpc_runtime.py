@@ -86,7 +86,10 @@ async def test_health_reports_serving_then_not_serving_on_shutdown():
 
 
 async def test_graceful_shutdown_lets_an_in_flight_call_finish():
+    started = asyncio.Event()
+
     async def behaviour(request, context):
+        started.set()
         await asyncio.sleep(0.3)
         return b"done"
 
@@ -98,7 +101,7 @@ async def test_graceful_shutdown_lets_an_in_flight_call_finish():
             return await stub.Call(b"x")
 
         call = asyncio.create_task(call_it())
-        await asyncio.sleep(0.1)
+        await asyncio.wait_for(started.wait(), timeout=30)  # in flight: the handler is running
         await running.stop(grace_s=2)
         assert await call == b"done"
 
@@ -116,12 +119,13 @@ async def test_the_client_passes_on_the_remaining_deadline_of_the_incoming_call(
     try:
         async with grpc.aio.insecure_channel(running.address) as channel:
             client = PeerClient("echo", channel, RawStub(channel), default_deadline_s=30)
-            token = current_deadline.set(time.monotonic() + 1.0)
+            token = current_deadline.set(time.monotonic() + 10.0)
             try:
                 await client.call("Call", b"x")
             finally:
                 current_deadline.reset(token)
-        assert seen["remaining"] is not None and seen["remaining"] <= 1.0
+        # The incoming call's 10 s, not the client's own default of 30 s.
+        assert seen["remaining"] is not None and seen["remaining"] <= 10.0
     finally:
         await running.stop(0)
 
