@@ -201,10 +201,16 @@ async def test_search_pages_match_every_places_own_free_slots(stub, availability
                 expected.sort(key=lambda hit: (hit[2][0][0], -hit[1], hit[0]))
                 got = await search_all(stub, city, window, duration, units, max_slots, page_size)
                 assert got == expected, (window, duration, units)
-                # The same pages again come from the cache, and say the same.
-                hits_before = CACHE_STATS["hit"]
-                assert await search_all(stub, city, window, duration, units, max_slots, page_size) == got
-                assert CACHE_STATS["hit"] > hits_before
+                # The same pages again come from the cache, and say the same. Another server of this
+                # test process may bump the calendar's version meanwhile (its sweeper freeing an
+                # earlier test's holds), which rightly misses: a few tries.
+                for _ in range(3):
+                    hits_before = CACHE_STATS["hit"]
+                    assert await search_all(stub, city, window, duration, units, max_slots, page_size) == got
+                    if CACHE_STATS["hit"] > hits_before:
+                        break
+                else:
+                    raise AssertionError("the repeated search never came from the cache")
                 compared += len(expected)
         assert compared > 50  # the comparison had places to compare
     finally:
