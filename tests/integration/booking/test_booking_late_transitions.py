@@ -144,10 +144,9 @@ async def test_a_reschedule_whose_refund_cannot_be_asked_now_is_finished_by_reco
 ):
     client = user()
     booking, request = await _two_hours_then_one(bstub, astub, client, days=36)
-    # A booking server that cannot reach payments: the move itself needs no payment call.
-    cut_off = await start_booking(
-        booking_settings(settings_for, peer_servers, payments_addr="127.0.0.1:1", peer_deadline_s=1.0)
-    )
+    # A booking server that cannot reach payments (refused at once): the move itself needs no
+    # payment call. The default deadline stays, for its calls to availability.
+    cut_off = await start_booking(booking_settings(settings_for, peer_servers, payments_addr="127.0.0.1:1"))
     try:
         async with grpc.aio.insecure_channel(cut_off.address) as channel:
             stub = booking_pb2_grpc.BookingServiceStub(channel)
