@@ -128,3 +128,30 @@ async def test_a_failed_payment_reaches_the_agents_who_told_the_service_their_ro
     assert {n.channel for n in agent_page.notifications} == {pb.CHANNEL_EMAIL, pb.CHANNEL_IN_APP}
     assert (await history(stub, client)).notifications  # the paying client is told too
     assert not (await history(stub, bystander)).notifications  # a client who told no role is not
+
+
+async def test_an_agent_who_is_an_agent_no_more_is_not_told_what_agents_are(service, stub, redis, namespace, smtp_sink):
+    from reserva.payments.v1 import events_pb2 as payment_events
+
+    former = str(uuid.UUID(int=uuid.uuid4().int >> 64))  # among the first agents by id, as above
+    address = f"former-{former[-8:]}@example.com"
+    for roles in (("agent",), ("client",)):  # an agent, then demoted: the gateway tells the new roles
+        await stub.UpdatePreferences(
+            pb.UpdatePreferencesRequest(
+                request_id=str(uuid.uuid4()),
+                preferences=pb.Preferences(user_id=former, email=address),
+                update_mask={"paths": ["email"]},
+            ),
+            metadata=caller_metadata(former, *roles),
+        )
+    client = str(uuid.uuid4())
+    client_address = f"payer-{client[:8]}@example.com"
+    await set_preferences(stub, client, ["email"], email=client_address)
+    failed = payment_events.PaymentFailed(
+        payment_id=str(uuid.uuid4()), booking_id=str(uuid.uuid4()), user_id=client, failure_reason="card_declined"
+    )
+    message_id = await publish(redis, namespace, "payments", envelope("payment.failed", failed, failed.payment_id))
+    await emails_to(smtp_sink, client_address)
+    await wait_until(lambda: consumed_through(redis, f"{namespace}:events:payments", message_id))
+    assert not (await history(stub, former)).notifications
+    assert not smtp_sink.to(address)

@@ -176,7 +176,10 @@ async def update_preferences(
             raise errors.StalePreferences()
         _apply(prefs, paths, update.values, svc.webhook_private_targets)
         if caller.user_id == user_id:
-            prefs.roles = prefs.roles | (caller.roles & KNOWN_ROLES)
+            # The roles of the user's own current token (the gateway revokes tokens whose roles
+            # changed, and tells this service the new ones): a demoted agent stops being told
+            # what agents are.
+            prefs.roles = frozenset(caller.roles & KNOWN_ROLES)
         prefs.version += 1
         prefs.update_time = svc.clock()
         await uow.preferences.save(prefs)
