@@ -415,6 +415,28 @@ async def test_an_agent_announces_to_chosen_users_and_follows_the_delivery(api, 
     assert_problem(empty, 422)
 
 
+async def test_an_announcement_to_a_role_follows_role_changes_made_at_the_gateway(api, staff):
+    host = await new_user(api, "host")
+    body = {"subject": f"Hosts {uuid.uuid4().hex[:6]}", "body": "For hosts.", "filter": {"roles": ["host"]}}
+    body["filter"]["user_ids"] = [host["id"]]  # both: the host, if notifications sees the host role
+
+    async def audience() -> int:
+        sent = await api.post("/v1/announcements", json=body, headers=auth(staff))
+        assert sent.status_code == 201, sent.text
+
+        async def counted():
+            got = (await api.get(f"/v1/announcements/{sent.json()['id']}", headers=auth(staff))).json()
+            return got if got["state"] == "COMPLETED" else None
+
+        return (await eventually(counted))["total"]
+
+    assert await audience() == 1
+    demoted = await api.patch(f"/v1/users/{host['id']}", json={"roles": ["client"]}, headers=auth(staff))
+    assert demoted.status_code == 200, demoted.text
+    # The gateway told notifications the new roles: the host is one no more.
+    assert await audience() == 0
+
+
 # --- dead letters -------------------------------------------------------------------------------
 
 
