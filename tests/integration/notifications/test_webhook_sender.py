@@ -41,12 +41,24 @@ class Receiver(BaseHTTPRequestHandler):
         pass
 
 
-def serve(tls: ssl.SSLContext | None = None):
-    handler = type("ReceiverOfTest", (Receiver,), {"received": []})
+class KeepAliveReceiver(Receiver):
+    """HTTP/1.1 with kept connections; counts the connections it accepted."""
+
+    protocol_version = "HTTP/1.1"
+    connections: list[str]
+
+    def setup(self):
+        super().setup()
+        self.connections.append(self.client_address)
+
+
+def serve(tls: ssl.SSLContext | None = None, kind: type[Receiver] = Receiver):
+    handler = type("ReceiverOfTest", (kind,), {"received": [], "connections": []})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     if tls is not None:
         server.socket = tls.wrap_socket(server.socket, server_side=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    server.connections = handler.connections
     return server, handler.received
 
 
@@ -121,3 +133,29 @@ async def test_each_answer_gets_its_outcome(receiver, path, reason, permanent):
 async def test_a_name_that_does_not_resolve_is_retried_later():
     result = await send("https://no-such-host.invalid/hooks")
     assert (result.ok, result.reason, result.permanent) == (False, "webhook_unreachable", False)
+
+
+async def test_connections_are_kept_per_host_name_and_never_shared_between_names():
+    authority = trustme.CA()
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("localhost", "127.0.0.1").configure_cert(server_tls)
+    server, received = serve(server_tls, KeepAliveReceiver)
+    port = server.server_address[1]
+    trusting = ssl.create_default_context()
+    authority.configure_trust(trusting)
+    sender = HttpxWebhookSender(timeout_s=5.0, private_targets=True, verify=trusting, max_hosts=1)
+    try:
+        by_name = f"https://localhost:{port}/ok"
+        for _ in range(3):
+            assert (await sender.send(note(by_name, Channel.WEBHOOK), SECRET)).ok
+        assert len(server.connections) == 1  # one TLS handshake for three webhooks
+        # The same address under another name: a connection of its own, with its own Host.
+        assert (await sender.send(note(f"https://127.0.0.1:{port}/ok", Channel.WEBHOOK), SECRET)).ok
+        assert len(server.connections) == 2
+        assert [h["Host"] for _, h, _ in received] == [f"localhost:{port}"] * 3 + [f"127.0.0.1:{port}"]
+        # Past max_hosts the least recently used name's connections were closed: a new one.
+        assert (await sender.send(note(by_name, Channel.WEBHOOK), SECRET)).ok
+        assert len(server.connections) == 3
+    finally:
+        await sender.aclose()
+        server.shutdown()

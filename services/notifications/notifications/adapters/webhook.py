@@ -17,6 +17,7 @@ import hmac
 import json
 import socket
 import ssl
+from collections import OrderedDict
 
 import httpx
 
@@ -51,19 +52,42 @@ def webhook_body(note: Notification) -> bytes:
 
 
 class HttpxWebhookSender:
-    def __init__(self, timeout_s: float = 5.0, private_targets: bool = False, verify: ssl.SSLContext | bool = True):
+    """Keeps connections per host name (one client each, the least recently used idle ones closed
+    past `max_hosts`): a connection opened for one name is never reused for another name at the
+    same address, whose TLS name and certificate it would carry."""
+
+    def __init__(
+        self,
+        timeout_s: float = 5.0,
+        private_targets: bool = False,
+        verify: ssl.SSLContext | bool = True,
+        max_hosts: int = 64,
+    ):
         """`verify`: the TLS trust (tests pass a context that trusts their own authority)."""
-        self.private_targets, self.timeout_s = private_targets, timeout_s
-        # No proxy from the environment (it would connect by name, past the address check), and no
-        # kept connections: a connection opened for one host name is never reused for another
-        # name at the same address.
-        self.client = httpx.AsyncClient(
-            timeout=timeout_s,
-            follow_redirects=False,
-            verify=verify,
-            trust_env=False,
-            limits=httpx.Limits(max_keepalive_connections=0),
-        )
+        self.private_targets, self.timeout_s, self.verify = private_targets, timeout_s, verify
+        self.max_hosts = max_hosts
+        self._clients: OrderedDict[tuple[str, str, int], httpx.AsyncClient] = OrderedDict()
+        self._in_use: dict[tuple[str, str, int], int] = {}
+        self._closing: set[asyncio.Task] = set()
+
+    def _client(self, key: tuple[str, str, int]) -> httpx.AsyncClient:
+        client = self._clients.pop(key, None)
+        if client is None:
+            # No proxy from the environment: it would connect by name, past the address check.
+            client = httpx.AsyncClient(
+                timeout=self.timeout_s,
+                follow_redirects=False,
+                verify=self.verify,
+                trust_env=False,
+                limits=httpx.Limits(max_connections=8, max_keepalive_connections=2, keepalive_expiry=30),
+            )
+        self._clients[key] = client  # the most recently used last
+        idle = [k for k in self._clients if not self._in_use.get(k) and k != key]
+        for old in idle[: max(0, len(self._clients) - self.max_hosts)]:
+            closing = asyncio.get_running_loop().create_task(self._clients.pop(old).aclose())
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
+        return client
 
     async def _checked_addresses(self, url: httpx.URL) -> list[str] | DeliveryResult:
         """The addresses to connect to, in the resolver's order, or why not."""
@@ -102,20 +126,28 @@ class HttpxWebhookSender:
             "X-Reserva-Notification-Id": note.id,
         }
         extensions = {"sni_hostname": _ascii_host(url)} if url.scheme == "https" else {}
-        for address in addresses:  # the next one only when this one refuses the connection
-            try:
-                response = await self.client.post(
-                    url.copy_with(host=address), content=body, headers=headers, extensions=extensions
-                )
-                break
-            except httpx.ConnectError:
-                continue
-            except httpx.TimeoutException:
-                return DeliveryResult(False, "webhook_timeout")
-            except httpx.HTTPError:
+        key = (url.scheme, _ascii_host(url), url.port or 0)
+        self._in_use[key] = self._in_use.get(key, 0) + 1
+        try:
+            client = self._client(key)
+            for address in addresses:  # the next one only when this one refuses the connection
+                try:
+                    response = await client.post(
+                        url.copy_with(host=address), content=body, headers=headers, extensions=extensions
+                    )
+                    break
+                except httpx.ConnectError:
+                    continue
+                except httpx.TimeoutException:
+                    return DeliveryResult(False, "webhook_timeout")
+                except httpx.HTTPError:
+                    return DeliveryResult(False, "webhook_unreachable")
+            else:
                 return DeliveryResult(False, "webhook_unreachable")
-        else:
-            return DeliveryResult(False, "webhook_unreachable")
+        finally:
+            self._in_use[key] -= 1
+            if not self._in_use[key]:
+                del self._in_use[key]
         if response.status_code < 300:
             return DeliveryResult(True)
         if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
@@ -123,7 +155,8 @@ class HttpxWebhookSender:
         return DeliveryResult(False, f"webhook_http_{response.status_code}")
 
     async def aclose(self) -> None:
-        await self.client.aclose()
+        clients, self._clients = list(self._clients.values()), OrderedDict()
+        await asyncio.gather(*(client.aclose() for client in clients), *self._closing)
 
 
 def _ascii_host(url: httpx.URL) -> str:
