@@ -382,6 +382,19 @@ class Booking:
             self.due_time = self._next_due()
         self.touch(now)
 
+    def begin_flow(
+        self, state: SagaState, now: datetime, recovery_after: timedelta, *, action: str, wanted: Status, source: Status
+    ) -> None:
+        """Start a flow (approving, paying) on this very row. Checked here, on the version the save
+        writes over, not only on the copy a request read first: of two requests that both passed the
+        early checks (a double click, two request ids), one starts the flow, the other is refused."""
+        self.require(source, action=action)
+        if self.saga_state.in_progress:
+            raise IllegalStatusTransition(
+                f"{self.status.value.upper()} (already in progress)", wanted.value.upper(), action
+            )
+        self.set_saga(state, now, recovery_after)
+
     def _next_due(self) -> datetime | None:
         if self.status in PENDING:
             return self.expire_time

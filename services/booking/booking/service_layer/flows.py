@@ -295,6 +295,8 @@ class BookingSaga:
         async def attempt() -> Booking:
             async with self.d.uow() as uow:
                 b = await uow.bookings.get(booking.id)
+                if b.status is Status.APPROVED and b.hold_id == booking.hold_id:
+                    return b  # the recovery worker finished this approval with this very hold
                 expected, now = b.version, self.d.clock()
                 b.approve(host_id, booking.hold_id, now, ttl)
                 await uow.bookings.save(b, expected)

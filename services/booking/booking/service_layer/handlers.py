@@ -345,6 +345,11 @@ def _check_etag(booking: Booking, etag: str) -> None:
         raise StaleEtag()
 
 
+# The flows that start from a booking's status (Booking.begin_flow).
+APPROVING = {"action": "approve", "wanted": Status.APPROVED, "source": Status.REQUESTED}
+PAYING = {"action": "confirm", "wanted": Status.CONFIRMED, "source": Status.APPROVED}
+
+
 async def approve_booking(deps: Deps, caller: Caller, request_id: str, booking_id: str, etag: str) -> Booking:
     """The host approves a request: hold the slots, reject the overlapping requests (one statement)."""
     user = require_user(caller)
@@ -357,9 +362,11 @@ async def approve_booking(deps: Deps, caller: Caller, request_id: str, booking_i
     booking.require(Status.REQUESTED, action="approve")
     saga = BookingSaga(deps)
 
+    def begin(b: Booking, now: datetime) -> None:
+        b.begin_flow(SagaState.HOLDING, now, deps.recovery_after, **APPROVING)
+
     async def flow() -> Booking:
-        held = await saga.persist(booking.id, lambda b, now: b.set_saga(SagaState.HOLDING, now, deps.recovery_after))
-        return await saga.approve(held, user)
+        return await saga.approve(await saga.persist(booking.id, begin), user)
 
     return await admitted(deps, flow)
 
@@ -377,7 +384,13 @@ async def reject_booking(deps: Deps, caller: Caller, request_id: str, booking_id
     _check_etag(booking, etag)
     if booking.saga_state.in_progress:
         raise IllegalStatusTransition(f"{booking.status.value.upper()} (being approved)", "REJECTED", "reject")
-    return await BookingSaga(deps).persist(booking.id, lambda b, now: b.reject(user, reason, now))
+
+    def reject(b: Booking, now: datetime) -> None:
+        if b.saga_state.in_progress:  # approved meanwhile: checked again on the row the save writes over
+            raise IllegalStatusTransition(f"{b.status.value.upper()} (being approved)", "REJECTED", "reject")
+        b.reject(user, reason, now)
+
+    return await BookingSaga(deps).persist(booking.id, reject)
 
 
 async def cancel_booking(deps: Deps, caller: Caller, request_id: str, booking_id: str, reason: str, etag: str):
@@ -397,6 +410,8 @@ async def cancel_booking(deps: Deps, caller: Caller, request_id: str, booking_id
     saga = BookingSaga(deps)
 
     def cancel(b: Booking, now: datetime) -> None:
+        if b.saga_state.in_progress:  # a payment started meanwhile: checked again on the row saved over
+            raise IllegalStatusTransition(f"{b.status.value.upper()} (a payment is in progress)", "CANCELLED", "cancel")
         b.cancel(user, by_host and user != b.client_id, reason, now)
         if b.hold_id or b.payment_id:
             b.set_saga(SagaState.REFUNDING, now, deps.recovery_after)
@@ -426,11 +441,11 @@ async def confirm_booking(deps: Deps, caller: Caller, request_id: str, booking_i
         raise IllegalStatusTransition("APPROVED (a payment is in progress)", "CONFIRMED", "confirm")
     saga = BookingSaga(deps)
 
+    def begin(b: Booking, now: datetime) -> None:
+        b.begin_flow(SagaState.AUTHORIZING, now, deps.recovery_after, **PAYING)
+
     async def flow() -> Booking:
-        paying = await saga.persist(
-            booking.id, lambda b, now: b.set_saga(SagaState.AUTHORIZING, now, deps.recovery_after)
-        )
-        return await saga.pay_approved(paying, token, request_id)
+        return await saga.pay_approved(await saga.persist(booking.id, begin), token, request_id)
 
     return await admitted(deps, flow)
 
