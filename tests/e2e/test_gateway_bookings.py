@@ -139,6 +139,35 @@ async def test_an_agent_refunds_part_of_a_payment(api):
     assert mine.status_code == 200 and mine.json()["status"] == "PARTIALLY_REFUNDED"
 
 
+async def test_the_host_sees_and_refunds_the_booking_s_payment_and_a_payer_never_refunds_themselves(api):
+    host, client = await new_user(api, "host"), await new_user(api, "client")
+    place = await new_place(api, host)
+    booking = (await book(api, client, place)).json()
+    payment_id = booking["payment_id"]
+    seen = await api.get(f"/v1/payments/{payment_id}", headers=auth(host))
+    assert seen.status_code == 200 and seen.json()["status"] == "CAPTURED", seen.text
+    listed = await api.get(f"/v1/bookings/{booking['id']}/payments", headers=auth(host))
+    assert [p["id"] for p in listed.json()["payments"]] == [payment_id], listed.text
+    goodwill = {"amount": {"amount_minor": 500, "currency_code": "EUR"}, "reason": "goodwill"}
+    refund = await api.post(f"/v1/payments/{payment_id}:refund", json=goodwill, headers=auth(host))
+    assert refund.status_code == 200, refund.text
+    assert refund.json()["payment"]["refunded_amount"]["amount_minor"] == 500
+
+    # A payer who is also a host (of any place) still may not refund their own payment.
+    both = await new_user(api, "client", "host")
+    own = (await book(api, both, place, slot(days_ahead=21))).json()
+    assert_problem(await api.post(f"/v1/payments/{own['payment_id']}:refund", headers=auth(both)), 403)
+    assert (await api.get(f"/v1/payments/{own['payment_id']}", headers=auth(both))).json()["status"] == "CAPTURED"
+
+    # The client cancels afterwards: the booking refunds what is left (not the whole price, which
+    # would exceed what can still be refunded) and the cancellation ends.
+    cancelled = await api.post(f"/v1/bookings/{booking['id']}:cancel", json={"reason": "ill"}, headers=auth(client))
+    assert cancelled.status_code == 200, cancelled.text
+    assert cancelled.json()["status"] == "CANCELLED" and cancelled.json()["saga_state"] == "SAGA_STATE_DONE"
+    after = (await api.get(f"/v1/payments/{payment_id}", headers=auth(client))).json()
+    assert after["status"] == "REFUNDED" and after["refunded_amount"] == after["captured_amount"], after
+
+
 async def test_a_client_walks_their_bookings_page_by_page(api):
     host, client = await new_user(api, "host"), await new_user(api, "client")
     place = await new_place(api, host)

@@ -11,7 +11,7 @@ from datetime import timedelta
 import grpc
 import pytest
 from google.protobuf import duration_pb2, timestamp_pb2
-from payments_helpers import authorize_request, money, reason_of
+from payments_helpers import Client, authorize_request, money, reason_of
 
 from reserva.events.v1 import envelope_pb2
 from reserva.payments.v1 import events_pb2
@@ -240,3 +240,21 @@ def test_the_server_process_prints_ready_and_serves(infra, database, redis_names
     finally:
         process.terminate()
         assert process.wait(timeout=20) == 0
+
+
+async def test_only_the_platform_and_agents_may_refund_never_the_payer(payments_server):
+    from kit.identity import Caller
+
+    payer = Caller(user_id=str(uuid.uuid4()), roles=frozenset({"client", "host"}))
+    async with grpc.aio.insecure_channel(payments_server.address) as channel:
+        system = Client(channel)
+        payment = await system.AuthorizePayment(authorize_request(user_id=payer.user_id))
+        await system.CapturePayment(pb.CapturePaymentRequest(request_id=str(uuid.uuid4()), payment_id=payment.id))
+        refund = pb.RefundPaymentRequest(request_id=str(uuid.uuid4()), payment_id=payment.id, amount=money(100))
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await Client(channel, payer.to_metadata()).RefundPayment(refund)
+        assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert reason_of(refused.value) == "NOT_ALLOWED_TO_REFUND"
+        agent = Caller(user_id=str(uuid.uuid4()), roles=frozenset({"agent"}))
+        done = await Client(channel, agent.to_metadata()).RefundPayment(refund)
+        assert done.payment.refunded_amount.amount_minor == 100

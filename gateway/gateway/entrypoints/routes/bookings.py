@@ -16,6 +16,7 @@ from gateway.entrypoints.routes.places import _etag, _range
 from gateway.entrypoints.schemas import BookingIn, ConfirmIn, ReasonIn, RescheduleIn, Uuid
 from gateway.entrypoints.security import Principal, authenticated, gateway_of, host_or_agent, request_id
 from kit.errors import ReservaError
+from kit.identity import SYSTEM
 from reserva.availability.v1 import availability_pb2 as av
 from reserva.booking.v1 import booking_pb2 as bk
 from reserva.payments.v1 import payments_pb2 as pay
@@ -237,12 +238,13 @@ async def booking_payments(
     _: Principal = Depends(authenticated),
 ) -> dict[str, Any]:
     gateway = gateway_of(request)
-    # The booking service decides who may see the booking; its payments follow.
+    # The booking service decides who may see the booking; its payments follow (read as the
+    # platform: payments knows the payer only, and the host of the booking may see them too).
     await gateway.peers.booking.call("GetBooking", bk.GetBookingRequest(id=booking_id))
     query = pay.ListPaymentsRequest(
         booking_id=booking_id, page_size=page_size, page_token=decode_cursor("payments", page_token)
     )
-    reply = await gateway.peers.payments.call("ListPayments", query)
+    reply = await gateway.peers.payments.call("ListPayments", query, caller=SYSTEM)
     return {
         "payments": [to_json(p) for p in reply.payments],
         "next_page_token": encode_cursor("payments", reply.next_page_token),

@@ -12,6 +12,8 @@ from gateway.entrypoints.proto_json import to_json
 from gateway.entrypoints.responses import LedgerPageOut, PaymentOut, PaymentPageOut, RefundResultOut
 from gateway.entrypoints.schemas import RefundIn, Uuid
 from gateway.entrypoints.security import Principal, agent_only, authenticated, gateway_of, host_or_agent, request_id
+from kit.errors import PermissionDenied
+from kit.identity import SYSTEM
 from reserva.booking.v1 import booking_pb2 as bk
 from reserva.payments.v1 import payments_pb2 as pay
 from reserva.type.v1 import types_pb2
@@ -19,14 +21,16 @@ from reserva.type.v1 import types_pb2
 router = APIRouter(tags=["payments"])
 
 
-async def _visible_payment(request: Request, principal: Principal, payment_id: str) -> pay.Payment:
-    """The payment, if the caller paid it, hosts its booking, or is an agent (else 403/404)."""
+async def _visible_payment(request: Request, principal: Principal, payment_id: str) -> tuple[pay.Payment, str]:
+    """The payment and its booking's host, if the caller paid it, hosts its booking, or is an agent
+    (else 403/404). Payments knows only the payer, so the gateway reads the payment itself and the
+    booking service decides whether the caller may see the booking."""
     peers = gateway_of(request).peers
-    payment = await peers.payments.call("GetPayment", pay.GetPaymentRequest(id=payment_id))
-    if not principal.has("agent") and payment.user_id != principal.user_id:
-        # Not the payer: the booking service decides whether the caller may see this booking.
-        await peers.booking.call("GetBooking", bk.GetBookingRequest(id=payment.booking_id))
-    return payment
+    payment = await peers.payments.call("GetPayment", pay.GetPaymentRequest(id=payment_id), caller=SYSTEM)
+    if principal.has("agent") or payment.user_id == principal.user_id:
+        return payment, ""
+    booking = await peers.booking.call("GetBooking", bk.GetBookingRequest(id=payment.booking_id))
+    return payment, booking.host_id
 
 
 @router.get(
@@ -60,7 +64,8 @@ async def list_payments(
 async def get_payment(
     payment_id: Uuid, request: Request, principal: Principal = Depends(authenticated)
 ) -> dict[str, Any]:
-    return to_json(await _visible_payment(request, principal, payment_id))
+    payment, _ = await _visible_payment(request, principal, payment_id)
+    return to_json(payment)
 
 
 @router.get(
@@ -99,11 +104,16 @@ async def refund_payment(
     principal: Principal = Depends(host_or_agent),
     key: str = Depends(request_id),
 ) -> dict[str, Any]:
-    await _visible_payment(request, principal, payment_id)
+    payment, host_id = await _visible_payment(request, principal, payment_id)
+    if not principal.has("agent") and (host_id != principal.user_id or payment.user_id == principal.user_id):
+        # A payer never refunds their own payment, even one who is also a host.
+        raise PermissionDenied("only the host of the booking's place or an agent may refund a payment")
     refund = pay.RefundPaymentRequest(request_id=key, payment_id=payment_id, reason=body.reason if body else "")
     if body and body.amount:
         refund.amount.CopyFrom(
             types_pb2.Money(amount_minor=body.amount.amount_minor, currency_code=body.amount.currency_code)
         )
-    reply = await gateway_of(request).peers.payments.call("RefundPayment", refund)
+    # As the platform for a host (payments knows payers, not hosts: the gateway decided above).
+    caller = None if principal.has("agent") else SYSTEM
+    reply = await gateway_of(request).peers.payments.call("RefundPayment", refund, caller=caller)
     return {"refund": to_json(reply.refund), "payment": to_json(reply.payment)}

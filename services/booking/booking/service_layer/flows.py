@@ -419,6 +419,10 @@ class BookingSaga:
                 # cancellation stands with the failed refund's id; the agents settle the money.
                 reason = declined.metadata.get("failure_reason") or "refund_declined"
                 return declined.metadata.get("refund_id", ""), reason, None
+            except ReservaError as error:
+                if error.reason != "AMOUNT_EXCEEDS_REFUNDABLE":
+                    raise
+                return await self._refund_the_rest(booking), "", None
             return refund_id, "", None
         if booking.payment_status == "authorized":
             kept = booking.charged_minor() - c.refund_minor
@@ -428,6 +432,23 @@ class BookingSaga:
                 return "", refused, fee if refused else None
             await self._void(booking, "cancel_void", booking.payment_id, "cancelled")
         return "", "", None
+
+    async def _refund_the_rest(self, booking: Booking) -> str:
+        """Part of the payment was refunded outside the booking (a host's or an agent's goodwill
+        refund), so less is left than the cancellation returns: refund what is left, once (its
+        request id names the amount; a retry after it went through finds nothing left)."""
+        payments = await self.d.payments.payments_by_booking([booking.id])
+        paid = next(p for p in payments.get(booking.id, []) if p.id == booking.payment_id)
+        left = min(paid.captured_minor - paid.refunded_minor, booking.cancellation.refund_minor)
+        if left <= 0:
+            return ""
+        refund_id, _ = await self.d.payments.refund(
+            derived_request_id(booking.id, f"refund:rest:{left}"),
+            booking.payment_id,
+            Money(left, booking.price.currency),
+            "booking_cancelled",
+        )
+        return refund_id
 
     async def _capture_owed(self, booking: Booking, step: str, amount: Money) -> str:
         """Capture what the booking owes (a no-show fee, a completed stay, a cancellation fee); the

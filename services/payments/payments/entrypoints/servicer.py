@@ -77,6 +77,7 @@ class PaymentServicer(payments_pb2_grpc.PaymentServiceServicer):
         return m.payment_to_proto(await to_completion(handlers.void_payment(self.deps, command)))
 
     async def RefundPayment(self, request: pb.RefundPaymentRequest, context) -> pb.RefundPaymentResponse:
+        handlers.require_refunder(current_caller.get())
         command = handlers.RefundPayment(
             request_id=require_request_id(request.request_id),
             payment_id=require_uuid(request.payment_id, "payment_id"),

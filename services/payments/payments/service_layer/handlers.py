@@ -445,6 +445,13 @@ async def _finish_operation(
 # ---- RefundPayment -------------------------------------------------------------------------------
 
 
+def require_refunder(caller: Caller | None) -> None:
+    """Refunds come from the platform (the booking service; the gateway for a booking's host, whom
+    only it can tell) or an agent; a payer never refunds their own payment."""
+    if caller is not None and caller.user_id and not caller.is_privileged:
+        raise PermissionDenied("only agents and the platform may refund a payment", reason="NOT_ALLOWED_TO_REFUND")
+
+
 async def refund_payment(deps: Deps, cmd: RefundPayment) -> tuple[Refund, Payment]:
     """Return all or part of what was captured; several refunds never exceed the captured amount."""
     _require_reason(cmd.reason)
