@@ -32,6 +32,7 @@ from reserva.booking.v1 import booking_pb2 as bpb
 from reserva.booking.v1 import booking_pb2_grpc
 from reserva.booking.v1 import events_pb2 as booking_events
 from reserva.events.v1 import envelope_pb2
+from reserva.type.v1 import types_pb2
 
 B = bpb.Booking
 
@@ -312,3 +313,34 @@ async def test_booking_stats_count_by_day_and_status_with_rate_and_revenue(bstub
 async def test_booking_stats_refuse_bad_windows_and_zones(bstub, request_, reason):
     error = await fail(As(bstub, user("host")).GetBookingStats(request_(future_hour())))
     assert refused(error) == ("INVALID_ARGUMENT", reason), error_info(error)
+
+
+async def test_a_reschedule_that_would_cost_more_or_change_currency_is_refused_for_a_deposit_too(bstub, astub):
+    """The card was authorized for the booking's price: a deposit's remainder, captured when the
+    booking ends, could not exceed it (the end would fail for ever), nor be in another currency."""
+    from google.protobuf import field_mask_pb2
+
+    host, client = user("host"), user()
+    place = await make_place(
+        astub, host, deposit_policy=apb.DepositPolicy(kind=apb.DepositPolicy.DEPOSIT_PERCENT, percent=30)
+    )
+    start = future_hour(days=44)
+    booking = await As(bstub, client).CreateBooking(create_request(place.id, (start, start + timedelta(hours=1))))
+    assert booking.status == B.CONFIRMED and booking.payment_status == B.PAYMENT_STATUS_AUTHORIZED
+    three_hours = [trange(start, start + timedelta(hours=3))]
+    longer = bpb.RescheduleBookingRequest(request_id=rid(), id=booking.id, ranges=three_hours)
+    assert refused(await fail(As(bstub, client).RescheduleBooking(longer))) == (
+        "FAILED_PRECONDITION",
+        "PRICE_INCREASE_NOT_SUPPORTED",
+    )
+
+    patch = apb.Place(id=place.id, price_per_hour=types_pb2.Money(amount_minor=1000, currency_code="USD"))
+    mask = field_mask_pb2.FieldMask(paths=["price_per_hour"])
+    await As(astub, host).UpdatePlace(apb.UpdatePlaceRequest(request_id=rid(), place=patch, update_mask=mask))
+    later = start + timedelta(days=1)
+    next_day = [trange(later, later + timedelta(hours=1))]
+    moved = bpb.RescheduleBookingRequest(request_id=rid(), id=booking.id, ranges=next_day)
+    changed = await fail(As(bstub, client).RescheduleBooking(moved))
+    assert refused(changed) == ("FAILED_PRECONDITION", "CURRENCY_CHANGED")
+    unchanged = await As(bstub, client).GetBooking(bpb.GetBookingRequest(id=booking.id))
+    assert unchanged.ranges[0].start_time.seconds == int(start.timestamp()) and unchanged.price.currency_code == "EUR"

@@ -515,7 +515,15 @@ async def reschedule_booking(
         raise IllegalStatusTransition("CONFIRMED (a change is in progress)", "CONFIRMED", "reschedule")
     place = await deps.availability.get_place(booking.place_id)
     new_price = model.quote_price(place, new_ranges, booking.units)
-    if new_price.amount_minor > booking.price.amount_minor and booking.deposit_policy.prepaid:
+    if new_price.currency != booking.price.currency:
+        raise FailedPrecondition(
+            f"the place is now priced in {new_price.currency}, the booking was paid in {booking.price.currency}; "
+            "cancel it and book anew",
+            reason="CURRENCY_CHANGED",
+        )
+    # Whatever the deposit policy: the card was authorized for the booking's price, and a deposit's
+    # remainder captured at the end could not exceed it.
+    if new_price.amount_minor > booking.price.amount_minor:
         raise FailedPrecondition(
             "the new ranges cost more than the booking; book them separately", reason="PRICE_INCREASE_NOT_SUPPORTED"
         )
