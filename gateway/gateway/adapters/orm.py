@@ -2,10 +2,12 @@
 
 import sqlalchemy as sa
 
+from gateway.domain.model import RevocationReason
 from kit.db import schema_metadata
 
 SCHEMA = "identity"
 metadata = schema_metadata(SCHEMA)
+REVOCATION_REASONS = tuple(reason.value for reason in RevocationReason)
 
 users = sa.Table(
     "users",
@@ -24,7 +26,9 @@ users = sa.Table(
 )
 
 # Refresh tokens are stored as SHA-256 digests only; a token is usable once (rotation) and
-# revoked on logout, password or role change, and deactivation.
+# revoked on logout, password or role change, and deactivation. `revoked_reason` says which
+# (model.RevocationReason): only a rotated token presented again ends the user's other sessions.
+# Tokens revoked before identity_0005 have none.
 refresh_tokens = sa.Table(
     "refresh_tokens",
     metadata,
@@ -33,7 +37,12 @@ refresh_tokens = sa.Table(
     sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
     sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("revoked_at", sa.DateTime(timezone=True)),
+    sa.Column("revoked_reason", sa.String(24)),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.CheckConstraint(
+        f"revoked_reason IS NULL OR (revoked_at IS NOT NULL AND revoked_reason IN {REVOCATION_REASONS})",
+        name="revoked_reason",
+    ),
 )
 
 # Calendar feed links: the digest of a secret that lets a calendar app read one place's iCalendar

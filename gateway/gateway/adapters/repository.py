@@ -11,7 +11,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.adapters.orm import calendar_feeds, contact_shares, refresh_tokens, users
-from gateway.domain.model import ContactShare, User, UserFilter, UserStats
+from gateway.domain.model import ContactShare, RevocationReason, User, UserFilter, UserStats
 
 
 def _to_user(row) -> User:
@@ -158,18 +158,21 @@ class SqlAlchemyRefreshTokenRepository:
         query = sa.select(refresh_tokens).where(refresh_tokens.c.token_hash == token_hash).with_for_update()
         return (await self.session.execute(query)).one_or_none()
 
-    async def revoke(self, token_id: str) -> None:
+    async def revoke(self, token_id: str, reason: RevocationReason) -> None:
+        """Revoke one token, unless already revoked (its first reason stays)."""
         await self.session.execute(
             sa.update(refresh_tokens)
             .where(refresh_tokens.c.id == token_id, refresh_tokens.c.revoked_at.is_(None))
-            .values(revoked_at=sa.func.now())
+            .values(revoked_at=sa.func.now(), revoked_reason=reason.value)
         )
 
-    async def revoke_all_of(self, user_ids: list[str]) -> None:
+    async def revoke_all_of(self, user_ids: list[str], reason: RevocationReason) -> None:
+        """Revoke the users' live tokens; those revoked already keep their reason (a rotated one
+        stays a reuse if it comes back)."""
         await self.session.execute(
             sa.update(refresh_tokens)
             .where(refresh_tokens.c.user_id.in_(user_ids), refresh_tokens.c.revoked_at.is_(None))
-            .values(revoked_at=sa.func.now())
+            .values(revoked_at=sa.func.now(), revoked_reason=reason.value)
         )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from enum import StrEnum
 
 from gateway.domain.errors import InvalidUserField, RoleNotAllowed
 from kit.timezones import iana_zone
@@ -62,6 +63,41 @@ class ContactShare:
 def shares_contact_details(before: User, after: User) -> bool:
     """Notifications keeps the locale, time zone and roles too (to write and route messages)."""
     return (before.locale, before.time_zone, before.roles) != (after.locale, after.time_zone, after.roles)
+
+
+class RevocationReason(StrEnum):
+    """Why a refresh token stopped working."""
+
+    ROTATED = "rotated"  # traded for a new pair
+    LOGOUT = "logout"
+    CREDENTIALS_CHANGED = "credentials_changed"
+    ROLES_CHANGED = "roles_changed"
+    DEACTIVATED = "deactivated"
+    REUSE_DETECTED = "reuse_detected"  # a rotated token of the user came back: every session ended
+
+
+def is_reuse(revoked_because: str | None) -> bool:
+    """Whether presenting this revoked refresh token again is a sign of theft. Only a rotated token
+    is: its owner already holds the pair it was traded for, so someone else has a copy. A token
+    ended by logout, a password or role change or a deactivation is merely stale (a second device
+    that has not heard yet), and ending the user's newer sessions for it would be wrong.
+
+    Tokens revoked before the reason was recorded (identity_0005) have none and count as reuse, as
+    every revoked token did before: which of them were rotated is unknown, a rotated one may be a
+    stolen copy, and a false alarm only costs the user one more login."""
+    return revoked_because is None or revoked_because == RevocationReason.ROTATED
+
+
+def sessions_end_because(before: User, after: User, password_changed: bool) -> RevocationReason | None:
+    """Why a change of the user ends their sessions (the tokens carry the old credentials, roles or
+    active flag), or None when they may go on."""
+    if not after.active:
+        return RevocationReason.DEACTIVATED
+    if password_changed:
+        return RevocationReason.CREDENTIALS_CHANGED
+    if after.roles != before.roles:
+        return RevocationReason.ROLES_CHANGED
+    return None
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from gateway.domain.errors import (
     InvalidRefreshToken,
     UserNotFound,
 )
-from gateway.domain.model import ContactShare, ProfileChanges, User, UserFilter, UserStats
+from gateway.domain.model import ContactShare, ProfileChanges, RevocationReason, User, UserFilter, UserStats
 from gateway.service_layer.unit_of_work import IdentityUnitOfWork
 from kit.errors import ReservaError
 
@@ -142,15 +142,18 @@ async def rotate_refresh_token(deps: IdentityDeps, refresh_token: str) -> TokenP
             raise InvalidRefreshToken()
         user_id = str(row.user_id)
         if row.revoked_at is not None:
+            if not model.is_reuse(row.revoked_reason):
+                # Ended by a logout or a change of the user: stale, not stolen; refused, nothing more.
+                raise InvalidRefreshToken()
             # Reuse of a rotated token means it leaked: end every session of the user.
-            await uow.refresh_tokens.revoke_all_of([user_id])
+            await uow.refresh_tokens.revoke_all_of([user_id], RevocationReason.REUSE_DETECTED)
             await uow.commit()
             await deps.revocations.revoke_users([user_id])
             raise InvalidRefreshToken()
         user = await uow.users.get(user_id)
         if row.expires_at <= deps.clock() or user is None or not user.active:
             raise InvalidRefreshToken()
-        await uow.refresh_tokens.revoke(str(row.id))
+        await uow.refresh_tokens.revoke(str(row.id), RevocationReason.ROTATED)
         pair = await _issue(deps, uow, user)
         await uow.commit()
     return pair
@@ -162,7 +165,7 @@ async def revoke_session(deps: IdentityDeps, refresh_token: str | None, access_c
         async with deps.uow() as uow:
             row = await uow.refresh_tokens.get_for_update(deps.digest(refresh_token))
             if row is not None and str(row.user_id) == access_claims.user_id:
-                await uow.refresh_tokens.revoke(str(row.id))
+                await uow.refresh_tokens.revoke(str(row.id), RevocationReason.LOGOUT)
                 await uow.commit()
     await deps.revocations.revoke_token(access_claims)
 
@@ -202,14 +205,14 @@ async def update_user(
         if active is not None:
             updated = updated.with_changes(active=active)
         # New credentials, roles or a deactivation end the sessions that carry the old ones.
-        ends_sessions = password_hash is not None or updated.roles != user.roles or not updated.active
+        ended_because = model.sessions_end_because(user, updated, password_changed=password_hash is not None)
         saved = await uow.users.update(updated)
-        if ends_sessions:
-            await uow.refresh_tokens.revoke_all_of([user_id])
+        if ended_because is not None:
+            await uow.refresh_tokens.revoke_all_of([user_id], ended_because)
         if model.shares_contact_details(user, saved):
             await uow.contact_shares.mark([user_id], with_email=False, first_attempt_after=deps.contact_retry_after)
         await uow.commit()
-    if ends_sessions:
+    if ended_because is not None:
         await deps.revocations.revoke_users([user_id])
     return saved
 
@@ -238,7 +241,7 @@ async def bulk_set_active(deps: IdentityDeps, user_ids: list[str], active: bool,
         async with deps.uow() as uow:
             ids = await uow.users.set_active(batch, active)
             if ids and not active:
-                await uow.refresh_tokens.revoke_all_of(ids)
+                await uow.refresh_tokens.revoke_all_of(ids, RevocationReason.DEACTIVATED)
             await uow.commit()
         if ids and not active:
             await deps.revocations.revoke_users(ids)
@@ -254,7 +257,7 @@ async def bulk_set_roles(deps: IdentityDeps, user_ids: list[str], roles: frozens
         async with deps.uow() as uow:
             ids = await uow.users.set_roles(batch, roles)
             if ids:
-                await uow.refresh_tokens.revoke_all_of(ids)
+                await uow.refresh_tokens.revoke_all_of(ids, RevocationReason.ROLES_CHANGED)
                 # No request waits on these: the retry worker tells notifications.
                 await uow.contact_shares.mark(ids, with_email=False, first_attempt_after=timedelta())
             await uow.commit()

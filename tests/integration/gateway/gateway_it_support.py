@@ -27,3 +27,12 @@ def settings_with_peers_down(settings_for, **overrides) -> GatewaySettings:
     """The gateway's settings for these tests: a free port, every service down."""
     peers = {f"{name}_addr": DOWN for name in ("availability", "booking", "payments", "notifications")}
     return settings_for("gateway", GatewaySettings, http_port=0, **peers, **overrides)
+
+
+async def assert_session_works(http: httpx.AsyncClient, session: dict) -> None:
+    """The session's access token reads the profile, its refresh token rotates, and the new pair works."""
+    me = await http.get("/v1/users/me", headers=auth(session))
+    assert me.status_code == 200, me.text
+    rotated = await http.post("/v1/auth/refresh", json={"refresh_token": session["refresh_token"]})
+    assert rotated.status_code == 200, rotated.text
+    assert (await http.get("/v1/users/me", headers=auth(rotated.json()))).status_code == 200

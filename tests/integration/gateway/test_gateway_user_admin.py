@@ -4,7 +4,7 @@ bulk operations in batches, statistics by aggregate SQL."""
 import uuid
 
 import pytest
-from gateway_it_support import auth, register
+from gateway_it_support import assert_session_works, auth, register
 
 pytestmark = pytest.mark.asyncio
 
@@ -57,6 +57,37 @@ async def test_a_deactivated_user_can_neither_use_the_token_nor_log_in(http, age
     assert (await http.get("/v1/users/me", headers=auth(user))).status_code == 401
     login = await http.post("/v1/auth/token", json={"email": user["email"], "password": user["password"]})
     assert login.status_code == 401
+
+
+async def _deactivate_and_reactivate(http, agent, user_id):
+    off = await http.post(f"/v1/users/{user_id}:deactivate", headers=auth(agent))
+    assert off.status_code == 200
+    on = await http.patch(f"/v1/users/{user_id}", json={"active": True}, headers=auth(agent))
+    assert on.status_code == 200 and on.json()["active"] is True
+
+
+async def _bulk_deactivate_and_reactivate(http, agent, user_id):
+    for verb in ("bulkDeactivate", "bulkActivate"):
+        done = await http.post(f"/v1/users:{verb}", json={"user_ids": [user_id]}, headers=auth(agent))
+        assert done.status_code == 200 and done.json()["changed"] == 1
+
+
+async def _bulk_set_roles(http, agent, user_id):
+    body = {"user_ids": [user_id], "roles": ["client", "host"]}
+    done = await http.post("/v1/users:bulkSetRoles", json=body, headers=auth(agent))
+    assert done.status_code == 200 and done.json()["changed"] == 1
+
+
+@pytest.mark.parametrize("end_sessions", [_deactivate_and_reactivate, _bulk_deactivate_and_reactivate, _bulk_set_roles])
+async def test_a_refresh_token_an_agent_revoked_is_refused_and_the_next_session_lives_on(http, agent, end_sessions):
+    user = await register(http)
+    await end_sessions(http, agent, user["id"])
+    login = await http.post("/v1/auth/token", json={"email": user["email"], "password": user["password"]})
+    assert login.status_code == 200
+    # The old token is refused; presenting it is no sign of theft, so the new session is kept.
+    stale = await http.post("/v1/auth/refresh", json={"refresh_token": user["refresh_token"]})
+    assert stale.status_code == 401 and stale.json()["code"] == "INVALID_REFRESH_TOKEN"
+    await assert_session_works(http, login.json())
 
 
 async def test_bulk_deactivation_runs_in_batches_and_ignores_unknown_ids(http, agent):

@@ -36,3 +36,19 @@ def test_profile_changes_are_validated_and_applied():
     assert caught.value.reason == "INVALID_TIME_ZONE"
     with pytest.raises(InvalidUserField):
         model.apply_profile(user, model.ProfileChanges(locale="not a locale"))
+
+
+def test_only_a_rotated_refresh_token_presented_again_is_a_reuse():
+    assert model.is_reuse(model.RevocationReason.ROTATED)
+    for stale in ("logout", "credentials_changed", "roles_changed", "deactivated", "reuse_detected"):
+        assert not model.is_reuse(stale), stale
+    assert model.is_reuse(None)  # revoked before reasons were recorded: maybe rotated, so still a reuse
+
+
+def test_sessions_end_for_a_deactivation_a_new_password_or_new_roles():
+    user = model.User(id="1", email="a@b.cd", name="A", roles=frozenset({"client"}), password_hash="h")
+    why = model.sessions_end_because
+    assert why(user, user.with_changes(name="B"), password_changed=False) is None
+    assert why(user, user.with_changes(roles=frozenset({"host"})), password_changed=False) == "roles_changed"
+    assert why(user, user, password_changed=True) == "credentials_changed"
+    assert why(user, user.with_changes(active=False), password_changed=True) == "deactivated"
