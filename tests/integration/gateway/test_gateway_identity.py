@@ -4,7 +4,7 @@ profiles, and the agents' user management."""
 import uuid
 
 import pytest
-from gateway_it_support import auth, register
+from gateway_it_support import assert_session_works, auth, register
 
 pytestmark = pytest.mark.asyncio
 
@@ -63,6 +63,8 @@ async def test_requests_without_or_with_a_forged_token_are_401(http):
 
 async def test_a_refresh_token_is_rotated_and_its_reuse_ends_every_session(http):
     user = await register(http)
+    login = await http.post("/v1/auth/token", json={"email": user["email"], "password": user["password"]})
+    other = login.json()
     first = await http.post("/v1/auth/refresh", json={"refresh_token": user["refresh_token"]})
     assert first.status_code == 200
     rotated = first.json()
@@ -72,6 +74,9 @@ async def test_a_refresh_token_is_rotated_and_its_reuse_ends_every_session(http)
     # The reuse revoked the family: the rotated token and its access token no longer work.
     assert (await http.post("/v1/auth/refresh", json={"refresh_token": rotated["refresh_token"]})).status_code == 401
     assert (await http.get("/v1/users/me", headers=auth(rotated))).status_code == 401
+    # And so are the user's other sessions.
+    assert (await http.post("/v1/auth/refresh", json={"refresh_token": other["refresh_token"]})).status_code == 401
+    assert (await http.get("/v1/users/me", headers=auth(other))).status_code == 401
 
 
 async def test_logout_revokes_the_access_token_and_the_refresh_token(http):
@@ -104,3 +109,27 @@ async def test_a_password_change_ends_other_sessions_and_the_new_password_works(
     assert (await http.get("/v1/users/me", headers=auth(user))).status_code == 401
     login = await http.post("/v1/auth/token", json={"email": user["email"], "password": "a brand new secret"})
     assert login.status_code == 200
+
+
+async def test_after_a_password_change_the_old_refresh_token_is_refused_and_the_new_session_lives_on(http):
+    phone = await register(http)
+    changed = await http.patch("/v1/users/me", json={"password": "a brand new secret"}, headers=auth(phone))
+    assert changed.status_code == 200
+    login = await http.post("/v1/auth/token", json={"email": phone["email"], "password": "a brand new secret"})
+    laptop = login.json()
+    # The phone still holds the token the password change revoked: refused, but not taken for a
+    # stolen one, so the laptop's new session is left alone.
+    stale = await http.post("/v1/auth/refresh", json={"refresh_token": phone["refresh_token"]})
+    assert stale.status_code == 401 and stale.json()["code"] == "INVALID_REFRESH_TOKEN"
+    await assert_session_works(http, laptop)
+
+
+async def test_a_logged_out_refresh_token_is_refused_and_the_other_sessions_live_on(http):
+    phone = await register(http)
+    login = await http.post("/v1/auth/token", json={"email": phone["email"], "password": phone["password"]})
+    laptop = login.json()
+    out = await http.post("/v1/auth/logout", json={"refresh_token": phone["refresh_token"]}, headers=auth(phone))
+    assert out.status_code == 204
+    stale = await http.post("/v1/auth/refresh", json={"refresh_token": phone["refresh_token"]})
+    assert stale.status_code == 401 and stale.json()["code"] == "INVALID_REFRESH_TOKEN"
+    await assert_session_works(http, laptop)
