@@ -78,6 +78,28 @@ async def test_a_reminder_fires_once_and_a_cancelled_bookings_reminder_never_doe
         assert [m["Subject"] for m in dropped_mail if m["Subject"].startswith("Reminder")] == []
 
 
+async def test_a_cancellation_handled_before_its_confirmation_leaves_the_booking_without_reminders(
+    service, redis, namespace
+):
+    client, host = str(uuid.uuid4()), str(uuid.uuid4())
+    gone, kept = booking_confirmed(client, host), booking_confirmed(client, host)
+    cancellation = booking_events.BookingCancelled(
+        booking_id=gone.booking_id, client_id=client, host_id=host, place_id=gone.place_id, ranges=gone.ranges
+    )
+    # The order of a confirmation that failed, was reclaimed after its cancellation went through,
+    # or was replayed from a dead letter after it.
+    await publish(redis, namespace, "booking", envelope("booking.cancelled", cancellation, gone.booking_id))
+    await publish(redis, namespace, "booking", envelope("booking.confirmed", gone, gone.booking_id))
+    last = await publish(redis, namespace, "booking", envelope("booking.confirmed", kept, kept.booking_id))
+    await wait_until(lambda: consumed_through(redis, f"{namespace}:events:booking", last))
+
+    async with service.notifier.services.uow() as uow:
+        gone_rows = await uow.reminders.for_booking(gone.booking_id)
+        kept_rows = await uow.reminders.for_booking(kept.booking_id)
+    assert gone_rows == []
+    assert sorted((r.offset_s, status) for r, status in kept_rows) == [(3600, "pending"), (86400, "pending")]
+
+
 class _Receiver(BaseHTTPRequestHandler):
     received: list = []
     status = 204

@@ -114,6 +114,18 @@ reminders = Table(
     Index("ix_reminders_due", "due_at", postgresql_where=text("status = 'pending'")),
 )
 
+# One row per booking whose reminders were planned or cancelled. Planning and cancelling lock it
+# first, so the two never interleave for one booking; `ended_by` is the tombstone that keeps a late
+# booking.confirmed or booking.rescheduled (redelivered after a failure, replayed from a dead letter)
+# from planning reminders for a booking already cancelled, expired or marked a no-show.
+reminder_bookings = Table(
+    "reminder_bookings",
+    metadata,
+    Column("booking_id", UUID(as_uuid=False), primary_key=True),
+    Column("ended_by", String(100)),
+    Column("ended_at", DateTime(timezone=True)),
+)
+
 announcements = Table(
     "announcements",
     metadata,

@@ -285,6 +285,27 @@ class SqlAlchemyReminderRepository:
             statement = statement.on_conflict_do_nothing(index_elements=keys)
         await self.session.execute(statement)
 
+    async def lock_booking(self, booking_id: str) -> str | None:
+        """Locks the booking's row (creating it) until the transaction ends; returns the event type
+        that ended the booking, None while it lives."""
+        t = orm.reminder_bookings
+        statement = pg_insert(t).values(booking_id=booking_id)
+        statement = statement.on_conflict_do_update(
+            index_elements=["booking_id"], set_={"booking_id": statement.excluded.booking_id}
+        ).returning(t.c.ended_by)
+        return (await self.session.execute(statement)).scalar_one()
+
+    async def end_booking(self, booking_id: str, ended_by: str, now: datetime) -> None:
+        """Records the booking's end (the first one counts), locking its row like `lock_booking`."""
+        t = orm.reminder_bookings
+        statement = pg_insert(t).values(booking_id=booking_id, ended_by=ended_by, ended_at=now)
+        statement = statement.on_conflict_do_update(
+            index_elements=["booking_id"],
+            set_={"ended_by": statement.excluded.ended_by, "ended_at": statement.excluded.ended_at},
+            where=t.c.ended_by.is_(None),
+        )
+        await self.session.execute(statement)
+
     async def cancel_for_booking(self, booking_id: str) -> int:
         t = orm.reminders
         result = await self.session.execute(

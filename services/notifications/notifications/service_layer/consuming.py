@@ -62,8 +62,13 @@ def _renderer(svc: Services, event_type: str, context: dict):
 
 
 async def _update_reminders(svc: Services, uow, event: IncomingEvent, now) -> None:
+    # Both branches lock the booking's row before touching its reminders: a cancellation waits for a
+    # planning in flight and then sees its reminders, and a planning that comes after the booking's
+    # end (in any order of delivery) plans nothing.
     booking_id = str(event.facts.get("booking_id") or "")
     if event.event_type in REMINDER_PLANNING and event.booking_start:
+        if await uow.reminders.lock_booking(booking_id) is not None:
+            return
         client = event.participants[CLIENT]
         planned = reminders_for(
             booking_id,
@@ -78,6 +83,7 @@ async def _update_reminders(svc: Services, uow, event: IncomingEvent, now) -> No
             await uow.reminders.cancel_for_booking(booking_id)
         await uow.reminders.add_all(planned, rearm=event.event_type == "booking.rescheduled")
     elif event.event_type in REMINDER_CANCELLING and booking_id:
+        await uow.reminders.end_booking(booking_id, event.event_type, now)
         await uow.reminders.cancel_for_booking(booking_id)
 
 
