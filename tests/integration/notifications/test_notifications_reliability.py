@@ -4,6 +4,7 @@ an operator lists and replays."""
 
 import uuid
 
+import asyncpg
 import grpc
 import pytest
 from notifications_support import (
@@ -20,7 +21,9 @@ from notifications_support import (
 from sqlalchemy import text
 
 from kit.grpc_client import error_from_rpc
+from kit.provision import admin_dsn
 from notifications.adapters.smtp_sink import free_port
+from reserva.booking.v1 import events_pb2 as booking_events
 from reserva.notifications.v1 import notifications_pb2 as pb
 from reserva.notifications.v1 import notifications_pb2_grpc
 from reserva.payments.v1 import events_pb2 as payment_events
@@ -207,6 +210,62 @@ async def test_an_event_failing_every_attempt_is_dead_lettered_and_replays_once_
     assert error_from_rpc(again.value).reason == "DEAD_LETTER_ALREADY_REPLAYED"
     remaining = await stub.ListDeadLetters(pb.ListDeadLettersRequest(event_type="booking.confirmed"), metadata=AGENT)
     assert letter.id not in [d.id for d in remaining.dead_letters]
+
+
+async def test_a_failing_event_holds_back_the_later_events_of_its_booking_but_not_of_others(
+    notifications_factory, redis, namespace, infra, database
+):
+    service = await notifications_factory(max_event_attempts=20)
+    stream = f"{namespace}:events:booking"
+    client, host = str(uuid.uuid4()), str(uuid.uuid4())
+    stuck, other = booking_confirmed(client, host), booking_confirmed(client, host)
+    cancellation = booking_events.BookingCancelled(
+        booking_id=stuck.booking_id, client_id=client, host_id=host, place_id=stuck.place_id, ranges=stuck.ranges
+    )
+    confirmation_id = str(uuid.uuid4())
+    # Another connection holds the confirmation's dedupe row uncommitted: each attempt to handle it
+    # runs into the service's lock timeout.
+    blocker = await asyncpg.connect(admin_dsn(infra.admin_database_url, database))
+    try:
+        blocking = blocker.transaction()
+        await blocking.start()
+        await blocker.execute(
+            "INSERT INTO notifications.processed_events (event_id, event_type) VALUES ($1, 'x')", confirmation_id
+        )
+        confirmed = envelope("booking.confirmed", stuck, stuck.booking_id, confirmation_id)
+        first = await publish(redis, namespace, "booking", confirmed)
+        cancelled = await publish(
+            redis, namespace, "booking", envelope("booking.cancelled", cancellation, stuck.booking_id)
+        )
+        last = await publish(redis, namespace, "booking", envelope("booking.confirmed", other, other.booking_id))
+
+        async def pending() -> dict[str, int]:
+            rows = await redis.xpending_range(stream, "notifications", min="-", max="+", count=100)
+            return {row["message_id"].decode(): row["times_delivered"] for row in rows}
+
+        # The confirmation failed, was reclaimed and failed again: the batch that read the
+        # cancellation is long done, and the other booking went through meanwhile.
+        await wait_until(lambda: _delivered_at_least(pending, first, 2))
+        assert last not in await pending()
+        assert await _reminder_states(service, other.booking_id) == ["pending", "pending"]
+        assert cancelled in await pending()
+        assert await _reminder_states(service, stuck.booking_id) == []
+        await blocking.rollback()
+    finally:
+        await blocker.close()
+
+    # The confirmation goes through, then the cancellation behind it: no reminder is left to fire.
+    await wait_until(lambda: consumed_through(redis, stream, last))
+    assert await _reminder_states(service, stuck.booking_id) == ["cancelled", "cancelled"]
+
+
+async def _delivered_at_least(pending, message_id: str, times: int) -> bool:
+    return (await pending()).get(message_id, 0) >= times
+
+
+async def _reminder_states(service, booking_id: str) -> list[str]:
+    async with service.notifier.services.uow() as uow:
+        return sorted(status for _, status in await uow.reminders.for_booking(booking_id))
 
 
 async def test_only_operators_see_dead_letters(stub):

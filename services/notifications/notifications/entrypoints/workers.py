@@ -74,6 +74,9 @@ class EventConsumer:
         self.on_recorded = on_recorded
         self.concurrency = concurrency
         self._last_error: dict[tuple[str, str], str] = {}
+        # Lane -> (stream, message id) of its event that failed and is still pending: the lane's
+        # later events are left pending too until that one is acknowledged or dead-lettered.
+        self._held: dict[str, tuple[str, str]] = {}
 
     async def ensure_groups(self) -> None:
         for stream in self.streams:
@@ -119,21 +122,34 @@ class EventConsumer:
 
     async def handle_all(self, items: list[tuple[str, str, dict, int]]) -> None:
         """Handles a batch concurrently in lanes, one lane per aggregate, so that the events of one
-        booking keep their stream order (a cancellation never overtakes its confirmation)."""
+        booking keep their stream order (a cancellation never overtakes its confirmation). A lane
+        stops at an event that fails and stays pending: the aggregate's later events, in this batch
+        and the next ones, stay pending behind it until it is settled, and are reclaimed after it."""
         lanes: dict[str, list] = defaultdict(list)
         for item in items:
             lanes[_lane(item[2], item[1])].append(item)
         gate = asyncio.Semaphore(self.concurrency)
 
-        async def run_lane(lane: list) -> None:
+        async def run_lane(key: str, lane: list) -> None:
             async with gate:
                 for stream, message_id, fields, delivered in lane:
-                    await self.handle(stream, message_id, fields, delivered)
+                    held = self._held.get(key)
+                    if held is not None and held != (stream, message_id):
+                        return  # an earlier event of this aggregate is pending: the rest waits
+                    if await self.handle(stream, message_id, fields, delivered):
+                        self._held.pop(key, None)
+                    else:
+                        self._held[key] = (stream, message_id)
+                        return
 
-        await asyncio.gather(*(run_lane(lane) for lane in lanes.values()))
+        await asyncio.gather(*(run_lane(key, lane) for key, lane in lanes.items()))
 
     async def reclaim(self) -> int:
-        """Takes over messages idle past `claim_idle_ms`, whoever held them, and retries them."""
+        """Takes over messages idle past `claim_idle_ms`, whoever held them, and retries them.
+        XAUTOCLAIM scans the pending entries in ID order, so an aggregate's events come back in
+        stream order, its failed event first; a later event that comes back without it (retried
+        again meanwhile, so not idle long enough yet) stays pending behind its hold."""
+        await self._release_settled_holds()
         handled = 0
         for stream in self.streams:
             start = "0-0"
@@ -157,6 +173,19 @@ class EventConsumer:
                 start = next_start
         return handled
 
+    async def _release_settled_holds(self) -> None:
+        """Forgets the holds whose failed event is no longer pending in the group: another consumer
+        took it over and acknowledged or dead-lettered it. One still pending anywhere keeps its hold."""
+        if not self._held:
+            return
+        holds = list(self._held.items())
+        pipe = self.redis.pipeline(transaction=False)
+        for _, (stream, message_id) in holds:
+            pipe.xpending_range(stream, self.group, min=message_id, max=message_id, count=1)
+        for (key, held), rows in zip(holds, await pipe.execute(), strict=True):
+            if not rows and self._held.get(key) == held:
+                del self._held[key]
+
     async def _delivery_counts(self, stream: str, ids: list[str]) -> dict[str, int]:
         if not ids:
             return {}
@@ -169,38 +198,41 @@ class EventConsumer:
                 counts[_text(row["message_id"])] = int(row["times_delivered"])
         return counts
 
-    async def handle(self, stream: str, message_id: str, fields: dict, delivered: int) -> None:
+    async def handle(self, stream: str, message_id: str, fields: dict, delivered: int) -> bool:
         """Process one event in a consumer span that continues the trace of the request whose
-        transaction wrote the event (the outbox stores its trace context in the envelope)."""
+        transaction wrote the event (the outbox stores its trace context in the envelope). True once
+        the message is settled (acknowledged, or dead-lettered); False if it stays pending."""
         raw = fields.get(b"envelope", fields.get("envelope"))
         producer = propagate.extract(trace_context_of(raw)) if raw else None
         name = "process " + ":".join(stream.rsplit(":", 2)[-2:])  # e.g. "process events:booking"
         with _tracer.start_as_current_span(name, context=producer, kind=SpanKind.CONSUMER) as span:
             span.set_attribute("messaging.message.id", message_id)
-            await self._handle(stream, message_id, raw, delivered)
+            return await self._handle(stream, message_id, raw, delivered)
 
-    async def _handle(self, stream: str, message_id: str, raw: bytes | None, delivered: int) -> None:
+    async def _handle(self, stream: str, message_id: str, raw: bytes | None, delivered: int) -> bool:
         key = (stream, message_id)
         try:
             if raw is None:
                 raise EventRejected("MALFORMED_ENVELOPE", "the stream entry has no 'envelope' field")
             notes = await record_event(self.svc, decode(raw))
         except EventRejected as rejected:
-            await self._dead_letter(stream, message_id, raw or b"", str(rejected), delivered)
-            return
+            return await self._dead_letter(stream, message_id, raw or b"", str(rejected), delivered)
         except Exception as error:  # database trouble, a bug: leave it pending, retry after claim_idle
             code = f"PROCESSING_FAILED: {type(error).__name__}"
             self._last_error[key] = code
             log.warning("event processing failed", extra={"stream": stream, "id": message_id, "error": code})
             if delivered >= self.max_attempts:
-                await self._dead_letter(stream, message_id, raw, f"RETRIES_EXHAUSTED: last error {code}", delivered)
-            return
+                return await self._dead_letter(
+                    stream, message_id, raw, f"RETRIES_EXHAUSTED: last error {code}", delivered
+                )
+            return False
         await self.redis.xack(stream, self.group, message_id)
         self._last_error.pop(key, None)
         if notes:
             self.on_recorded()
+        return True
 
-    async def _dead_letter(self, stream: str, message_id: str, raw: bytes, error: str, attempts: int) -> None:
+    async def _dead_letter(self, stream: str, message_id: str, raw: bytes, error: str, attempts: int) -> bool:
         try:
             await record_dead_letter(
                 self.svc,
@@ -214,10 +246,11 @@ class EventConsumer:
             )
         except Exception:  # the database is down: keep the message pending, retry later
             log.exception("could not store a dead letter; the message stays pending")
-            return
+            return False
         await self.redis.xack(stream, self.group, message_id)
         self._last_error.pop((stream, message_id), None)
         log.warning("event dead-lettered", extra={"stream": stream, "id": message_id, "error": error[:200]})
+        return True
 
 
 async def _sleep_unless(stop: asyncio.Event, seconds: float, wake: asyncio.Event | None = None) -> None:
