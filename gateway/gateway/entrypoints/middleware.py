@@ -142,8 +142,10 @@ class EdgeMiddleware:
 
         await self.app(scope, receive, capture)
         status = captured["status"]
-        # Answers that depend on the moment (auth, limits, outages) are not replayed.
-        if status and status < 500 and status not in (401, 408, 429):
+        # Answers that depend on the moment (auth, limits, outages, "retry": a conflict or the same
+        # request still in flight, which carry Retry-After) are not replayed.
+        retry = any(name.lower() == "retry-after" for name, _ in captured["headers"])
+        if status and status < 500 and status not in (401, 408, 429) and not retry:
             await gateway.idempotency.put(
                 store_key, StoredResponse(fingerprint, status, captured["headers"], b"".join(captured["body"]))
             )

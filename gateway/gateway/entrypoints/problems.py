@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kit.db import sqlstate_of
 from kit.error_table import INTERNAL_MESSAGE, http_status_for
-from kit.errors import InvalidArgument, ReservaError, Unavailable
+from kit.errors import ErrorKind, InvalidArgument, ReservaError, Unavailable
 from kit.grpc_client import error_from_rpc
 from kit.interceptors import as_domain_error
 from reserva.availability.v1 import availability_pb2
@@ -67,6 +67,9 @@ def error_response(error: ReservaError, request: Request | None = None) -> Respo
         status = 412  # the client's precondition (its etag) no longer holds
     if status == 503:
         headers["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER_S)
+    if status == 409 and error.kind is ErrorKind.CONFLICT:
+        # Changed meanwhile, busy, or the same request still in flight: not an outcome, try again.
+        headers["Retry-After"] = "1"
     if status == 429:
         headers["Retry-After"] = str(error.metadata.get("retry_after", "1"))
     if status == 401:
