@@ -607,7 +607,9 @@ class SqlAlchemyReviewRepository:
         row = (await self.session.execute(select(t).where(t.c.place_id == place_id))).first()
         return (0, 0) if row is None else (row.rating_sum, row.rating_count)
 
-    async def list(self, place_id: str, include_hidden: bool, page_size: int, after: tuple | None) -> list[Review]:
+    async def list(
+        self, place_id: str, include_hidden: bool, page_size: int, after: tuple[datetime, str] | None
+    ) -> list[Review]:
         t = orm.reviews
         stmt = select(t).where(t.c.place_id == place_id)
         if not include_hidden:
@@ -616,7 +618,7 @@ class SqlAlchemyReviewRepository:
             stmt = stmt.where(
                 tuple_(t.c.created_at, t.c.id)
                 < tuple_(
-                    bindparam("a_t", datetime.fromisoformat(after[0]), type_=t.c.created_at.type),
+                    bindparam("a_t", after[0], type_=t.c.created_at.type),
                     bindparam("a_id", after[1], type_=t.c.id.type),
                 )
             )

@@ -43,6 +43,7 @@ from booking.domain.model import (
 from booking.service_layer.flows import BookingSaga, Deps
 from booking.service_layer.pagination import decode_page_token, encode_page_token
 from booking.service_layer.queries import ListQuery
+from kit import page_tokens
 from kit.db import with_retries
 from kit.errors import Conflict, FailedPrecondition, IdempotencyKeyReused, Unauthenticated, Unavailable
 from kit.identity import Caller
@@ -289,11 +290,12 @@ async def list_bookings(deps: Deps, caller: Caller, cmd: ListBookings) -> tuple[
             q.client_id = user
     filters = fingerprint(q.client_id, q.host_id, q.place_id, q.statuses, q.overlapping, q.order_field, q.descending)
     if cmd.page_token:
-        token = decode_page_token(cmd.page_token)
-        if token.get("f") != filters:
+        token_filters, value, after_id = decode_page_token(
+            cmd.page_token, f=page_tokens.text, v=page_tokens.aware_time, id=page_tokens.uuid_text
+        )
+        if token_filters != filters:
             raise invalid("INVALID_PAGE_TOKEN", "the page token belongs to other filters")
-        value = datetime.fromisoformat(token["v"])
-        q.after = (value, token["id"])
+        q.after = (value, after_id)
     async with deps.uow() as uow:
         rows = await uow.bookings.list(q)
     page, more = rows[: q.page_size], len(rows) > q.page_size
@@ -745,7 +747,7 @@ async def list_waitlist(deps: Deps, caller: Caller, place_id: str, client_id: st
     elif client_id != user and not caller.is_privileged:
         raise NotBookingParty()
     size = _page_size(page_size)
-    offset = int(decode_page_token(token)["o"]) if token else 0
+    (offset,) = decode_page_token(token, o=page_tokens.non_negative_int) if token else (0,)
     async with deps.uow() as uow:
         rows = await uow.waitlist.list(
             place_id, client_id, states or (WaitState.WAITING, WaitState.OFFERED), size, offset
@@ -849,8 +851,7 @@ async def list_reviews(deps: Deps, caller: Caller, place_id: str, include_hidden
     size = _page_size(page_size)
     after = None
     if token:
-        t = decode_page_token(token)
-        after = (t["t"], t["id"])
+        after = decode_page_token(token, t=page_tokens.aware_time, id=page_tokens.uuid_text)
     async with deps.uow() as uow:
         rows = await uow.reviews.list(place_id, include_hidden, size, after)
     page = rows[:size]
