@@ -1,18 +1,21 @@
 """Input the caller controls never makes booking answer INTERNAL. Page tokens are unsigned base64
 JSON: a caller can decode a token the service issued, edit it and send it back, or send a JSON
-value of any shape. Each such token is INVALID_ARGUMENT with reason INVALID_PAGE_TOKEN."""
+value of any shape. Each such token is INVALID_ARGUMENT with reason INVALID_PAGE_TOKEN; a series
+that would run past the end of the calendar is INVALID_ARGUMENT with reason INVALID_RECURRENCE."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from booking_support import (
     AGENT,
     As,
     booking_clock,
     create_request,
+    fail,
     future_hour,
     make_place,
+    refused,
     rid,
     trange,
     user,
@@ -124,3 +127,22 @@ async def test_an_edited_list_reviews_token_is_an_invalid_page_token(bstub, astu
 
     wrong = await wrong_answers(call, tokens)
     assert wrong == [], "\n".join(wrong)
+
+
+async def test_a_series_running_past_the_end_of_the_calendar_is_an_invalid_recurrence(bstub, astub):
+    place = await make_place(astub, user("host"))
+    for start, frequency in (
+        (datetime(9999, 12, 30, 10, tzinfo=UTC), bpb.Recurrence.DAILY),
+        (datetime(9999, 12, 20, 10, tzinfo=UTC), bpb.Recurrence.WEEKLY),
+        (datetime(9999, 12, 31, 22, tzinfo=UTC), bpb.Recurrence.DAILY),
+    ):
+        request = bpb.CreateRecurringBookingsRequest(
+            request_id=rid(),
+            place_id=place.id,
+            first_occurrence=trange(start, start + timedelta(hours=1)),
+            recurrence=bpb.Recurrence(frequency=frequency, count=3),
+            guests=1,
+            payment_method_token="tok_success",
+        )
+        error = await fail(As(bstub, user()).CreateRecurringBookings(request))
+        assert refused(error) == ("INVALID_ARGUMENT", "INVALID_RECURRENCE"), start

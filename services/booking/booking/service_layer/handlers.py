@@ -594,14 +594,22 @@ def occurrences(first: TimeRange, frequency: str, count: int, until: datetime | 
         raise invalid("INVALID_RECURRENCE", "recurrence.count must be 2-52")
     zone = iana_zone(tz) or UTC  # the place's zone, which availability has checked
     step = timedelta(days=1 if frequency == "daily" else 7)
-    local_start, length = first.start.astimezone(zone), first.duration
+    length = first.duration
     out: list[TimeRange] = []
-    for i in range(52):
-        naive = local_start.replace(tzinfo=None) + step * i
-        start = naive.replace(tzinfo=zone).astimezone(first.start.tzinfo)
-        if (count and i >= count) or (until is not None and start > until):
+    for i in range(count or 52):
+        try:
+            naive = first.start.astimezone(zone).replace(tzinfo=None) + step * i
+            start = naive.replace(tzinfo=zone).astimezone(first.start.tzinfo)
+            occurrence = TimeRange(start, start + length)
+        except OverflowError:  # past the year 9999: after any `until`, but no `count` gets there
+            if until is None:
+                raise invalid(
+                    "INVALID_RECURRENCE", "the recurrence runs past the end of the supported calendar (year 9999)"
+                ) from None
             break
-        out.append(TimeRange(start, start + length))
+        if until is not None and start > until:
+            break
+        out.append(occurrence)
     if len(out) < 2:
         raise invalid("INVALID_RECURRENCE", "the recurrence yields fewer than 2 occurrences")
     return out
