@@ -1,6 +1,8 @@
 """Places through the gateway: create, read, list and walk pages, update with If-Match, free
 slots, search, iCalendar, delete; and who may not touch someone else's place."""
 
+import uuid
+
 import pytest
 from gateway_e2e_support import agent, assert_problem, auth, new_place, new_user, place_body, slot
 
@@ -164,3 +166,18 @@ async def test_an_unknown_place_is_404_and_a_malformed_id_422(api):
         code="PLACE_NOT_FOUND",
     )
     assert_problem(await api.get("/v1/places/not-a-uuid", headers=auth(user)), 422)
+
+
+async def test_two_hosts_who_pick_the_same_idempotency_key_each_get_their_own_place(api):
+    """Services keep request ids across users; the gateway makes each caller's key their own."""
+    first, second = await new_user(api, "host"), await new_user(api, "host")
+    key = {"Idempotency-Key": f"my-place-{uuid.uuid4().hex[:8]}"}
+    body = place_body("INSTANT")
+    mine = await api.post("/v1/places", json=body, headers=auth(first) | key)
+    theirs = await api.post("/v1/places", json=body, headers=auth(second) | key)
+    assert mine.status_code == theirs.status_code == 201, (mine.text, theirs.text)
+    assert mine.json()["id"] != theirs.json()["id"]
+    assert (mine.json()["owner_id"], theirs.json()["owner_id"]) == (first["id"], second["id"])
+    # Each one's retry still answers their own place.
+    again = await api.post("/v1/places", json=body, headers=auth(second) | key)
+    assert again.json()["id"] == theirs.json()["id"]

@@ -54,6 +54,7 @@ class EdgeMiddleware:
                 )
 
         user_id = self._user_of(gateway, headers)
+        scope.setdefault("state", {})["caller_id"] = user_id  # request.state.caller_id (security.request_id)
         client_ip = (scope.get("client") or ("unknown", 0))[0]
         for scope_name, identity in (("ip", client_ip), ("user", user_id)):
             if identity is None:

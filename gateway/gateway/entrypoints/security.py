@@ -67,7 +67,12 @@ agent_only = require("agent")
 host_or_agent = require("host", "agent")
 
 
+# Request ids the services see are the caller's key made the caller's own (see request_id).
+_REQUEST_ID_NAMESPACE = uuid.UUID("6f1c0e8a-4d2b-5b7e-9a39-0c7d8e5f2a11")
+
+
 async def request_id(
+    request: Request,
     idempotency_key: str | None = Header(
         default=None,
         alias="Idempotency-Key",
@@ -77,4 +82,10 @@ async def request_id(
         description="Retries with the same key return the original response (passed down as request_id).",
     ),
 ) -> str:
-    return idempotency_key or str(uuid.uuid4())
+    """The request id passed to the services: a key of the caller's is made theirs (a UUID of the
+    caller and the key), since services keep request ids across users: two users who happen to
+    pick the same key must neither be refused nor get each other's answer."""
+    if not idempotency_key:
+        return str(uuid.uuid4())
+    caller = getattr(request.state, "caller_id", None) or "anonymous"
+    return str(uuid.uuid5(_REQUEST_ID_NAMESPACE, f"{caller}:{idempotency_key}"))
