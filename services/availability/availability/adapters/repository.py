@@ -348,19 +348,16 @@ SORTABLE = {
 }
 
 
-def _keyset(fields: list[tuple[str, bool]], position: list):
-    """(a, b, id) after (va, vb, vid) with per-field directions, as an OR chain."""
+def _keyset(fields: list[tuple[str, bool]], position: tuple):
+    """(a, b, id) after (va, vb, vid) with per-field directions, as an OR chain. The position's
+    values are of their columns' types (the service layer checked and converted them)."""
     columns = [(SORTABLE[n], desc) for n, desc in fields] + [(places.c.id, False)]
-    values = [_typed(n, v) for (n, _), v in zip(fields, position[:-1], strict=True)] + [position[-1]]
+    values = list(position)
     clauses = []
     for i, (column, desc) in enumerate(columns):
         equal = [c == v for (c, _), v in zip(columns[:i], values[:i], strict=True)]
         clauses.append(and_(*equal, column < values[i] if desc else column > values[i]))
     return or_(*clauses)
-
-
-def _typed(name: str, value):
-    return datetime.fromisoformat(value) if name == "create_time" else value
 
 
 class SqlAlchemyRequestRepository:

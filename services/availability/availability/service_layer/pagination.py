@@ -6,8 +6,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Callable
 
 from availability.domain.errors import invalid
+from kit import page_tokens
 
 DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 50, 200
 
@@ -28,14 +30,14 @@ def encode(query: str, position: list) -> str:
     return base64.urlsafe_b64encode(json.dumps({"q": query, "p": position}, default=str).encode()).decode()
 
 
-def decode(token: str, query: str) -> list | None:
+def decode(token: str, query: str, *kinds: Callable[[object], object]) -> tuple | None:
+    """The position in a token of this query, each value checked and converted to its kind
+    (kit.page_tokens: tokens are not signed, a caller may send one back edited); None without one."""
     if not token:
         return None
-    try:
-        data = json.loads(base64.urlsafe_b64decode(token.encode()))
-        position, token_query = data["p"], data["q"]
-    except (ValueError, KeyError, TypeError) as error:
-        raise invalid("page_token is malformed", "INVALID_PAGE_TOKEN", "page_token") from error
-    if token_query != query:
+    data = page_tokens.decode(token)
+    if not isinstance(data, dict) or "q" not in data or "p" not in data:
+        raise invalid("page_token is malformed", "INVALID_PAGE_TOKEN", "page_token")
+    if data["q"] != query:
         raise invalid("page_token belongs to a query with other parameters", "INVALID_PAGE_TOKEN", "page_token")
-    return position
+    return page_tokens.position(data["p"], *kinds)

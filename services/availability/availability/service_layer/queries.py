@@ -4,7 +4,6 @@ of work whose locks the probe measures (budget: 10)."""
 from __future__ import annotations
 
 import json
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
@@ -14,6 +13,7 @@ from availability.domain.errors import NotPlaceOwner, PlaceInactive, invalid
 from availability.domain.model import DAY, Money, Place, Schedule, TimeRange, zone
 from availability.service_layer import pagination
 from availability.service_layer.handlers import Deps, get_place
+from kit import page_tokens
 from kit.identity import Caller
 
 # The columns of a search hit, in the order the search's page statement (adapters/search.py)
@@ -35,6 +35,14 @@ SUMMARY_FIELDS = (
 GROUP_COLUMN, FREE_COLUMN = len(SUMMARY_FIELDS), len(SUMMARY_FIELDS) + 1
 RATING_COLUMN, ID_COLUMN = SUMMARY_FIELDS.index("rating_average"), SUMMARY_FIELDS.index("id")
 SORTABLE = ("price_per_hour", "rating_average", "capacity", "create_time", "title")
+# The kind of each sort value in a ListPlaces token (kit.page_tokens), as _sort_value writes it.
+SORT_VALUE_KINDS = {
+    "price_per_hour": page_tokens.int64,
+    "rating_average": page_tokens.finite_number,
+    "capacity": page_tokens.int32,
+    "create_time": page_tokens.aware_time,
+    "title": page_tokens.text,
+}
 
 
 @dataclass
@@ -97,15 +105,12 @@ async def list_places(
     currency, low, high = _price_filters(f)
     fields = _order(order_by)
     query = pagination.query_hash("places", f.__dict__.__repr__(), order_by)
-    position = pagination.decode(token, query)
+    position = pagination.decode(token, query, *(SORT_VALUE_KINDS[n] for n, _ in fields), page_tokens.uuid_text)
     active = f.active
     if active is None and not (f.owner_id and f.owner_id == caller.user_id):
         active = True
     async with deps.uow() as uow:
-        try:
-            found = await uow.places.list_filtered(f, active, currency, low, high, fields, position, size + 1)
-        except (ValueError, TypeError, IndexError) as error:
-            raise invalid("page_token is malformed", "INVALID_PAGE_TOKEN", "page_token") from error
+        found = await uow.places.list_filtered(f, active, currency, low, high, fields, position, size + 1)
     page, more = found[:size], len(found) > size
     next_token = ""
     if more:
@@ -144,9 +149,8 @@ async def list_calendar_entries(
     size = pagination.page_size(size)
     check_window(window, timedelta(days=366))
     query = pagination.query_hash("entries", place_id, window.start, window.end)
-    position = pagination.decode(token, query)
+    after = pagination.decode(token, query, page_tokens.aware_time, page_tokens.uuid_text)
     await _readable_place(deps, place_id, caller)
-    after = (datetime.fromisoformat(position[0]), position[1]) if position else None
     async with deps.uow() as uow:
         rows = await uow.calendar.entries(place_id, window, after, size + 1)
     entries = [
@@ -199,7 +203,7 @@ async def list_free_slots(
     if units < 0:
         raise invalid("units must be >= 1", field="units")
     query = pagination.query_hash("slots", place_id, first, last, duration.total_seconds(), units)
-    position = pagination.decode(token, query)
+    position = pagination.decode(token, query, page_tokens.aware_time)
     place = await get_place(deps, place_id)
     if not place.active:
         raise PlaceInactive(place_id)
@@ -220,7 +224,7 @@ async def list_free_slots(
     except OverflowError:
         raise _dates_out_of_range() from None
     if position:
-        after = datetime.fromisoformat(position[0])
+        (after,) = position
         slots = [x for x in slots if x.start > after]
     page = slots[:size]
     next_token = pagination.encode(query, [page[-1].start.isoformat()]) if len(slots) > size else ""
@@ -312,13 +316,9 @@ async def search_availability(deps: Deps, q: SearchQuery) -> tuple[list[SearchHi
         q.units,
         q.max_slots,
     )
-    position = pagination.decode(q.page_token, query)
-    after = None
-    if position:
-        try:
-            after = (datetime.fromisoformat(position[0]), float(position[1]), str(uuid.UUID(position[2])))
-        except (ValueError, TypeError, IndexError, AttributeError) as error:
-            raise invalid("page_token is malformed", "INVALID_PAGE_TOKEN", "page_token") from error
+    after = pagination.decode(
+        q.page_token, query, page_tokens.aware_time, page_tokens.finite_number, page_tokens.uuid_text
+    )
     # `now` moves the minimum notice: results are cached for the current minute only. "p3": the
     # stored layout (SearchCache, _page_to_json); processes of an older layout never read these.
     key = f"p3:{query}:{now.strftime('%Y%m%d%H%M')}:{size}:{q.page_token}"
