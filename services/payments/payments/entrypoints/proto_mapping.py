@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 
-from kit import prototime
+from kit import page_tokens, prototime
 from kit.errors import InvalidArgument
 from payments.domain.model import LedgerEntry, LedgerKind, Payment, PaymentKind, PaymentStatus, Refund, RefundStatus
 from payments.domain.money import Money
@@ -100,13 +101,12 @@ def encode_token(scope: str, position: list) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_token(token: str, scope: str) -> list | None:
+def decode_token(token: str, scope: str, *kinds: Callable[[object], object]) -> tuple | None:
+    """The position in a token of this scope, each value checked and converted to its kind
+    (kit.page_tokens: tokens are not signed, a caller may send one back edited); None without one."""
     if not token:
         return None
-    try:
-        data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        if data["s"] == scope:
-            return data["p"]
-    except (ValueError, KeyError, TypeError):
-        pass
-    raise InvalidArgument("page_token is invalid or belongs to other filters", reason="INVALID_PAGE_TOKEN")
+    data = page_tokens.decode(token)
+    if not isinstance(data, dict) or data.get("s") != scope or "p" not in data:
+        raise InvalidArgument("page_token is invalid or belongs to other filters", reason="INVALID_PAGE_TOKEN")
+    return page_tokens.position(data["p"], *kinds)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime, timedelta
+from datetime import timedelta
 
-from kit import prototime
+from kit import page_tokens, prototime
 from kit.context import current_caller
 from kit.errors import InvalidArgument
 from payments.entrypoints import proto_mapping as m
@@ -98,13 +98,7 @@ class PaymentServicer(payments_pb2_grpc.PaymentServiceServicer):
         user_id = require_uuid(request.user_id, "user_id") if request.user_id else None
         size = m.page_size(request.page_size)
         scope = f"b:{booking_id}" if booking_id else f"u:{user_id}"
-        position = m.decode_token(request.page_token, scope)
-        after = None
-        if position is not None:
-            try:
-                after = (datetime.fromisoformat(position[0]), require_uuid(position[1], "page_token"))
-            except (ValueError, IndexError, TypeError, InvalidArgument):
-                raise InvalidArgument("page_token is invalid", reason="INVALID_PAGE_TOKEN") from None
+        after = m.decode_token(request.page_token, scope, page_tokens.aware_time, page_tokens.uuid_text)
         payments = await handlers.list_payments(
             self.deps, booking_id=booking_id, user_id=user_id, after=after, limit=size + 1, caller=current_caller.get()
         )
@@ -129,12 +123,7 @@ class PaymentServicer(payments_pb2_grpc.PaymentServiceServicer):
     async def ListLedgerEntries(self, request, context) -> pb.ListLedgerEntriesResponse:
         payment_id = require_uuid(request.payment_id, "payment_id")
         size = m.page_size(request.page_size)
-        position = m.decode_token(request.page_token, f"l:{payment_id}")
-        after_seq = 0
-        if position is not None:
-            if not (isinstance(position, list) and position and isinstance(position[0], int)):
-                raise InvalidArgument("page_token is invalid", reason="INVALID_PAGE_TOKEN")
-            after_seq = position[0]
+        (after_seq,) = m.decode_token(request.page_token, f"l:{payment_id}", page_tokens.non_negative_int) or (0,)
         entries = await handlers.list_ledger_entries(self.deps, payment_id, after_seq, size + 1, current_caller.get())
         token = ""
         if len(entries) > size:
