@@ -1,10 +1,13 @@
 """Malformed and boundary requests to every RPC of every service: empty messages, huge page sizes,
 invalid time zones and currencies, end before start, ranges of ten years, unknown enum values,
-garbage ids, oversized strings. Each answer is a precise status (INVALID_ARGUMENT, NOT_FOUND,
-PERMISSION_DENIED, FAILED_PRECONDITION, ...), never INTERNAL or UNKNOWN, whoever calls."""
+garbage ids, oversized strings, page tokens of the wrong shape. Each answer is a precise status
+(INVALID_ARGUMENT, NOT_FOUND, PERMISSION_DENIED, FAILED_PRECONDITION, ...), never INTERNAL or
+UNKNOWN, whoever calls."""
 
 from __future__ import annotations
 
+import base64
+import json
 import random
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -72,6 +75,34 @@ STRINGS = [
     "AAAA",
     "eyJhIjoxfQ",
 ]
+
+
+def _token(value: object) -> str:
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode()
+
+
+# Page tokens are unsigned base64 JSON that callers can decode, edit and send back: properly padded
+# tokens whose JSON has the wrong shape, wrong types, times without offset, ids that are no UUID.
+PAGE_TOKENS = [
+    _token(value)
+    for value in (
+        {},
+        [],
+        None,
+        "x",
+        7,
+        [[[[[]]]]],
+        {"o": -1},
+        {"o": "x"},
+        {"t": "2030-01-01T10:00:00", "id": "x"},
+        {"t": {}, "id": None},
+        {"f": [], "v": "2030-01-01T10:00:00", "id": "not-a-uuid"},
+        {"q": "x", "p": ["2030-01-01T10:00:00", "not-a-uuid"]},
+        {"s": "x", "p": {"0": 1}},
+        ["x", "2030-01-01T10:00:00", "not-a-uuid"],
+        ["x", "yesterday", 12],
+    )
+]
 INTS = [0, -1, 1, 5, 24, 100, 101, 200, 201, 1000, 1001, 1440, 10_000, 1 << 30, 2**31 - 1, -(2**31)]
 WHEN = [
     NOW - timedelta(days=3650),
@@ -123,6 +154,8 @@ def _fill(message, rng: random.Random, depth: int = 0) -> None:
 
 def _scalar(field, rng: random.Random):
     if field.type == FD.TYPE_STRING:
+        if field.name == "page_token" and rng.random() < 0.5:
+            return rng.choice(PAGE_TOKENS)
         return rng.choice(STRINGS)
     if field.type == FD.TYPE_BYTES:
         return rng.choice([b"", b"\x00" * 10, b"garbage"])
