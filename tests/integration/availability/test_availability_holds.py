@@ -136,6 +136,51 @@ async def test_the_sweeper_flips_expired_holds_in_batches(stub, availability_ser
     assert got.state == pb.Hold.EXPIRED
 
 
+async def test_the_sweeper_and_a_hold_freeing_the_same_expired_rows_do_not_deadlock(
+    stub, availability_server, infra, database
+):
+    """HoldSlots takes an expired hold's calendar rows, then its hold row; the sweeper takes the
+    hold row, then the calendar rows. The sweeper gives its batch up at once when a row is taken,
+    so the two never wait for each other in a cycle (before: PostgreSQL ended one of them as a
+    deadlock after a second)."""
+    from availability.service_layer.handlers import sweep_expired_holds
+    from kit.provision import admin_dsn
+
+    place = await create_place(stub)
+    start = future_hour(days=6)
+    hold = await As(stub, SERVICE).HoldSlots(hold_request(place.id, (start, start + H), ttl=dur(minutes=1)))
+    deps = availability_server.deps
+    real_clock = deps.clock
+    deps.clock = lambda: real_clock() + timedelta(minutes=2)
+    other = await asyncpg.connect(admin_dsn(infra.admin_database_url, database))
+    try:
+        # HoldSlots' first statement: the expired hold's rows out of the calendar (not committed).
+        async with other.transaction():
+            await other.execute(
+                "UPDATE availability.calendar_entries SET live = false WHERE hold_id = $1::uuid AND live", hold.id
+            )
+            sweeping = asyncio.create_task(sweep_expired_holds(deps, 50))
+            pid = await other.fetchval("SELECT pg_backend_pid()")
+            for _ in range(400):  # the sweeper has finished, or waits for this transaction
+                blocked = await other.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))", pid
+                )
+                if sweeping.done() or blocked:
+                    break
+                await asyncio.sleep(0.05)
+            # Its second: the hold itself, which the sweeper let go of.
+            flipped = await other.execute(
+                "UPDATE availability.holds SET state = 'expired' WHERE id = $1::uuid AND state = 'held'", hold.id
+            )
+        assert await sweeping == 0 and flipped == "UPDATE 1"
+    finally:
+        deps.clock = real_clock
+        await other.close()
+    assert (await stub.GetHold(pb.GetHoldRequest(id=hold.id))).state == pb.Hold.EXPIRED
+    live = await As(stub, SERVICE).HoldSlots(hold_request(place.id, (start, start + H)))
+    assert live.state == pb.Hold.HELD  # the range is free again
+
+
 async def test_buffers_keep_the_gap_between_holds(stub):
     from availability_helpers import all_week
 

@@ -668,10 +668,14 @@ class SqlAlchemyCalendarRepository:
             update(calendar_entries).where(c.hold_id == hold_id, c.live).values(kind="confirmed", expires_at=None)
         )
 
-    async def free(self, hold_ids: list[str]) -> list[tuple[str, datetime, datetime]]:
-        """Take the rows of these holds out of the calendar; returns (hold_id, during) freed."""
+    async def free(self, hold_ids: list[str], lock_wait_ms: int | None = None) -> list[tuple[str, datetime, datetime]]:
+        """Take the rows of these holds out of the calendar; returns (hold_id, during) freed.
+        `lock_wait_ms`: how long this transaction waits for a row lock from here on (lock_timeout)."""
         if not hold_ids:
             return []
+        if lock_wait_ms is not None:
+            wait = {"ms": f"{lock_wait_ms}ms"}
+            await self.session.execute(text("SELECT set_config('lock_timeout', :ms, true)"), wait)
         c = calendar_entries.c
         rows = await self.session.execute(
             update(calendar_entries)

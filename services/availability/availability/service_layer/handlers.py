@@ -5,11 +5,14 @@ a defined state whatever happens: either everything it did committed, or nothing
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
+
+from sqlalchemy.exc import DBAPIError
 
 from availability.domain import events
 from availability.domain.calendar import Busy, check_hold_ranges
@@ -28,10 +31,11 @@ from availability.domain.errors import (
     invalid,
 )
 from availability.domain.model import Hold, HoldState, Place, TimeRange, new_id, sorted_disjoint, utcnow
-from kit.db import with_retries
+from kit.db import sqlstate_of, with_retries
 from kit.errors import IdempotencyKeyReused, InvalidArgument, PermissionDenied
 from kit.identity import AGENT, HOST, SERVICE, Caller
 
+log = logging.getLogger("availability.handlers")
 T = TypeVar("T")
 
 
@@ -657,16 +661,30 @@ async def unblock_time(deps: Deps, request_id: str, fingerprint: str, block_id: 
     return block
 
 
+SWEEP_LOCK_WAIT_MS = 50
+LOCK_NOT_AVAILABLE = "55P03"
+
+
 async def sweep_expired_holds(deps: Deps, batch_size: int = 100) -> int:
     """Free one batch of expired holds nobody else is handling (FOR UPDATE SKIP LOCKED)."""
-    async with deps.uow() as uow:
-        now = deps.clock()
-        ids = await uow.holds.expiring(now, batch_size)
-        if not ids:
-            return 0
-        expired = await uow.holds.expire(ids, now)
-        await _free(uow, expired, lambda h: events.HoldExpired(h, h.expires_at))
-        await uow.commit()
+    try:
+        async with deps.uow() as uow:
+            now = deps.clock()
+            ids = await uow.holds.expiring(now, batch_size)
+            if not ids:
+                return 0
+            expired = await uow.holds.expire(ids, now)
+            # Hold rows, then their calendar rows: HoldSlots takes an expired hold's calendar rows
+            # first (_occupy), then its hold row. Waiting for such a row here would be a deadlock
+            # (found after a second, while the place's writers queue): give the batch up at once.
+            freed = await uow.calendar.free([h.id for h in expired], lock_wait_ms=SWEEP_LOCK_WAIT_MS)
+            _announce_freed(uow, expired, freed, lambda h: events.HoldExpired(h, h.expires_at))
+            await uow.commit()
+    except DBAPIError as error:
+        if sqlstate_of(error) != LOCK_NOT_AVAILABLE:
+            raise
+        log.info("a hold is being freed by HoldSlots: the sweeper's batch waits for its next pass")
+        return 0
     if expired:
         await deps.search_cache.bump()
     return len(expired)
