@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from gateway.domain.errors import InvalidUserField, RoleNotAllowed
@@ -76,7 +76,12 @@ class RevocationReason(StrEnum):
     REUSE_DETECTED = "reuse_detected"  # a rotated token of the user came back: every session ended
 
 
-def is_reuse(revoked_because: str | None) -> bool:
+# A rotated refresh token presented again this soon after its rotation is the same client's retry
+# (two requests racing, an answer lost on the way), not a thief: refused, but the sessions stay.
+ROTATION_GRACE = timedelta(seconds=10)
+
+
+def is_reuse(revoked_because: str | None, revoked_at: datetime | None = None, now: datetime | None = None) -> bool:
     """Whether presenting this revoked refresh token again is a sign of theft. Only a rotated token
     is: its owner already holds the pair it was traded for, so someone else has a copy. A token
     ended by logout, a password or role change or a deactivation is merely stale (a second device
@@ -85,6 +90,8 @@ def is_reuse(revoked_because: str | None) -> bool:
     Tokens revoked before the reason was recorded (identity_0005) have none and count as reuse, as
     every revoked token did before: which of them were rotated is unknown, a rotated one may be a
     stolen copy, and a false alarm only costs the user one more login."""
+    if revoked_because == RevocationReason.ROTATED and revoked_at and now and now - revoked_at < ROTATION_GRACE:
+        return False
     return revoked_because is None or revoked_because == RevocationReason.ROTATED
 
 

@@ -142,8 +142,9 @@ async def rotate_refresh_token(deps: IdentityDeps, refresh_token: str) -> TokenP
             raise InvalidRefreshToken()
         user_id = str(row.user_id)
         if row.revoked_at is not None:
-            if not model.is_reuse(row.revoked_reason):
-                # Ended by a logout or a change of the user: stale, not stolen; refused, nothing more.
+            if not model.is_reuse(row.revoked_reason, row.revoked_at, deps.clock()):
+                # Ended by a logout or a change of the user, or the same client's retry of a
+                # rotation: stale, not stolen; refused, nothing more.
                 raise InvalidRefreshToken()
             # Reuse of a rotated token means it leaked: end every session of the user.
             await uow.refresh_tokens.revoke_all_of([user_id], RevocationReason.REUSE_DETECTED)

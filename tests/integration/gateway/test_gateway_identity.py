@@ -55,13 +55,24 @@ async def test_the_access_token_reads_the_own_profile(http):
     assert me.json()["id"] == user["id"] and me.json()["roles"] == ["client", "host"]
 
 
+@pytest.fixture
+async def identity_db(infra, database):
+    import asyncpg
+
+    from kit.provision import admin_dsn
+
+    conn = await asyncpg.connect(admin_dsn(infra.admin_database_url, database))
+    yield conn
+    await conn.close()
+
+
 async def test_requests_without_or_with_a_forged_token_are_401(http):
     assert (await http.get("/v1/users/me")).status_code == 401
     forged = await http.get("/v1/users/me", headers={"Authorization": "Bearer abc.def.ghi"})
     assert forged.status_code == 401 and forged.json()["code"] == "INVALID_TOKEN"
 
 
-async def test_a_refresh_token_is_rotated_and_its_reuse_ends_every_session(http):
+async def test_a_refresh_token_is_rotated_and_its_reuse_ends_every_session(http, identity_db):
     user = await register(http)
     login = await http.post("/v1/auth/token", json={"email": user["email"], "password": user["password"]})
     other = login.json()
@@ -69,6 +80,17 @@ async def test_a_refresh_token_is_rotated_and_its_reuse_ends_every_session(http)
     assert first.status_code == 200
     rotated = first.json()
     assert rotated["refresh_token"] != user["refresh_token"]
+    # Presented again at once: the same client's retry (a race, a lost answer), refused and no more.
+    retry = await http.post("/v1/auth/refresh", json={"refresh_token": user["refresh_token"]})
+    assert retry.status_code == 401 and retry.json()["code"] == "INVALID_REFRESH_TOKEN"
+    assert (await http.get("/v1/users/me", headers=auth(rotated))).status_code == 200
+    assert (await http.get("/v1/users/me", headers=auth(other))).status_code == 200
+    # Presented again once the grace is over: a copy in someone else's hands.
+    await identity_db.execute(
+        "UPDATE identity.refresh_tokens SET revoked_at = revoked_at - interval '1 minute'"
+        " WHERE user_id = $1::uuid AND revoked_reason = 'rotated'",
+        user["id"],
+    )
     replay = await http.post("/v1/auth/refresh", json={"refresh_token": user["refresh_token"]})
     assert replay.status_code == 401 and replay.json()["code"] == "INVALID_REFRESH_TOKEN"
     # The reuse revoked the family: the rotated token and its access token no longer work.

@@ -1,5 +1,7 @@
 """Rules of user fields and roles (domain, plain Python)."""
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from gateway.domain import model
@@ -43,6 +45,13 @@ def test_only_a_rotated_refresh_token_presented_again_is_a_reuse():
     for stale in ("logout", "credentials_changed", "roles_changed", "deactivated", "reuse_detected"):
         assert not model.is_reuse(stale), stale
     assert model.is_reuse(None)  # revoked before reasons were recorded: maybe rotated, so still a reuse
+
+
+def test_a_rotated_token_presented_again_at_once_is_a_retry_not_a_reuse():
+    rotated = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
+    assert not model.is_reuse(model.RevocationReason.ROTATED, rotated, rotated + timedelta(seconds=3))
+    assert model.is_reuse(model.RevocationReason.ROTATED, rotated, rotated + model.ROTATION_GRACE)
+    assert model.is_reuse(None, rotated, rotated + timedelta(seconds=3))  # no reason recorded: not known rotated
 
 
 def test_sessions_end_for_a_deactivation_a_new_password_or_new_roles():
