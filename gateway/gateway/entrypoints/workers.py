@@ -7,6 +7,7 @@ import logging
 
 from gateway.service_layer.handlers import IdentityDeps, SendContactDetails, retry_contact_shares
 from kit.context import current_operation
+from kit.pauses import pause
 
 log = logging.getLogger("reserva.gateway.workers")
 
@@ -22,9 +23,6 @@ def contact_share_retrier(deps: IdentityDeps, send: SendContactDetails, interval
                     pass
             except Exception as error:  # the database may be away; the next pass retries
                 log.warning("contact share retry pass failed", extra={"error": repr(error)})
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=interval_s)
-            except TimeoutError:
-                pass
+            await pause(stop, interval_s)
 
     return run

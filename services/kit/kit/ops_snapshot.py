@@ -29,6 +29,7 @@ from redis.exceptions import RedisError
 from kit.cache import CACHE_STATS
 from kit.db import SLOW_STATEMENTS
 from kit.lock_probe import READINGS, LockBudget, LockProbe, LockReading
+from kit.pauses import pause
 
 log = logging.getLogger("reserva.ops")
 
@@ -215,10 +216,7 @@ class OpsSnapshotPublisher:
                     await self.publish()
                 except Exception as error:  # Redis or the database down, a timeout: try next interval
                     log.warning("operations snapshot not published", extra={"error": repr(error)[:300]})
-                try:
-                    await asyncio.wait_for(stop.wait(), timeout=self.interval_s)
-                except TimeoutError:
-                    pass
+                await pause(stop, self.interval_s)
         finally:
             await self.withdraw()
 

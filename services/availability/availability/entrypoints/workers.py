@@ -8,6 +8,7 @@ import logging
 from availability.service_layer.handlers import Deps, sweep_expired_holds
 from kit.context import current_operation
 from kit.metrics import record_sweep
+from kit.pauses import pause
 
 log = logging.getLogger("availability.sweeper")
 
@@ -25,9 +26,6 @@ def hold_sweeper(deps: Deps, interval_s: float, batch_size: int):
                     record_sweep("availability", "expired_holds", freed)
             except Exception as error:  # the database may be away; the next pass retries
                 log.warning("sweeper pass failed", extra={"error": repr(error)})
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=interval_s)
-            except TimeoutError:
-                pass
+            await pause(stop, interval_s)
 
     return run

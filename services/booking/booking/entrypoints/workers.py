@@ -18,6 +18,7 @@ from booking.service_layer import handlers
 from booking.service_layer.flows import BookingSaga, Deps
 from kit.context import current_operation
 from kit.metrics import record_sweep
+from kit.pauses import pause
 
 log = logging.getLogger("reserva.booking.workers")
 
@@ -84,7 +85,4 @@ async def run_sweeper(deps: Deps, stop: asyncio.Event) -> None:
             handled = 0
         if handled >= deps.settings.sweeper_batch_size:
             continue
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=deps.settings.sweeper_interval_s)
-        except TimeoutError:
-            pass
+        await pause(stop, deps.settings.sweeper_interval_s)

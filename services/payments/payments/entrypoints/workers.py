@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from kit.context import current_operation
 from kit.metrics import record_sweep
+from kit.pauses import pause
 from payments.service_layer import settlement
 from payments.service_layer.handlers import Deps
 
@@ -16,12 +17,7 @@ log = logging.getLogger("payments.workers")
 
 def periodic(name: str, interval_s: float, job):
     async def run(stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=interval_s)
-                return
-            except TimeoutError:
-                pass
+        while not await pause(stop, interval_s):
             token = current_operation.set(name)
             try:
                 await job()
