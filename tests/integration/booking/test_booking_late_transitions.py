@@ -15,6 +15,7 @@ from booking_support import (
     booking_clock,
     booking_settings,
     create_request,
+    dur,
     error_info,
     fail,
     future_hour,
@@ -288,6 +289,42 @@ async def test_booking_stats_count_by_day_and_status_with_rate_and_revenue(bstub
     )
     assert by_agent.total_bookings == 3
     assert_lock_budget(lock_readings(), "GetBookingStats")
+
+
+async def test_booking_stats_revenue_is_what_was_captured_less_what_was_refunded(bstub, astub, booking_server):
+    """A deposit's no-show keeps the deposit, a late cancellation keeps its fee, a deposit not yet
+    captured and a completion whose capture the processor refused keep nothing."""
+    host = user("host")
+    deposit = await make_place(
+        astub, host, deposit_policy=apb.DepositPolicy(kind=apb.DepositPolicy.DEPOSIT_PERCENT, percent=30)
+    )
+    partial = apb.CancellationPolicy(full_refund_notice=dur(days=365), partial_refund_percent=25)
+    prepaid = await make_place(astub, host, cancellation_policy=partial)
+    day = future_hour(days=45, hour=8)
+
+    async def book(place, hour: int, hours: int = 1, token: str = "tok_success"):
+        start, client = day + timedelta(hours=hour), user()
+        request = create_request(place.id, (start, start + timedelta(hours=hours)), token=token)
+        booking = await As(bstub, client).CreateBooking(request)
+        assert booking.status == B.CONFIRMED
+        return booking, client
+
+    no_show, _ = await book(deposit, 0, hours=2)  # 4000, deposit 1200
+    unpaid, _ = await book(deposit, 2, token="tok_success+capture_declined")  # 2000, its capture refused
+    await book(deposit, 4)  # confirmed, only authorized: nothing captured yet
+    await book(prepaid, 5)  # captured at confirmation: 2000
+    cancelled, client = await book(prepaid, 6)  # 2000, 25 % refunded: 1500 kept
+    cancel = bpb.CancelBookingRequest(request_id=rid(), id=cancelled.id)
+    assert (await As(bstub, client).CancelBooking(cancel)).cancellation.refund_amount.amount_minor == 500
+    with booking_clock(booking_server, day + timedelta(hours=3, minutes=30) - datetime.now(UTC)):
+        marked = await As(bstub, host).MarkNoShow(bpb.MarkNoShowRequest(request_id=rid(), id=no_show.id))
+        done = await As(bstub, AGENT).CompleteBooking(bpb.CompleteBookingRequest(request_id=rid(), id=unpaid.id))
+    assert marked.payment_status == B.PAYMENT_STATUS_CAPTURED
+    assert (done.status, done.payment_status) == (B.COMPLETED, B.PAYMENT_STATUS_FAILED)
+    window = trange(day - timedelta(days=1), day + timedelta(days=1))
+    stats = await As(bstub, host).GetBookingStats(bpb.GetBookingStatsRequest(time_range=window))
+    assert stats.total_bookings == 5
+    assert [(m.amount_minor, m.currency_code) for m in stats.revenue] == [(1200 + 2000 + 1500, "EUR")]
 
 
 @pytest.mark.parametrize(

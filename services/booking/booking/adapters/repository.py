@@ -464,12 +464,24 @@ class SqlAlchemyBookingRepository:
         return [booking_from_row(r) for r in rows]
 
     async def stats(self, host_id: str, place_id: str, window: TimeRange, tz: str) -> list:
+        """Counts per local day and status, and revenue: what the bookings' payments captured less
+        what they refunded, as the bookings record it. A full prepayment is captured at confirmation
+        (the price; a deposit's no-show keeps the deposit), a deposit's booking only when it ends
+        (the price once completed), a cancellation keeps the charged amount (the deposit column: the
+        price when prepaid) less its refund; a capture the processor refused keeps nothing."""
         stmt = text(
             """
             SELECT (first_start AT TIME ZONE :tz)::date AS day, status, count(*) AS n,
                    currency,
-                   sum(CASE WHEN status IN ('confirmed', 'completed', 'no_show') THEN price_minor
-                            ELSE 0 END) AS revenue,
+                   sum(CASE
+                         WHEN status IN ('confirmed', 'completed') AND payment_status = 'captured'
+                           THEN price_minor
+                         WHEN status = 'no_show' AND payment_status = 'captured'
+                           THEN deposit_minor
+                         WHEN status = 'cancelled' AND payment_status IN ('captured', 'authorized')
+                              AND (cancellation ->> 'refund_percent')::int < 100
+                           THEN greatest(deposit_minor - (cancellation ->> 'refund_minor')::bigint, 0)
+                         ELSE 0 END) AS revenue,
                    count(*) FILTER (WHERE status = 'cancelled' AND payment_id <> '') AS confirmed_before
               FROM booking.bookings
              WHERE first_start >= :start AND first_start < :end
