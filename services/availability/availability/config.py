@@ -14,6 +14,10 @@ class AvailabilitySettings(ServiceSettings):
     sweeper_enabled: bool = True
     sweeper_interval_s: float = 5.0
     sweeper_batch_size: int = 100
+    # Place ratings follow the booking service's review events (entrypoints/ratings.py).
+    rating_consumer_enabled: bool = True
+    # A review event left pending this long (a failed apply, a consumer that died) is retried.
+    rating_claim_idle_ms: int = 30_000
     outbox_relay_enabled: bool = True
     place_cache_ttl_s: int = 300
     search_cache_ttl_s: int = 60

@@ -74,4 +74,5 @@ async def start(settings: BookingSettings | None = None, configure_logging: bool
         on_close=[close],
     )
     running.deps = deps  # type: ignore[attr-defined]  (tests and the benchmark reach the workers)
+    running.runtime = runtime  # type: ignore[attr-defined]  (tests publish the outbox by hand)
     return running

@@ -4,6 +4,7 @@ erase the offset the test plants), and review events go to the outbox. Lock budg
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from booking_support import (
@@ -19,7 +20,9 @@ from booking_support import (
     rid,
     user,
 )
+from waiting import wait_until
 
+from reserva.availability.v1 import availability_pb2 as apb
 from reserva.booking.v1 import booking_pb2 as bpb
 
 
@@ -136,3 +139,39 @@ async def test_host_replies_once_agent_hides_and_the_aggregate_moves_by_incremen
     )
     assert [e["event_type"] for e in events] == ["review.created", "review.hidden"]
     assert_lock_budget(lock_readings(), "CreateReview", "ReplyToReview", "HideReview", "ListReviews")
+
+
+async def test_reviews_reach_the_place_s_rating_in_availability_once_each(bstub, astub, booking_server):
+    """Availability reads booking's review events (its own consumer group) and applies each once: the
+    place's rating, which search filters and sorts by, follows reviews and their hiding."""
+    place = await make_place(astub, user("host"))
+    clients = [user(), user()]
+    bookings = [
+        await _completed_booking(bstub, astub, booking_server, place, client, days=57 + i)
+        for i, client in enumerate(clients)
+    ]
+    with booking_clock(booking_server, timedelta(days=60)):
+        reviews = [
+            await As(bstub, client).CreateReview(
+                bpb.CreateReviewRequest(request_id=rid(), booking_id=booking.id, rating=rating, text="ok")
+            )
+            for client, booking, rating in zip(clients, bookings, (5, 2), strict=True)
+        ]
+
+    async def rated(count: int, average: float):
+        got = await astub.GetPlace(apb.GetPlaceRequest(id=place.id))
+        return got if (got.rating_count, round(got.rating_average, 2)) == (count, average) else None
+
+    relay = booking_server.runtime.relay()  # these tests' booking server runs no workers: publish by hand
+
+    async def published_and(count: int, average: float):
+        while await relay.publish_batch():
+            pass
+        return await rated(count, average)
+
+    await wait_until(lambda: published_and(2, 3.5))
+    await As(bstub, AGENT).HideReview(bpb.HideReviewRequest(request_id=rid(), review_id=reviews[0].id, reason="spam"))
+    await wait_until(lambda: published_and(1, 2.0))
+    # Nothing is applied twice: the count stays once every event was read.
+    await asyncio.sleep(0.5)
+    assert await rated(1, 2.0)

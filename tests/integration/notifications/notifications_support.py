@@ -4,13 +4,13 @@ event envelopes on the streams the way the producers' outbox relays do."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
 from google.protobuf import any_pb2, timestamp_pb2
+from waiting import wait_until  # noqa: F401  (the notifications tests import it from here)
 
 from kit.cache import make_redis
 from kit.identity import Caller
@@ -86,20 +86,6 @@ def caller_metadata(user_id: str, *roles: str):
 async def stub(service):
     async with grpc.aio.insecure_channel(service.address) as channel:
         yield notifications_pb2_grpc.NotificationServiceStub(channel)
-
-
-async def wait_until(predicate, timeout_s: float = 60.0, interval_s: float = 0.05):
-    """Polls an (async or plain) predicate until it returns a truthy value; fails on timeout."""
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while True:
-        value = predicate()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(interval_s)
 
 
 def ts(value: datetime) -> timestamp_pb2.Timestamp:
