@@ -7,7 +7,7 @@ import json
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, func, insert, select, text, tuple_, update
+from sqlalchemy import bindparam, case, func, insert, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -653,6 +653,7 @@ def _entry_from_row(r) -> WaitlistEntry:
         updated_at=r.updated_at,
         hold_id=r.hold_id,
         offer_expire_time=r.offer_expire_time,
+        position=getattr(r, "position", 0) or 0,
     )
 
 
@@ -662,6 +663,25 @@ _W_SELECT = select(
     func.lower(_W.c.during).label("range_start"),
     func.upper(_W.c.during).label("range_end"),
 )
+_EARLIER = _W.alias("earlier")
+# A WAITING entry's place in line: 1 + the WAITING entries of its place, over an overlapping range,
+# that joined before it (creation time, then id). 0 for any other state.
+_POSITION = (
+    select(func.count() + 1)
+    .where(
+        _EARLIER.c.place_id == _W.c.place_id,
+        _EARLIER.c.state == WaitState.WAITING.value,
+        _EARLIER.c.during.op("&&")(_W.c.during),
+        tuple_(_EARLIER.c.created_at, _EARLIER.c.id) < tuple_(_W.c.created_at, _W.c.id),
+    )
+    .scalar_subquery()
+)
+_W_SELECT_POSITION = _W_SELECT.add_columns(
+    case((_W.c.state == WaitState.WAITING.value, _POSITION), else_=0).label("position")
+)
+_WAITLIST_COLUMNS = """w.id, w.place_id, w.client_id, w.guests, w.units, w.state, w.hold_id,
+                           w.offer_expire_time, w.created_at, w.updated_at,
+                           lower(w.during) AS range_start, upper(w.during) AS range_end"""
 
 
 class SqlAlchemyWaitlistRepository:
@@ -690,8 +710,16 @@ class SqlAlchemyWaitlistRepository:
             },
         )
 
-    async def get(self, entry_id: str) -> WaitlistEntry | None:
-        row = (await self.session.execute(_W_SELECT.where(orm.waitlist.c.id == entry_id))).first()
+    async def get(self, entry_id: str, position: bool = False) -> WaitlistEntry | None:
+        """One entry; with `position`, its place in line too."""
+        stmt = _W_SELECT_POSITION if position else _W_SELECT
+        row = (await self.session.execute(stmt.where(orm.waitlist.c.id == entry_id))).first()
+        return None if row is None else _entry_from_row(row)
+
+    async def lock(self, entry_id: str) -> WaitlistEntry | None:
+        """One entry, locked for this transaction (a booking taking its offer, the offer sweep)."""
+        stmt = _W_SELECT.where(orm.waitlist.c.id == entry_id).with_for_update()
+        row = (await self.session.execute(stmt)).first()
         return None if row is None else _entry_from_row(row)
 
     async def save(self, e: WaitlistEntry) -> None:
@@ -704,31 +732,54 @@ class SqlAlchemyWaitlistRepository:
             )
         )
 
-    async def first_waiting(self, place_id: str, ranges) -> WaitlistEntry | None:
-        """The longest-waiting WAITING entry overlapping any freed range, locked (others skip it)."""
+    async def first_waiting(
+        self, place_id: str, ranges, now: datetime, passed: tuple[str, ...] = ()
+    ) -> WaitlistEntry | None:
+        """The longest-waiting WAITING entry overlapping any freed range whose range has not
+        started, other than the `passed` ones (tried already), locked (others skip it)."""
         rows = (
             await self.session.execute(
                 text(
                     f"""
-                    SELECT w.id, w.place_id, w.client_id, w.guests, w.units, w.state, w.hold_id,
-                           w.offer_expire_time, w.created_at, w.updated_at,
-                           lower(w.during) AS range_start, upper(w.during) AS range_end
+                    SELECT {_WAITLIST_COLUMNS}
                       FROM booking.waitlist w
-                     WHERE w.place_id = :place_id AND w.state = 'waiting'
+                     WHERE w.place_id = :place_id AND w.state = 'waiting' AND lower(w.during) > :now
                        AND EXISTS (SELECT 1 FROM ({_RANGES_FROM_JSON}) u WHERE w.during && u.during)
-                     ORDER BY w.created_at
+                       AND NOT CAST(:passed AS jsonb) @> to_jsonb(w.id::text)
+                     ORDER BY w.created_at, w.id
                      LIMIT 1
                        FOR UPDATE OF w SKIP LOCKED
                     """
                 ),
-                {"place_id": place_id, "ranges": _ranges_param(ranges)},
+                {"place_id": place_id, "ranges": _ranges_param(ranges), "now": now, "passed": json.dumps(list(passed))},
             )
         ).all()
         return _entry_from_row(rows[0]) if rows else None
 
+    async def lapsed(self, now: datetime, limit: int) -> list[WaitlistEntry]:
+        """OFFERED entries whose offer ran out and WAITING ones whose range has started, locked (a
+        concurrent sweep skips them)."""
+        rows = (
+            await self.session.execute(
+                text(
+                    f"""
+                    SELECT {_WAITLIST_COLUMNS}
+                      FROM booking.waitlist w
+                     WHERE (w.state = 'offered' AND w.offer_expire_time <= :now)
+                        OR (w.state = 'waiting' AND lower(w.during) <= :now)
+                     ORDER BY w.updated_at
+                     LIMIT :limit
+                       FOR UPDATE OF w SKIP LOCKED
+                    """
+                ),
+                {"now": now, "limit": limit},
+            )
+        ).all()
+        return [_entry_from_row(r) for r in rows]
+
     async def list(self, place_id: str, client_id: str, states, page_size: int, offset: int) -> list[WaitlistEntry]:
         t = orm.waitlist
-        stmt = _W_SELECT.where(t.c.state.in_([s.value for s in states]))
+        stmt = _W_SELECT_POSITION.where(t.c.state.in_([s.value for s in states]))
         if place_id:
             stmt = stmt.where(t.c.place_id == place_id)
         if client_id:

@@ -129,6 +129,16 @@ class WaitlistEntryNotFound(NotFound):
         super().__init__(f"waitlist entry {entry_id} not found", reason="WAITLIST_ENTRY_NOT_FOUND")
 
 
+class WaitlistOfferNotActive(FailedPrecondition):
+    """A booking that would take a waitlist offer the entry does not hold (any more)."""
+
+    def __init__(self, entry_id: str) -> None:
+        super().__init__(
+            f"waitlist entry {entry_id} holds no offer (not offered, lapsed or taken already)",
+            reason="WAITLIST_OFFER_NOT_ACTIVE",
+        )
+
+
 class PeerUnavailable(Unavailable):
     """A peer could not be reached or failed; the booking was brought to a defined state."""
 

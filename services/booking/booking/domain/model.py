@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from booking.domain.errors import IllegalStatusTransition, invalid
+from booking.domain.errors import IllegalStatusTransition, WaitlistEntryNotFound, invalid
 
 MAX_RANGES = 60
 SYSTEM_ACTOR = "system"
@@ -598,6 +598,35 @@ class WaitlistEntry:
 
     def offer(self, hold_id: str, until: datetime, now: datetime) -> None:
         self.state, self.hold_id, self.offer_expire_time, self.updated_at = WaitState.OFFERED, hold_id, until, now
+
+    def keep_waiting(self, now: datetime) -> None:
+        """The offer could not be made (the range is still taken for this entry): back in line."""
+        self.state, self.hold_id, self.offer_expire_time, self.updated_at = WaitState.WAITING, "", None, now
+
+    def offer_active(self, now: datetime) -> bool:
+        return (
+            self.state is WaitState.OFFERED
+            and bool(self.hold_id)
+            and self.offer_expire_time is not None
+            and now < self.offer_expire_time
+        )
+
+    def check_offer_fits(self, client_id: str, place_id: str, ranges: tuple[TimeRange, ...], units: int) -> None:
+        """A booking taking this entry's offer books exactly what the offer holds, for its client."""
+        if client_id != self.client_id or place_id != self.place_id:
+            raise WaitlistEntryNotFound(self.id)
+        if ranges != (self.range,) or units != self.units:
+            raise invalid(
+                "WAITLIST_OFFER_MISMATCH", "ranges and units must be exactly the waitlist entry's range and units"
+            )
+
+    def fulfil(self, now: datetime) -> None:
+        self.state, self.updated_at = WaitState.FULFILLED, now
+
+    def lapse(self, now: datetime) -> None:
+        """The offer's hold lapsed unused (or the wanted range has started)."""
+        if self.state in (WaitState.WAITING, WaitState.OFFERED):
+            self.state, self.updated_at = WaitState.EXPIRED, now
 
     def leave(self, now: datetime) -> None:
         if self.state in (WaitState.WAITING, WaitState.OFFERED):

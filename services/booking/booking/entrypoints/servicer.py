@@ -48,6 +48,7 @@ class BookingServicer(booking_pb2_grpc.BookingServiceServicer):
             request.units or 1,
             request.payment_method_token,
             request.note,
+            request.waitlist_entry_id,
         )
         return booking_to_proto(await h.create_booking(self.d, current_caller.get(), cmd))
 

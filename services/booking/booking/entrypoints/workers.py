@@ -1,7 +1,7 @@
 """Background workers: the sweeper (expiry of pending requests and unpaid holds, completion after the
-end) and the saga recovery, one loop over the `due_time` index. Bookings are claimed in small batches
-with FOR UPDATE SKIP LOCKED and leased (due_time pushed forward) in that short transaction; the peer
-calls happen after it, outside any transaction."""
+end, lapsed waitlist offers) and the saga recovery, one loop over the `due_time` index. Bookings are
+claimed in small batches with FOR UPDATE SKIP LOCKED and leased (due_time pushed forward) in that short
+transaction; the peer calls happen after it, outside any transaction."""
 
 from __future__ import annotations
 
@@ -37,7 +37,9 @@ async def claim_due(deps: Deps, now: datetime, limit: int) -> list[Booking]:
 async def handle_due(deps: Deps, booking: Booking, now: datetime) -> None:
     saga = BookingSaga(deps)
     if booking.saga_state.in_progress:
-        await saga.recover(booking)
+        recovered = await saga.recover(booking)
+        if recovered.status not in (Status.CONFIRMED, Status.APPROVED, Status.REQUESTED):
+            await handlers.offer_freed(deps, recovered.place_id, recovered.ranges)  # its slots went back
         return
     if booking.status is Status.CONFIRMED:
         if now >= booking.end:
@@ -54,11 +56,11 @@ async def handle_due(deps: Deps, booking: Booking, now: datetime) -> None:
 
         expired = await saga.persist(booking.id, lapse)
         await saga.recover(expired)
-        await handlers.offer_freed(deps, expired)
+        await handlers.offer_freed(deps, expired.place_id, expired.ranges)
 
 
 async def sweep_once(deps: Deps, now: datetime | None = None) -> int:
-    """One batch: returns how many bookings were handled."""
+    """One batch: returns how many bookings and lapsed waitlist offers were handled."""
     token = current_operation.set("sweeper")
     try:
         if now is not None:  # a given time (tests, replays) is the clock of the whole sweep
@@ -71,7 +73,7 @@ async def sweep_once(deps: Deps, now: datetime | None = None) -> int:
                 await handle_due(deps, booking, now)
             except Exception as error:  # one bad booking must not stop the sweep; it comes back later
                 log.warning("sweep failed", extra={"booking_id": booking.id, "error": repr(error)})
-        return len(due)
+        return len(due) + await handlers.expire_lapsed_offers(deps, deps.settings.sweeper_batch_size)
     finally:
         current_operation.reset(token)
 

@@ -18,6 +18,7 @@ from opentelemetry import metrics
 
 from booking.domain.errors import BookingPaymentDeclined, SlotUnavailable, StaleEtag
 from booking.domain.model import (
+    SYSTEM_ACTOR,
     Booking,
     BookingMode,
     Money,
@@ -51,6 +52,10 @@ def _copy(booking: Booking) -> Booking:
     twin = copy.copy(booking)
     twin.history, twin.new_history, twin.events = list(booking.history), list(booking.new_history), list(booking.events)
     return twin
+
+
+# Why an occurrence of an all-or-nothing series was undone: another one could not be booked.
+SERIES_NOT_BOOKED = "series_not_booked"
 
 
 class SimulatedCrash(Exception):  # noqa: N818 - it stands for a process death, not an error
@@ -252,6 +257,85 @@ class BookingSaga:
         reason = declined.metadata.get("failure_reason") or "capture_declined"
         await self.persist(booking.id, lambda b, now: self._payment_failed(b, now, reason, ""))
 
+    # ----- a recurring series ---------------------------------------------------------------
+    async def book_series(self, occurrences: list[Booking], token: str, allow_partial: bool) -> None:
+        """HELD occurrences (saga 'holding') -> CONFIRMED, each one that cannot be booked ended with
+        its reason. Every hold first (all the taken ones are known), then every authorization, then
+        the captures: without `allow_partial` a refusal undoes the others before anything is
+        captured (and a capture refused after others were made refunds them). An outage undoes what
+        was done and raises; during the captures it leaves them to the recovery worker, which
+        finishes them (each is authorized and its hold still stands)."""
+        ttl = timedelta(seconds=self.d.settings.hold_ttl_s)
+        held = await self._series_step(
+            occurrences, lambda b: self.hold_slots(b, ttl), allow_partial, FailedPrecondition, to_the_end=True
+        )
+        authorized = await self._series_step(
+            held, lambda b: self.authorize_payment(b, token, step="authorize"), allow_partial, BookingPaymentDeclined
+        )
+        refusals = (FailedPrecondition, NotFound, BookingPaymentDeclined)
+        await self._series_step(authorized, self.confirm_and_capture, allow_partial, refusals, undo_on_outage=False)
+
+    async def _series_step(
+        self, occurrences, step, allow_partial: bool, refusals, *, to_the_end=False, undo_on_outage=True
+    ) -> list[Booking]:
+        """One saga step on each occurrence; the ones that passed it. A refusal has ended its own
+        occurrence (the step's compensation); without `allow_partial` it ends the others too, at
+        once or, `to_the_end`, once every occurrence has had the step."""
+        passed: list[Booking] = []
+        refused = False
+        for i, booking in enumerate(occurrences):
+            try:
+                passed.append(await step(booking))
+            except refusals:
+                refused = True
+                if not allow_partial and not to_the_end:
+                    await self._undo_series([*passed, *occurrences[i + 1 :]])
+                    return []
+            except ReservaError:
+                if undo_on_outage:
+                    await self._undo_series([*passed, *occurrences[i + 1 :]])
+                raise
+        if refused and not allow_partial:
+            await self._undo_series(passed)
+            return []
+        return passed
+
+    async def _undo_series(self, occurrences: list[Booking]) -> None:
+        for booking in occurrences:
+            await self._drop_occurrence(booking)
+
+    async def _drop_occurrence(self, booking: Booking) -> None:
+        """An occurrence of a series that is not booked whole: its slots and its money go back (a
+        confirmed one is cancelled with a full refund). What fails now, the recovery worker does."""
+        if booking.status is Status.CONFIRMED:
+
+            def cancel(b: Booking, now: datetime) -> None:
+                b.cancel(SYSTEM_ACTOR, True, SERIES_NOT_BOOKED, now)
+                b.failure_reason = SERIES_NOT_BOOKED
+                b.set_saga(SagaState.REFUNDING, now, self.d.recovery_after)
+
+            booking = await self.persist(booking.id, cancel, known=booking)
+            try:
+                await self.settle(booking)
+            except ReservaError:
+                log.warning("a series' refund is left to the recovery worker", extra={"booking_id": booking.id})
+            return
+        state = SagaState.DONE
+        try:
+            await self.release_hold(booking, SERIES_NOT_BOOKED)
+            if booking.payment_id:
+                await self.void_payments(booking, SERIES_NOT_BOOKED)
+        except ReservaError:
+            state = SagaState.COMPENSATING  # the recovery worker releases and voids
+
+        def end(b: Booking, now: datetime) -> None:
+            b.failure_reason = SERIES_NOT_BOOKED
+            if b.status is Status.HELD:
+                b.expire(now, SERIES_NOT_BOOKED)
+            b.set_saga(state, now, self.d.recovery_after)
+
+        await self.persist(booking.id, end, known=booking)
+
     # ----- compensations --------------------------------------------------------------------
     async def release_hold(self, booking: Booking, reason: str) -> None:
         if booking.hold_id:
@@ -324,11 +408,9 @@ class BookingSaga:
                 booking_id=booking.id,
                 holder_id=booking.client_id,
             )
-        except FailedPrecondition:
-            await self.persist(booking.id, self._reject_taken)
-            raise
-        booking.hold_id = hold.id
-        return booking
+            if hold.state in ("held", "confirmed"):
+                return hold
+            step = f"hold:{hold.id}"
 
     async def pay_approved(self, booking: Booking, token: str, request_id: str) -> Booking:
         """APPROVED (saga 'authorizing') -> CONFIRMED, or PAYMENT_FAILED with the hold released."""

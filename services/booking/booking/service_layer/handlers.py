@@ -25,6 +25,7 @@ from booking.domain.errors import (
     StaleEtag,
     TooManyPending,
     WaitlistEntryNotFound,
+    WaitlistOfferNotActive,
     invalid,
 )
 from booking.domain.model import (
@@ -40,7 +41,7 @@ from booking.domain.model import (
     fingerprint,
     normalize_ranges,
 )
-from booking.service_layer.flows import BookingSaga, Deps
+from booking.service_layer.flows import SERIES_NOT_BOOKED, BookingSaga, Deps
 from booking.service_layer.pagination import decode_page_token, encode_page_token
 from booking.service_layer.queries import ListQuery
 from kit import page_tokens
@@ -166,6 +167,11 @@ async def _create_booking(deps: Deps, caller: Caller, cmd: CreateBooking) -> Boo
     place = await deps.availability.get_place(cmd.place_id)
     ranges = _check_create(cmd, place)
     fp = fingerprint(cmd.place_id, ranges, cmd.guests, cmd.units, cmd.note, bool(cmd.payment_token))
+    if cmd.waitlist_entry_id:
+        fp = fingerprint(fp, cmd.waitlist_entry_id)
+        replayed = await _check_offer(deps, client_id, cmd, ranges, fp)
+        if replayed is not None:
+            return replayed
     now = deps.clock()
     s = deps.settings
     booking = Booking.create(
@@ -207,9 +213,38 @@ async def _create_booking(deps: Deps, caller: Caller, cmd: CreateBooking) -> Boo
     existing = await with_retries(insert)
     if existing is not None:
         return await _replay(deps, existing, fp)
+    saga = BookingSaga(deps)
+    if cmd.waitlist_entry_id:
+        booking = await saga.take_offer(booking, cmd.waitlist_entry_id)
+        if booking.status is Status.REJECTED:
+            raise WaitlistOfferNotActive(cmd.waitlist_entry_id)
     if booking.mode is BookingMode.REQUEST:
         return booking
-    return await BookingSaga(deps).book_instantly(booking, cmd.payment_token)
+    try:
+        if cmd.waitlist_entry_id:
+            return await saga.book_held(booking, cmd.payment_token)
+        return await saga.book_instantly(booking, cmd.payment_token)
+    except BookingPaymentDeclined:
+        await offer_freed(deps, booking.place_id, booking.ranges)  # the declined booking's hold went back
+        raise
+
+
+async def _check_offer(deps: Deps, client_id: str, cmd: CreateBooking, ranges, fp: str) -> Booking | None:
+    """A booking that takes a waitlist offer books exactly the offered range, for the offered client,
+    while the offer lasts. A retry of such a booking (the offer taken by it already) is replayed."""
+    entry_id = require_uuid(cmd.waitlist_entry_id, "waitlist_entry_id")
+    async with deps.uow() as uow:
+        entry = await uow.waitlist.get(entry_id)
+    if entry is None:
+        raise WaitlistEntryNotFound(entry_id)
+    entry.check_offer_fits(client_id, cmd.place_id, ranges, cmd.units)
+    if entry.offer_active(deps.clock()):
+        return None
+    async with deps.uow() as uow:
+        existing = await uow.bookings.get_by_request(client_id, cmd.request_id)
+    if existing is not None:
+        return await _replay(deps, existing, fp)
+    raise WaitlistOfferNotActive(entry_id)
 
 
 # ----- reading --------------------------------------------------------------------------------
@@ -424,7 +459,7 @@ async def cancel_booking(deps: Deps, caller: Caller, request_id: str, booking_id
             booking = await saga.settle(booking)
         except Exception:  # the cancellation stands; the recovery worker finishes the refund
             pass
-    await offer_freed(deps, booking)
+    await offer_freed(deps, booking.place_id, booking.ranges)
     return booking
 
 
@@ -447,7 +482,11 @@ async def confirm_booking(deps: Deps, caller: Caller, request_id: str, booking_i
         b.begin_flow(SagaState.AUTHORIZING, now, deps.recovery_after, **PAYING)
 
     async def flow() -> Booking:
-        return await saga.pay_approved(await saga.persist(booking.id, begin), token, request_id)
+        try:
+            return await saga.pay_approved(await saga.persist(booking.id, begin), token, request_id)
+        except BookingPaymentDeclined:
+            await offer_freed(deps, booking.place_id, booking.ranges)  # the approval's hold went back
+            raise
 
     return await admitted(deps, flow)
 
@@ -562,10 +601,14 @@ async def reschedule_booking(
     # refund of a lower price) is recorded with it; if it cannot be done now, the recovery worker
     # does it (saga 'refunding') and the caller still learns that the booking moved.
     try:
-        return await BookingSaga(deps).settle(moved)
+        settled = await BookingSaga(deps).settle(moved)
     except Exception:
+        # The old ranges are offered only here: the recovery worker that releases them later knows
+        # the old hold's id, not its ranges, and the offer is a courtesy (anyone may book them).
         log.warning("a reschedule's release or refund is left to the recovery worker", extra={"booking_id": moved.id})
         return moved
+    await offer_freed(deps, booking.place_id, booking.ranges)  # the old ranges, released by settle
+    return settled
 
 
 # ----- recurring series -----------------------------------------------------------------------
@@ -616,7 +659,7 @@ def occurrences(first: TimeRange, frequency: str, count: int, until: datetime | 
 
 
 async def create_recurring_bookings(deps: Deps, caller: Caller, cmd: CreateRecurring):
-    """Book every occurrence (all or nothing, unless allow_partial): hold them all first, then pay each."""
+    """Book every occurrence (all or nothing, unless allow_partial): see BookingSaga.book_series."""
     return await admitted(deps, lambda: _create_recurring_bookings(deps, caller, cmd))
 
 
@@ -627,45 +670,75 @@ async def _create_recurring_bookings(deps: Deps, caller: Caller, cmd: CreateRecu
         raise FailedPrecondition("recurring bookings need an instant-book place", reason="RECURRING_NOT_SUPPORTED")
     ranges = occurrences(cmd.first, cmd.frequency, cmd.count, cmd.until, place.time_zone)
     series_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"series:{client_id}:{cmd.request_id}"))
-    saga = BookingSaga(deps)
-    held: list[Booking] = []
-    conflicts: list[TimeRange] = []
-    for i, r in enumerate(ranges):
-        single = CreateBooking(
+    # Every occurrence's fingerprint carries the whole series', so a retry that changes any of it
+    # (the recurrence, allow_partial) is a reused request id, not the same series.
+    series_fp = fingerprint(cmd.first, cmd.frequency, cmd.count, cmd.until, cmd.allow_partial)
+    singles = [
+        CreateBooking(
             f"{cmd.request_id[:56]}:{i}", cmd.place_id, [r], cmd.guests, cmd.units, cmd.payment_token, cmd.note
         )
-        try:
-            booking = await _insert_for_series(deps, client_id, place, single, series_id)
-        except SlotUnavailable:  # a retry: this occurrence was found taken the first time
-            conflicts.append(r)
-            continue
-        if booking.status is not Status.HELD or booking.saga_state is not SagaState.HOLDING:
-            held.append(booking)  # a retry: already processed
-            continue
-        try:
-            held.append(await saga.hold_slots(booking, timedelta(seconds=deps.settings.hold_ttl_s)))
-        except SlotUnavailable:
-            conflicts.append(r)
-    if conflicts and not cmd.allow_partial:
-        for b in held:
-            if b.status is Status.HELD:
-                await saga.release_hold(b, "series_conflict")
-                await saga.persist(
-                    b.id, lambda x, now: (x.expire(now, "series_conflict"), x.set_saga(SagaState.DONE, now))
-                )
-        raise SlotUnavailable(f"{len(conflicts)} occurrence(s) are taken", conflicts, place.id)
-    booked = []
-    for b in held:
-        if b.status is Status.HELD and b.saga_state is SagaState.AUTHORIZING:
-            b = await saga.authorize_payment(b, cmd.payment_token, step="authorize")
-            b = await saga.confirm_and_capture(b)
-        booked.append(b)
+        for i, r in enumerate(ranges)
+    ]
+    first, inserted = await _insert_for_series(deps, client_id, place, singles[0], series_id, series_fp)
+    if inserted:  # else a retry: its answer is what the first call made of the series
+        held = [first]
+        for single in singles[1:]:
+            held.append((await _insert_for_series(deps, client_id, place, single, series_id, series_fp))[0])
+        await BookingSaga(deps).book_series(held, cmd.payment_token, cmd.allow_partial)
+    async with deps.uow() as uow:
+        found = [await uow.bookings.get_by_request(client_id, s.request_id) for s in singles]
+    for booking, single in zip(found, singles, strict=True):
+        if booking is not None and booking.fingerprint != _occurrence_fingerprint(single, place, series_fp):
+            raise IdempotencyKeyReused("this request_id was already used with other parameters")
+    booked, conflicts = await _series_outcome(deps, found, cmd.allow_partial, place.id)
     return booked, conflicts, series_id
 
 
-async def _insert_for_series(deps: Deps, client_id: str, place: Place, cmd: CreateBooking, series_id: str) -> Booking:
+def _occurrence_fingerprint(cmd: CreateBooking, place: Place, series_fp: str) -> str:
     ranges = _check_create(cmd, place)
-    fp = fingerprint(cmd.place_id, ranges, cmd.guests, cmd.units, cmd.note, True)
+    return fingerprint(cmd.place_id, ranges, cmd.guests, cmd.units, cmd.note, True, series_fp)
+
+
+def _booked(b: Booking) -> bool:
+    """An occurrence the series booked (whatever became of it since)."""
+    booked = (Status.CONFIRMED, Status.COMPLETED, Status.NO_SHOW, Status.CANCELLED)
+    return b.status in booked and b.failure_reason != SERIES_NOT_BOOKED
+
+
+async def _series_outcome(deps: Deps, found: list[Booking | None], allow_partial: bool, place_id: str):
+    """The answer to a series, read from its occurrences, so that a retry gets the first answer:
+    (booked, the ranges of those that could not be), or the reason nothing was booked."""
+    if any(b is None or b.status is Status.HELD for b in found):
+        if any(b is not None and b.status is Status.HELD for b in found):
+            raise Unavailable(
+                "this series is still being processed; retry with the same request id to learn its outcome",
+                reason="BOOKING_IN_PROGRESS",
+            )
+        raise Unavailable(
+            "this series was not made (it could not be completed); retry with a new request id",
+            reason="BOOKING_NOT_MADE",
+        )
+    booked = [b for b in found if _booked(b)]
+    failed = [b for b in found if not _booked(b) and b.failure_reason != SERIES_NOT_BOOKED]
+    outage = [b for b in failed if b.status is Status.EXPIRED and b.failure_reason.endswith("_unavailable")]
+    if allow_partial and not outage:
+        return booked, [b.ranges[0] for b in failed]
+    if len(booked) == len(found):
+        return booked, []
+    taken = [b.ranges[0] for b in failed if b.failure_reason == "slot_unavailable"]
+    if taken and not outage:
+        raise SlotUnavailable(f"{len(taken)} occurrence(s) are taken", taken, place_id)
+    for why in (outage or failed)[:1]:
+        await _replay(deps, why, why.fingerprint)  # raises the refusal (or the outage) that ended it
+    raise Unavailable("this series was not made; retry with a new request id", reason="BOOKING_NOT_MADE")
+
+
+async def _insert_for_series(
+    deps: Deps, client_id: str, place: Place, cmd: CreateBooking, series_id: str, series_fp: str
+) -> tuple[Booking, bool]:
+    """The occurrence's booking (HELD, saga 'holding') and True; or the one a first call made, and False."""
+    ranges = _check_create(cmd, place)
+    fp = _occurrence_fingerprint(cmd, place, series_fp)
     now = deps.clock()
     booking = Booking.create(
         client_id=client_id,
@@ -685,9 +758,11 @@ async def _insert_for_series(deps: Deps, client_id: str, place: Place, cmd: Crea
     async with deps.uow() as uow:
         if not await uow.bookings.add(booking):
             existing = await uow.bookings.get_by_request(client_id, cmd.request_id)
-            return await _replay(deps, existing, fp)
+            if existing.fingerprint != fp:
+                raise IdempotencyKeyReused("this request_id was already used with other parameters")
+            return existing, False
         await uow.commit()
-    return booking
+    return booking, True
 
 
 # ----- waitlist -------------------------------------------------------------------------------
@@ -701,6 +776,8 @@ async def join_waitlist(
     if not 1 <= guests <= place.capacity:
         raise invalid("INVALID_GUESTS", f"guests must be 1-{place.capacity}")
     units = units or 1
+    if not 1 <= units <= place.unit_count:
+        raise invalid("INVALID_UNITS", f"units must be 1-{place.unit_count} for this place")
     if r.start <= deps.clock():
         raise invalid("INVALID_TIME_RANGE", "the range must be in the future")
     entry_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"waitlist:{client_id}:{request_id}"))
@@ -764,40 +841,97 @@ async def list_waitlist(deps: Deps, caller: Caller, place_id: str, client_id: st
     return page, encode_page_token({"o": offset + size}) if len(rows) > size else ""
 
 
-async def offer_freed(deps: Deps, booking: Booking) -> None:
-    """Ranges of a place freed up: offer a short hold to the longest-waiting client, if any. The entry
-    is claimed in one transaction, held by a peer call outside it, and recorded in a second one."""
+# Waiters tried per freed range before giving up: each try is one HoldSlots call.
+MAX_OFFER_TRIES = 10
+
+
+async def offer_freed(deps: Deps, place_id: str, ranges: tuple[TimeRange, ...]) -> None:
+    """Ranges of a place freed up: offer a short hold to the longest-waiting client whose wanted
+    range and units fit, trying the next in line when a waiter's hold is refused."""
+    passed: list[str] = []
     try:
-        ttl = timedelta(seconds=deps.settings.waitlist_offer_ttl_s)
-        async with deps.uow() as uow:
-            entry = await uow.waitlist.first_waiting(booking.place_id, booking.ranges)
-            if entry is None:
+        while len(passed) < MAX_OFFER_TRIES:
+            entry = await _offer_next(deps, place_id, ranges, tuple(passed))
+            if entry is None or entry.state is WaitState.OFFERED:
                 return
-            now = deps.clock()
-            entry.offer("", now + ttl, now)
-            await uow.waitlist.save(entry)
-            await uow.commit()
-        try:
-            hold = await deps.availability.hold_slots(
-                request_id=model.derived_request_id(entry.id, "offer"),
-                place_id=entry.place_id,
-                ranges=(entry.range,),
-                units=entry.units,
-                ttl=ttl,
-                booking_id="",
-                holder_id=entry.client_id,
-            )
-        except Exception:
-            entry.state = WaitState.WAITING  # still taken (or peer down): keep waiting
-            hold = None
-        async with deps.uow() as uow:
-            if hold is not None:
+            passed.append(entry.id)
+    except Exception:  # an offer is a courtesy; the freed time is bookable by anyone anyway
+        log.warning("a freed range was not offered to the waitlist", extra={"place_id": place_id}, exc_info=True)
+
+
+async def _offer_next(deps: Deps, place_id: str, ranges, passed: tuple[str, ...]) -> WaitlistEntry | None:
+    """The next waiter is claimed in one transaction (OFFERED, no hold yet: concurrent offers skip
+    it), held for by a peer call outside it, and recorded in a second one. The entry, back to
+    WAITING if its range is still taken (for its units), or None when nobody is waiting."""
+    ttl = timedelta(seconds=deps.settings.waitlist_offer_ttl_s)
+    async with deps.uow() as uow:
+        now = deps.clock()
+        entry = await uow.waitlist.first_waiting(place_id, ranges, now, passed)
+        if entry is None:
+            return None
+        entry.offer("", now + ttl, now)
+        await uow.waitlist.save(entry)
+        await uow.commit()
+    try:
+        hold = await deps.availability.hold_slots(
+            # One request id per offer (its claim time): a later offer of the same entry is a new hold.
+            request_id=model.derived_request_id(entry.id, f"offer:{now.isoformat()}"),
+            place_id=entry.place_id,
+            ranges=(entry.range,),
+            units=entry.units,
+            ttl=ttl,
+            booking_id="",
+            holder_id=entry.client_id,
+        )
+    except FailedPrecondition:  # still taken for this waiter, or the schedule refuses it now
+        hold = None
+    except Exception:
+        await _record_offer(deps, entry, None)
+        raise
+    return await _record_offer(deps, entry, hold)
+
+
+async def _record_offer(deps: Deps, entry: WaitlistEntry, hold) -> WaitlistEntry:
+    async with deps.uow() as uow:
+        current = await uow.waitlist.lock(entry.id)
+        ours = current is not None and current.state is WaitState.OFFERED and not current.hold_id
+        if ours:  # not left meanwhile
+            if hold is None:
+                entry.keep_waiting(deps.clock())
+            else:
                 entry.hold_id = hold.id
                 uow.stage(model.WaitlistOffered(entry))
             await uow.waitlist.save(entry)
             await uow.commit()
-    except Exception:  # an offer is a courtesy; the freed time is bookable by anyone anyway
-        return
+    if hold is not None and not ours:
+        await deps.availability.release_hold(model.derived_request_id(entry.id, "unclaimed"), hold.id, "waitlist_left")
+    return entry if ours else current
+
+
+async def expire_lapsed_offers(deps: Deps, limit: int) -> int:
+    """The sweep: an offer whose hold lapsed unused is EXPIRED and its range offered to the next
+    waiter; an entry whose wanted range has started is EXPIRED. Returns how many entries it handled."""
+    now = deps.clock()
+    async with deps.uow() as uow:
+        lapsed = await uow.waitlist.lapsed(now, limit)
+        for entry in lapsed:
+            if entry.state is WaitState.OFFERED and not entry.hold_id:
+                entry.keep_waiting(now)  # the offer's hold was never recorded: back in line
+            else:
+                entry.lapse(now)
+            await uow.waitlist.save(entry)
+        if lapsed:
+            await uow.commit()
+    for entry in lapsed:
+        if entry.state is WaitState.EXPIRED and entry.hold_id and entry.range.start > now:
+            try:
+                await deps.availability.release_hold(
+                    model.derived_request_id(entry.id, "lapse"), entry.hold_id, "waitlist_offer_lapsed"
+                )
+            except Exception:  # the hold lapses on its own: availability treats it as expired anyway
+                log.warning("a lapsed offer's hold was not released", extra={"entry_id": entry.id})
+            await offer_freed(deps, entry.place_id, (entry.range,))
+    return len(lapsed)
 
 
 # ----- reviews --------------------------------------------------------------------------------

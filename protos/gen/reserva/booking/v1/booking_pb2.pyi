@@ -477,6 +477,7 @@ class CreateBookingRequest(_message.Message):
     UNITS_FIELD_NUMBER: _builtins.int
     PAYMENT_METHOD_TOKEN_FIELD_NUMBER: _builtins.int
     NOTE_FIELD_NUMBER: _builtins.int
+    WAITLIST_ENTRY_ID_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Required. Idempotency key (UUID or any string up to 64 chars); a retry
     with the same id and parameters returns the original result; the same id
@@ -496,6 +497,17 @@ class CreateBookingRequest(_message.Message):
     """
     note: _builtins.str
     """Optional. Note to the host, at most 1000 characters."""
+    waitlist_entry_id: _builtins.str
+    """Optional. UUID of the caller's OFFERED waitlist entry whose offer this
+    booking takes: its hold (made for the caller when the range freed up)
+    becomes the booking's, so the offered range is bookable by its waiter
+    alone while the offer lasts. `ranges` must be exactly the entry's range
+    and `units` its units (else INVALID_ARGUMENT, WAITLIST_OFFER_MISMATCH);
+    an entry not OFFERED, or whose offer lapsed, fails with
+    FAILED_PRECONDITION (WAITLIST_OFFER_NOT_ACTIVE); someone else's or an
+    unknown entry with NOT_FOUND (WAITLIST_ENTRY_NOT_FOUND). The entry is
+    FULFILLED by the booking. Empty: an ordinary booking.
+    """
     @_builtins.property
     def ranges(self) -> _containers.RepeatedCompositeFieldContainer[_types_pb2.TimeRange]:
         """Required. 1-60 non-overlapping ranges obeying the place's schedule."""
@@ -510,10 +522,11 @@ class CreateBookingRequest(_message.Message):
         units: _builtins.int = ...,
         payment_method_token: _builtins.str = ...,
         note: _builtins.str = ...,
+        waitlist_entry_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["guests", b"guests", "note", b"note", "payment_method_token", b"payment_method_token", "place_id", b"place_id", "ranges", b"ranges", "request_id", b"request_id", "units", b"units"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["guests", b"guests", "note", b"note", "payment_method_token", b"payment_method_token", "place_id", b"place_id", "ranges", b"ranges", "request_id", b"request_id", "units", b"units", "waitlist_entry_id", b"waitlist_entry_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
