@@ -129,6 +129,49 @@ class BookingSaga:
         booking = await self.authorize_payment(booking, payment_token, step="authorize")
         return await self.confirm_and_capture(booking)
 
+    async def book_held(self, booking: Booking, payment_token: str) -> Booking:
+        """An INSTANT booking that holds its slots already (a waitlist offer's hold, taken by
+        take_offer) -> CONFIRMED, or a terminal failure with compensations done."""
+        booking = await self.authorize_payment(booking, payment_token, step="authorize")
+        return await self.confirm_and_capture(booking)
+
+    async def take_offer(self, booking: Booking, entry_id: str) -> Booking:
+        """The booking takes its client's waitlist offer. The entry is claimed first (locked, still
+        OFFERED and unexpired -> FULFILLED), so one offer serves one booking; then the offer's hold
+        becomes the booking's. Two transactions, not one: together they exceed the lock budget. A
+        crash between them leaves the booking to the recovery worker (it expires it) and the offer's
+        hold to lapse on its own. An offer that lapsed or was taken rejects an INSTANT booking
+        (WAITLIST_OFFER_NOT_ACTIVE). A REQUEST place's booking waits for the host, whose approval
+        holds the range anew: the offer's hold is released for it, and the request stands either way."""
+
+        async def claim() -> str:
+            async with self.d.uow() as uow:
+                entry = await uow.waitlist.lock(entry_id)
+                if entry is None or not entry.offer_active(self.d.clock()):
+                    return ""
+                entry.fulfil(self.d.clock())
+                await uow.waitlist.save(entry)
+                await uow.commit()
+                return entry.hold_id
+
+        hold_id = await with_retries(claim)
+        if booking.status is not Status.HELD:
+            if hold_id:
+                await self.d.availability.release_hold(
+                    derived_request_id(booking.id, "release:waitlist_requested"), hold_id, "waitlist_requested"
+                )
+            return booking
+        if not hold_id:
+            return await self.persist(
+                booking.id, lambda b, now: self._reject_taken(b, now, "waitlist_offer_not_active"), known=booking
+            )
+
+        def record(b: Booking, now: datetime) -> None:
+            b.hold_id = hold_id
+            b.set_saga(SagaState.AUTHORIZING, now, self.d.recovery_after)
+
+        return await self.persist(booking.id, record, known=booking)
+
     async def hold_slots(self, booking: Booking, ttl: timedelta) -> Booking:
         try:
             hold = await self.d.availability.hold_slots(

@@ -89,6 +89,7 @@ class CreateBooking:
     units: int
     payment_token: str
     note: str
+    waitlist_entry_id: str = ""  # the caller's OFFERED waitlist entry whose hold this booking takes
 
 
 def _check_create(cmd: CreateBooking, place: Place | None = None) -> tuple[TimeRange, ...]:
@@ -786,7 +787,7 @@ async def join_waitlist(
     # several units, any occupant counts as taken: the hold attempt decides the rest.)
     if await deps.availability.occupied_units(place.id, r, now) == 0:
         async with deps.uow() as uow:
-            joined = await uow.waitlist.get(entry_id)  # a retry after the range freed up
+            joined = await uow.waitlist.get(entry_id, position=True)  # a retry after the range freed up
         if joined is None:
             raise SlotAvailable(place.id)
         return joined
@@ -796,11 +797,11 @@ async def join_waitlist(
             f"join_waitlist:{client_id}:{request_id}", fingerprint(place_id, r, guests, units), entry_id
         )
         if existing:
-            return await uow.waitlist.get(existing)
+            return await uow.waitlist.get(existing, position=True)
         await uow.waitlist.add(entry)
+        joined = await uow.waitlist.get(entry_id, position=True)
         await uow.commit()
-    entry.position = 1
-    return entry
+    return joined
 
 
 async def leave_waitlist(deps: Deps, caller: Caller, request_id: str, entry_id: str) -> WaitlistEntry:
@@ -811,10 +812,11 @@ async def leave_waitlist(deps: Deps, caller: Caller, request_id: str, entry_id: 
         entry = await uow.waitlist.get(entry_id)
         if entry is None or (entry.client_id != user and not caller.is_privileged):
             raise WaitlistEntryNotFound(entry_id)
+        offered = entry.state is WaitState.OFFERED  # a FULFILLED entry's hold is its booking's now
         entry.leave(deps.clock())
         await uow.waitlist.save(entry)
         await uow.commit()
-    if entry.hold_id:
+    if offered and entry.hold_id:
         await deps.availability.release_hold(
             model.derived_request_id(entry.id, "leave"), entry.hold_id, "waitlist_left"
         )
