@@ -245,8 +245,10 @@ class SqlAlchemyUnitOfWork:
 
     async def __aexit__(self, exc_type, exc, tb) -> None:
         try:
-            if exc_type is None and not self._committed and self._in_transaction():
-                # A read-only unit of work: measure it too before it ends.
+            failed = self._driver is not None and self._driver.failed
+            if exc_type is None and not self._committed and not failed and self._in_transaction():
+                # A read-only unit of work: measure it too before it ends. (An aborted one cannot be
+                # asked anything more: it is rolled back.)
                 await self._measure()
         finally:
             # A connection that died (or was left mid-operation) under plain SQL is never handed

@@ -31,7 +31,7 @@ _tracer = trace.get_tracer("reserva.kit.sql")
 class Driver:
     """Statements on one asyncpg connection inside a transaction someone else begins and ends."""
 
-    __slots__ = ("_conn", "_slow_s", "_db_name", "_on_slow", "lost", "_allowed")
+    __slots__ = ("_conn", "_slow_s", "_db_name", "_on_slow", "lost", "failed", "_allowed")
 
     def __init__(
         self,
@@ -43,6 +43,9 @@ class Driver:
     ):
         self._conn, self._slow_s, self._db_name, self._on_slow = conn, slow_statement_ms / 1000, db_name, on_slow
         self.lost = False  # the connection died under a statement: the unit of work discards it
+        # A statement failed: PostgreSQL aborted the transaction, which can only be rolled back (a
+        # caller may still have taken the failure as an answer, e.g. a unique violation as a replay).
+        self.failed = False
         # A lone statement runs outside any transaction block: a second one would not be atomic with it.
         self._allowed = statements_allowed
 
@@ -83,7 +86,7 @@ class Driver:
         try:
             return await method(sql, *args)
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as error:
-            self.lost = self._conn.is_closed()
+            self.lost, self.failed = self._conn.is_closed(), True
             if span is not None:
                 span.record_exception(error)
             raise DBAPIError(sql, tuple(args), error, connection_invalidated=self.lost) from error
