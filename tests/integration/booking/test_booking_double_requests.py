@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import grpc
 from booking_support import As, create_request, error_info, future_hour, make_place, rid, user
@@ -82,3 +82,44 @@ async def test_payments_sent_at_once_authorize_and_capture_one_payment(bstub, as
     # One card authorization, captured, and it is the booking's.
     assert row["status"] == "confirmed"
     assert [(p["id"], p["status"]) for p in payments] == [(row["payment_id"], "captured")]
+
+
+async def test_an_approval_after_an_interrupted_and_recovered_one_gets_a_live_hold(
+    bstub, astub, admin_sql, booking_server
+):
+    """An approval interrupted after availability made its hold (a timeout, a crash) is recovered:
+    the hold is released and the request stands. Approving again must not be handed that released
+    hold back by the replay of the same request id."""
+    from booking.domain.model import TimeRange, derived_request_id
+    from booking.entrypoints.workers import sweep_once
+
+    host, _, booking = await _requested(bstub, astub, days=43)
+    start = booking.ranges[0]
+    # What the interrupted approval made: the very call the booking service makes.
+    deps = booking_server.deps
+    interrupted = await deps.availability.hold_slots(
+        request_id=derived_request_id(booking.id, "hold"),
+        place_id=booking.place_id,
+        ranges=(TimeRange(start.start_time.ToDatetime(UTC), start.end_time.ToDatetime(UTC)),),
+        units=booking.units,
+        ttl=timedelta(seconds=deps.settings.approval_payment_ttl_s),
+        booking_id=booking.id,
+        holder_id=booking.client_id,
+    )
+    await admin_sql.execute(
+        "UPDATE booking.bookings SET saga_state = 'holding', due_time = now() - interval '1 minute'"
+        " WHERE id = $1::uuid",
+        booking.id,
+    )
+    while await sweep_once(deps, now=deps.clock() + timedelta(minutes=5)):
+        pass
+    row = await admin_sql.fetchrow("SELECT status, saga_state FROM booking.bookings WHERE id = $1::uuid", booking.id)
+    assert (row["status"], row["saga_state"]) == ("requested", "done")
+    assert await admin_sql.fetchval("SELECT state FROM availability.holds WHERE id = $1::uuid", interrupted.id) == (
+        "released"
+    )
+
+    approved = await As(bstub, host).ApproveBooking(bpb.ApproveBookingRequest(request_id=rid(), id=booking.id))
+    assert approved.status == B.APPROVED and approved.hold_id != interrupted.id
+    state = await admin_sql.fetchval("SELECT state FROM availability.holds WHERE id = $1::uuid", approved.hold_id)
+    assert state == "held"

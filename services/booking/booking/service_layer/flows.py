@@ -442,8 +442,23 @@ class BookingSaga:
 
     async def hold_for_approval(self, booking: Booking, ttl: timedelta) -> Booking:
         try:
+            hold = await self._approval_hold(booking, ttl)
+        except FailedPrecondition:
+            await self.persist(booking.id, self._reject_taken)
+            raise
+        booking.hold_id = hold.id
+        return booking
+
+    async def _approval_hold(self, booking: Booking, ttl: timedelta):
+        """The approval's hold: made, or the one an interrupted attempt made. Each attempt's request
+        id is derived from the booking, so a replay finds it. An attempt that was interrupted and
+        recovered left its hold released: replaying its id would hand that dead hold back, so the
+        next attempt's id is derived from it, and the chain is followed to the live hold (or a new
+        one). The recovery worker follows the same chain (_find_hold)."""
+        step = "hold"
+        while True:
             hold = await self.d.availability.hold_slots(
-                request_id=derived_request_id(booking.id, "hold"),
+                request_id=derived_request_id(booking.id, step),
                 place_id=booking.place_id,
                 ranges=booking.ranges,
                 units=booking.units,
@@ -637,15 +652,18 @@ class BookingSaga:
             else self.d.settings.approval_payment_ttl_s
         )
         try:
-            hold = await self.d.availability.hold_slots(
-                request_id=derived_request_id(booking.id, "hold"),
-                place_id=booking.place_id,
-                ranges=booking.ranges,
-                units=booking.units,
-                ttl=timedelta(seconds=ttl),
-                booking_id=booking.id,
-                holder_id=booking.client_id,
-            )
+            if booking.mode is BookingMode.INSTANT:
+                hold = await self.d.availability.hold_slots(
+                    request_id=derived_request_id(booking.id, "hold"),
+                    place_id=booking.place_id,
+                    ranges=booking.ranges,
+                    units=booking.units,
+                    ttl=timedelta(seconds=ttl),
+                    booking_id=booking.id,
+                    holder_id=booking.client_id,
+                )
+            else:  # an approval may have been attempted (and recovered) before
+                hold = await self._approval_hold(booking, timedelta(seconds=ttl))
         except (FailedPrecondition, NotFound):
             return ""
         except Unavailable:
