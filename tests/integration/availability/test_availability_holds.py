@@ -3,7 +3,7 @@ several units; blocks; and the database refusing overlaps whatever the code does
 
 import asyncio
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import grpc
@@ -358,3 +358,26 @@ async def test_held_and_confirmed_holds_appear_in_the_calendar_and_its_export(st
     assert [(e.hold_id, e.hold_state) for e in rest.entries] == [(confirmed.id, pb.Hold.CONFIRMED)]
     ics = (await As(stub, owner).ExportCalendar(pb.ExportCalendarRequest(place_id=place.id))).ics_content
     assert f"UID:{held.id}-1@reserva" in ics and "STATUS:TENTATIVE" in ics and "STATUS:CONFIRMED" in ics
+
+
+@pytest.mark.parametrize(
+    ("zone", "start"),
+    [
+        ("America/New_York", datetime(1, 1, 1, tzinfo=UTC)),  # local time before year 1
+        ("Asia/Kolkata", datetime(9999, 12, 31, 22, tzinfo=UTC) - 23 * H),  # local days after year 9999
+        ("UTC", datetime(9500, 1, 1, tzinfo=UTC)),
+    ],
+)
+async def test_times_at_the_ends_of_the_calendar_are_invalid_argument_for_holds_and_search(stub, zone, start):
+    """Local days around such a time overflow the datetime range: this answered INTERNAL."""
+    place = await create_place(stub, time_zone=zone)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await As(stub, SERVICE).HoldSlots(hold_request(place.id, (start, start + H)))
+    assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert error_info(caught.value)[0] == "INVALID_TIME_RANGE"
+    # A day's window (the test's own arithmetic stays inside the calendar).
+    search = pb.SearchAvailabilityRequest(city=place.city, window=trange(start, start + 24 * H), duration=dur(hours=1))
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.SearchAvailability(search)
+    assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert error_info(caught.value)[0] == "INVALID_TIME_RANGE"

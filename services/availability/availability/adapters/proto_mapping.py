@@ -24,6 +24,8 @@ from reserva.availability.v1 import availability_pb2 as pb
 from reserva.type.v1 import types_pb2
 
 MAX_TIMESTAMP = datetime(9999, 12, 31, tzinfo=UTC)
+# Times a caller may give: far wider than any booking, far enough from the ends of the calendar.
+EARLIEST_TIME, LATEST_TIME = datetime(1971, 1, 1, tzinfo=UTC), datetime(9000, 1, 1, tzinfo=UTC)
 
 
 ts = prototime.optional_timestamp
@@ -36,6 +38,12 @@ def from_ts(message: timestamp_pb2.Timestamp, field: str) -> datetime:
         value = prototime.to_datetime(message)
     except (ValueError, OverflowError) as error:
         raise invalid(f"{field} is not a valid timestamp", "INVALID_TIME_RANGE", field) from error
+    if not EARLIEST_TIME <= value < LATEST_TIME:
+        # The calendar works in local days around a time (a day before, two after, in any zone):
+        # at the ends of the datetime range that arithmetic overflows.
+        raise invalid(
+            f"{field} must fall between {EARLIEST_TIME.year} and {LATEST_TIME.year}", "INVALID_TIME_RANGE", field
+        )
     return value
 
 
