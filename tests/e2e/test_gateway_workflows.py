@@ -285,6 +285,31 @@ async def test_a_client_waits_for_a_taken_range_is_offered_it_and_leaves(api):
     await book(api, stranger, place, when)
 
 
+async def test_the_offered_waiter_takes_the_offer_and_nobody_else_can(api):
+    host = await new_user(api, "host")
+    holder, waiter, stranger = [await new_user(api) for _ in range(3)]
+    place = await new_place(api, host)
+    when = slot()
+    booking = await book(api, holder, place, when)
+    joined = await api.post(
+        "/v1/waitlist", json={"place_id": place["id"], "range": when, "guests": 2}, headers=auth(waiter)
+    )
+    assert joined.status_code == 201, joined.text
+    assert (await api.post(f"/v1/bookings/{booking['id']}:cancel", headers=auth(holder))).status_code == 200
+    [offer] = (await api.get("/v1/waitlist", headers=auth(waiter))).json()["entries"]
+    assert offer["state"] == "OFFERED"
+
+    body = {"place_id": place["id"], "ranges": [when], "guests": 2, "payment_method_token": "tok_success"}
+    taken_by_other = await api.post("/v1/bookings", json=body, headers=auth(stranger))
+    assert_problem(taken_by_other, 409, code="SLOT_UNAVAILABLE")  # the offer holds it for the waiter
+    with_offer = body | {"waitlist_entry_id": offer["id"]}
+    assert_problem(await api.post("/v1/bookings", json=with_offer, headers=auth(stranger)), 404)
+    taken = await api.post("/v1/bookings", json=with_offer, headers=auth(waiter))
+    assert taken.status_code == 201 and taken.json()["status"] == "CONFIRMED", taken.text
+    history = await api.get("/v1/waitlist", params={"state": ["FULFILLED"]}, headers=auth(waiter))
+    assert [e["id"] for e in history.json()["entries"]] == [offer["id"]]
+
+
 async def test_waitlist_input_errors_are_422(api):
     host, client = await new_user(api, "host"), await new_user(api)
     place = await new_place(api, host)

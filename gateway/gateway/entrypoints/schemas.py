@@ -239,6 +239,9 @@ class BookingIn(Strict):
     units: int = Field(default=1, ge=1, le=1000)
     payment_method_token: str = Field(default="", max_length=255)
     note: str = Field(default="", max_length=1000)
+    waitlist_entry_id: Uuid | None = Field(
+        default=None, description="The caller's waitlist entry whose offer this booking takes (its held range)"
+    )
 
 
 class ReasonIn(Strict):

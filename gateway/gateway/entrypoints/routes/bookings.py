@@ -72,6 +72,7 @@ async def create_booking(
         units=body.units,
         payment_method_token=body.payment_method_token,
         note=body.note,
+        waitlist_entry_id=body.waitlist_entry_id or "",
     )
     return to_json(await gateway_of(request).peers.booking.call("CreateBooking", create))
 
