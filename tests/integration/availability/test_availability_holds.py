@@ -118,6 +118,29 @@ async def test_an_expired_hold_never_blocks_and_cannot_be_confirmed(stub, availa
     assert released.state == pb.Hold.EXPIRED
 
 
+async def test_a_block_covers_the_units_a_place_is_given_later(stub, lock_readings):
+    from google.protobuf import field_mask_pb2
+
+    owner = host()
+    place = await create_place(stub, owner, unit_count=2)
+    start = future_hour(days=9)
+    block = await As(stub, owner).BlockTime(
+        pb.BlockTimeRequest(request_id=rid(), place_id=place.id, ranges=[trange(start, start + H)], reason="works")
+    )
+    grown = pb.Place(id=place.id, unit_count=3)
+    mask = field_mask_pb2.FieldMask(paths=["unit_count"])
+    await As(stub, owner).UpdatePlace(pb.UpdatePlaceRequest(request_id=rid(), place=grown, update_mask=mask))
+    with pytest.raises(grpc.aio.AioRpcError) as caught:  # the third unit was free: the blocked hour booked
+        await As(stub, SERVICE).HoldSlots(hold_request(place.id, (start, start + H)))
+    assert error_info(caught.value)[0] == "SLOT_UNAVAILABLE"
+    # Next to the block the three units are free, and unblocking frees all three.
+    assert (await As(stub, SERVICE).HoldSlots(hold_request(place.id, (start + H, start + 2 * H), units=3))).id
+    await As(stub, owner).UnblockTime(pb.UnblockTimeRequest(request_id=rid(), block_id=block.id))
+    assert (await As(stub, SERVICE).HoldSlots(hold_request(place.id, (start, start + H), units=3))).id
+    readings = [r for r in lock_readings() if r.operation == "UpdatePlace"]
+    assert readings and all(r.relation_locks <= 16 and r.advisory_locks <= 1 for r in readings)
+
+
 async def test_the_sweeper_flips_expired_holds_in_batches(stub, availability_server):
     from availability.service_layer.handlers import sweep_expired_holds
 

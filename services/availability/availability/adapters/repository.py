@@ -668,6 +668,27 @@ class SqlAlchemyCalendarRepository:
             update(calendar_entries).where(c.hold_id == hold_id, c.live).values(kind="confirmed", expires_at=None)
         )
 
+    async def extend_blocks(self, place_id: str, first_unit: int, unit_count: int, now: datetime) -> int:
+        """The place's blocks that have not ended cover units `first_unit`..`unit_count - 1` too (a
+        place given more units): one more row per block range and new unit. A new unit already
+        taken there keeps its entry (the constraint decides). Returns the rows added."""
+        added = await self.session.execute(
+            text(
+                """
+                INSERT INTO availability.calendar_entries
+                       (hold_id, place_id, unit, during, booked, kind, booking_id, expires_at, live)
+                SELECT b.hold_id, b.place_id, u.unit, b.during, b.booked, b.kind, b.booking_id, b.expires_at, true
+                  FROM (SELECT DISTINCT ON (hold_id, during) *
+                          FROM availability.calendar_entries
+                         WHERE place_id = :place_id AND kind = 'block' AND live AND upper(during) > :now) b
+                 CROSS JOIN generate_series(CAST(:first_unit AS integer), CAST(:last_unit AS integer)) AS u(unit)
+                ON CONFLICT DO NOTHING
+                """
+            ),
+            {"place_id": place_id, "now": now, "first_unit": first_unit, "last_unit": unit_count - 1},
+        )
+        return added.rowcount
+
     async def free(self, hold_ids: list[str], lock_wait_ms: int | None = None) -> list[tuple[str, datetime, datetime]]:
         """Take the rows of these holds out of the calendar; returns (hold_id, during) freed.
         `lock_wait_ms`: how long this transaction waits for a row lock from here on (lock_timeout)."""

@@ -192,10 +192,13 @@ async def update_place(
             if earlier:
                 return await _existing_place(uow, earlier)
             place = await _owned_place(uow, patch.id, caller, etag)
+            units_before = place.unit_count
             _apply(place, patch, paths)
             place.validate()
             place.version += 1
             await uow.places.save(place)
+            if place.unit_count > units_before:  # a block covers every unit, the new ones too
+                await uow.calendar.extend_blocks(place.id, units_before, place.unit_count, deps.clock())
             uow.events.append(events.PlaceUpdated(place, paths))
             if any(p.startswith("schedule") or p in ("active", "unit_count", "time_zone") for p in paths):
                 uow.events.append(events.CalendarChanged(place.id, "SCHEDULE_CHANGED"))
