@@ -85,7 +85,8 @@ notifications = Table(
     Column("failure_reason", String(100), nullable=False, server_default=""),
     Column("read", Boolean, nullable=False, server_default=text("false")),
     Column("created_at", DateTime(timezone=True), nullable=False),
-    # When the row is next due (queued, deferred) or its sending lease ends (sending).
+    # When the row is next due (queued, deferred) or its sending lease ends (sending); every claim
+    # and renewal moves it, so the lease end also identifies the claim whose result is recorded.
     Column("send_after", DateTime(timezone=True)),
     Column("sent_at", DateTime(timezone=True)),
     CheckConstraint(f"status IN {NOTIFICATION_STATUSES}", name="status"),

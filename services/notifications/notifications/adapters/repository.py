@@ -191,14 +191,32 @@ class SqlAlchemyNotificationRepository:
         )
         return [_notification_from_row(r) for r in rows]
 
-    async def record_attempt(
-        self, note_id: str, status: Status, attempts: int, reason: str, send_after, sent_at
-    ) -> bool:
-        """Stores the outcome of an attempt, unless another sender took the row over meanwhile."""
+    async def start_send(self, note_id: str, lease_end: datetime, now: datetime, lease: timedelta) -> datetime | None:
+        """Renews a claim's lease as its send starts and returns the new lease end, the claim's token
+        from then on; None if the lease ran out first (the row may be another sender's by now)."""
         t = orm.notifications
         result = await self.session.execute(
             update(t)
-            .where(t.c.id == note_id, t.c.status == Status.SENDING.value, t.c.attempts == attempts - 1)
+            .where(
+                t.c.id == note_id,
+                t.c.status == Status.SENDING.value,
+                t.c.send_after == lease_end,
+                t.c.send_after > now,
+            )
+            .values(send_after=now + lease)
+            .returning(t.c.send_after)
+        )
+        return result.scalar_one_or_none()
+
+    async def record_attempt(
+        self, note_id: str, lease_end: datetime, status: Status, attempts: int, reason: str, send_after, sent_at
+    ) -> bool:
+        """Stores the outcome of an attempt, unless another sender took the row over meanwhile: each
+        claim (and renewal) moves the lease end, so a lost claim's `lease_end` no longer matches."""
+        t = orm.notifications
+        result = await self.session.execute(
+            update(t)
+            .where(t.c.id == note_id, t.c.status == Status.SENDING.value, t.c.send_after == lease_end)
             .values(
                 status=status.value, attempts=attempts, failure_reason=reason, send_after=send_after, sent_at=sent_at
             )

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from notifications.domain.model import (
     AnnouncementState,
@@ -31,13 +31,26 @@ async def claim_notifications(svc: Services, limit: int, lease: timedelta) -> li
     return claimed
 
 
-async def deliver(svc: Services, note: Notification) -> Status:
-    """Sends one claimed notification outside any transaction, then records the outcome."""
-    secret = ""
-    if note.channel is Channel.WEBHOOK:
-        async with svc.uow() as uow:
+async def start_send(svc: Services, note: Notification, lease: timedelta) -> tuple[datetime | None, str]:
+    """Renews the claim's lease as its send starts: a batch's later sends wait for the concurrency
+    gate, and a claim whose lease ran out meanwhile may be another sender's, so it is not sent (it is
+    due again). Returns the new lease end (None: not to be sent) and the webhook secret."""
+    async with svc.uow() as uow:
+        lease_end = await uow.notifications.start_send(note.id, note.send_after, svc.clock(), lease)
+        secret = ""
+        if lease_end is not None and note.channel is Channel.WEBHOOK:
             prefs = await uow.preferences.get(note.user_id)
-        secret = prefs.webhook_secret if prefs else ""
+            secret = prefs.webhook_secret if prefs else ""
+        await uow.commit()
+    return lease_end, secret
+
+
+async def deliver(svc: Services, note: Notification, lease: timedelta) -> Status | None:
+    """Sends one claimed notification outside any transaction, then records the outcome; None if
+    the claim's lease ran out before the send could start."""
+    lease_end, secret = await start_send(svc, note, lease)
+    if lease_end is None:
+        return None
     sender = svc.senders.get(note.channel)
     if sender is None:
         result = DeliveryResult(False, f"{note.channel.value}_not_configured", permanent=True)
@@ -55,8 +68,12 @@ async def deliver(svc: Services, note: Notification) -> Status:
         status, send_after = svc.retry.after_failure(attempts, result, now)
         sent_at, reason = None, result.reason
     async with svc.uow() as uow:
-        await uow.notifications.record_attempt(note.id, status, attempts, reason, send_after, sent_at)
+        recorded = await uow.notifications.record_attempt(
+            note.id, lease_end, status, attempts, reason, send_after, sent_at
+        )
         await uow.commit()
+    if not recorded:  # the send outlasted its lease and another sender claimed the row
+        log.warning("result of a lost claim dropped", extra={"notification_id": note.id, "status": status.value})
     return status
 
 
@@ -69,7 +86,7 @@ async def send_due(svc: Services, limit: int, lease: timedelta, concurrency: int
 
     async def one(note: Notification) -> None:
         async with gate:
-            await deliver(svc, note)
+            await deliver(svc, note, lease)
 
     await asyncio.gather(*(one(n) for n in claimed))
     return len(claimed)
