@@ -1,5 +1,7 @@
 """E-mail over SMTP with the standard library, run in a worker thread so the event loop never
-blocks on the network. Refusals of the message (5xx) are permanent; everything else is retried.
+blocks on the network. Refusals of this message (5xx to its recipient or its data) are permanent;
+everything else is retried, also a relay's 5xx to the connection, EHLO, login or sender, which say
+that the relay or our settings are wrong, not the message (every message would fail for good).
 
 Connections are kept for the next message (a few, for a short while), as mail providers ask of bulk
 senders: a connection per message costs a TCP handshake, EHLO, and with STARTTLS a TLS handshake and
@@ -112,13 +114,20 @@ class SmtpEmailSender:
             return DeliveryResult(False, "invalid_email_address", permanent=True)
         try:
             await asyncio.to_thread(self._send_blocking, message)
-        except smtplib.SMTPRecipientsRefused:
-            return DeliveryResult(False, "smtp_recipient_refused", permanent=True)
-        except smtplib.SMTPAuthenticationError:
-            return DeliveryResult(False, "smtp_authentication_failed")
-        except smtplib.SMTPResponseException as error:
+        except smtplib.SMTPRecipientsRefused as error:
+            permanent = all(500 <= code < 600 for code, _ in error.recipients.values())
+            return DeliveryResult(False, "smtp_recipient_refused", permanent)
+        except smtplib.SMTPDataError as error:  # this message refused
             permanent = 500 <= error.smtp_code < 600
             return DeliveryResult(False, "smtp_rejected" if permanent else "smtp_temporary_failure", permanent)
+        except smtplib.SMTPAuthenticationError:
+            return DeliveryResult(False, "smtp_authentication_failed")
+        except smtplib.SMTPSenderRefused:  # MAIL FROM: our account or settings (530: no login), not this message
+            return DeliveryResult(False, "smtp_sender_refused")
+        except (smtplib.SMTPConnectError, smtplib.SMTPHeloError):  # the relay refuses to serve us at all
+            return DeliveryResult(False, "smtp_relay_refused")
+        except smtplib.SMTPResponseException:
+            return DeliveryResult(False, "smtp_temporary_failure")
         except (smtplib.SMTPException, OSError):
             return DeliveryResult(False, "smtp_unavailable")
         return DeliveryResult(True)
