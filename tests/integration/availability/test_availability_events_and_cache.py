@@ -63,3 +63,30 @@ async def test_with_redis_down_reads_and_holds_still_work_from_postgresql(stub, 
         assert hold.state.value == "held"
     finally:
         await runtime.close()
+
+
+async def test_a_place_loaded_before_an_update_is_not_put_back_in_the_cache_after_it(
+    stub, availability_server, redis_namespace
+):
+    """A reader misses the cache and loads the place; an update commits and marks the cache entry;
+    then the reader puts its (old) copy: it must not stay there for the cache's TTL."""
+    import dataclasses
+    import uuid
+
+    from availability.adapters.caching import PlaceCache
+    from kit.cache import Cache
+
+    place = await create_place(stub)
+    deps = availability_server.deps
+    async with deps.uow() as uow:
+        old = await uow.places.get(place.id)
+    new = dataclasses.replace(old, title="Renamed", version=old.version + 1)
+    cache = PlaceCache(Cache(deps.place_cache.cache.redis, redis_namespace, f"it-{uuid.uuid4().hex[:6]}"))
+
+    await cache.forget(new)  # the update committed
+    await cache.put([old])  # the slow reader's copy
+    assert await cache.get_many([place.id]) == {}
+    await cache.put([new])  # the next reader's
+    assert (await cache.get_many([place.id]))[place.id].title == "Renamed"
+    await cache.put([old])  # an older copy never replaces a newer one
+    assert (await cache.get_many([place.id]))[place.id].title == "Renamed"

@@ -206,7 +206,7 @@ async def update_place(
             return place
 
     place = await with_retries(attempt)
-    await _place_changed(deps, place.id)
+    await _place_changed(deps, place)
     return place
 
 
@@ -221,8 +221,8 @@ async def _owned_place(uow, place_id: str, caller: Caller, etag: str = "") -> Pl
     return place
 
 
-async def _place_changed(deps: Deps, place_id: str) -> None:
-    await deps.place_cache.forget(place_id)
+async def _place_changed(deps: Deps, place: Place) -> None:
+    await deps.place_cache.forget(place)
     await deps.search_cache.bump()
 
 
@@ -246,7 +246,7 @@ async def delete_place(
             return place
 
     place = await with_retries(attempt)
-    await _place_changed(deps, place.id)
+    await _place_changed(deps, place)
     return place
 
 
@@ -271,7 +271,7 @@ async def apply_rating(
             return place
 
     place = await with_retries(attempt)
-    await _place_changed(deps, place.id)
+    await _place_changed(deps, place)
     return place
 
 
