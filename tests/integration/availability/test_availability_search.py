@@ -172,6 +172,26 @@ async def test_search_pages_with_keyset_tokens_and_sees_new_holds_despite_the_ca
     assert taken not in {r.place.id for r in after.results} and len(after.results) == 4
 
 
+async def test_a_new_place_is_found_by_a_search_cached_before_it(stub):
+    city = f"New-{uuid.uuid4().hex[:6]}"
+    schedule = pb.Schedule(opening_hours=all_week(0, 24), slot_granularity=dur(hours=1))
+    first = await create_place(stub, city=city, time_zone="UTC", schedule=schedule)
+    day = next_weekday(5)
+    ten = datetime(day.year, day.month, day.day, 10, tzinfo=UTC)
+    request = pb.SearchAvailabilityRequest(city=city, window=trange(ten, ten + H), duration=dur(hours=1))
+    assert [r.place.id for r in (await stub.SearchAvailability(request)).results] == [first.id]
+    for _ in range(3):  # cached (another server's sweeper may bump the version in between: again)
+        hits_before = CACHE_STATS["hit"]
+        await stub.SearchAvailability(request)
+        if CACHE_STATS["hit"] > hits_before:
+            break
+    else:
+        raise AssertionError("the search was never served from the cache")
+    second = await create_place(stub, city=city, time_zone="UTC", schedule=schedule)
+    found = {r.place.id for r in (await stub.SearchAvailability(request)).results}
+    assert found == {first.id, second.id}
+
+
 @pytest.mark.parametrize(
     "change, reason",
     [

@@ -102,7 +102,9 @@ async def create_place(deps: Deps, request_id: str, fingerprint: str, place: Pla
             await uow.commit()
             return place
 
-    return await with_retries(attempt)
+    created = await with_retries(attempt)
+    await deps.search_cache.bump()  # a search cached before it must find the new place now
+    return created
 
 
 async def _existing_place(uow, place_id: str) -> Place:
