@@ -11,6 +11,8 @@ from notifications.domain import errors
 from notifications.domain.model import E164, LOCALE, zone_of
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+# What str.splitlines() takes for a line break; an e-mail header holding one is refused (ValueError).
+LINE_BREAKS = frozenset("\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
 
 
 def public_address(address: str) -> bool:
@@ -95,3 +97,8 @@ def checked_time_zone(value: str) -> str:
     value = value or "UTC"
     zone_of(value)
     return value
+
+
+def one_line(value: str) -> bool:
+    """No line break in it: it can be an e-mail subject."""
+    return LINE_BREAKS.isdisjoint(value)

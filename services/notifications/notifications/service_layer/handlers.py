@@ -263,6 +263,10 @@ async def send_announcement(
     _require_request_id(request_id)
     if not 1 <= len(subject) <= 200:
         raise InvalidArgument("subject must be 1-200 characters", reason="INVALID_SUBJECT")
+    if not validation.one_line(subject):  # it becomes each e-mail's Subject header
+        raise InvalidArgument(
+            "subject must be one line, without CR, LF, U+2028, U+2029 or other line breaks", reason="INVALID_SUBJECT"
+        )
     if not 1 <= len(body) <= 10_000:
         raise InvalidArgument("body must be 1-10000 characters", reason="INVALID_BODY")
     if len(user_ids) > 10_000:
