@@ -48,6 +48,8 @@ class NotificationsSettings(ServiceSettings):
     # Sending.
     send_batch: int = 20
     send_concurrency: int = 8
+    # A claimed notification is its sender's this long, counted again from the start of its send; one
+    # whose lease ran out while it waited for its turn is not sent (it is due for the next claim).
     send_lease_s: float = 60.0
     send_max_attempts: int = 5
     retry_base_s: float = 30.0
