@@ -161,3 +161,36 @@ async def test_a_declined_payment_frees_the_approved_range_for_the_waitlist(bstu
     confirm = bpb.ConfirmBookingRequest(request_id=rid(), id=requested.id, payment_method_token="tok_decline_card")
     await fail(As(bstub, client).ConfirmBooking(confirm))
     assert (await _entry(bstub, waiter, entry.id)).state == W.OFFERED
+
+
+async def test_leaving_while_a_booking_takes_the_offer_releases_nothing_of_the_booking(bstub, astub, admin_sql):
+    """Leave reads the entry under its row lock: a booking that took the offer meanwhile keeps it
+    (before, leave read OFFERED, then overwrote FULFILLED with LEFT and released the booking's hold)."""
+    import asyncio
+
+    waiter = user()
+    _, _, (entry,) = await _taken_then_freed(bstub, astub, 76, waiter)
+    assert (await _entry(bstub, waiter, entry.id)).state == W.OFFERED
+    hold_id = await admin_sql.fetchval("SELECT hold_id::text FROM booking.waitlist WHERE id = $1::uuid", entry.id)
+    assert hold_id
+
+    taking = admin_sql  # a booking taking the offer: the entry's row locked, FULFILLED at commit
+    async with taking.transaction():
+        await taking.execute("SELECT 1 FROM booking.waitlist WHERE id = $1::uuid FOR UPDATE", entry.id)
+        await taking.execute("UPDATE booking.waitlist SET state = 'fulfilled' WHERE id = $1::uuid", entry.id)
+        leaving = asyncio.create_task(
+            As(bstub, waiter).LeaveWaitlist(bpb.LeaveWaitlistRequest(request_id=rid(), id=entry.id))
+        )
+        # Leave waits for the row: for its lock now, for its UPDATE before (having read OFFERED).
+        pid = await taking.fetchval("SELECT pg_backend_pid()")
+        blocked = "SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))"
+        for _ in range(400):
+            if await taking.fetchval(blocked, pid):
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("leave never reached the entry")
+    left = await leaving
+    assert left.state == W.FULFILLED
+    hold = await admin_sql.fetchval("SELECT state FROM availability.holds WHERE id = $1::uuid", hold_id)
+    assert hold == "held"

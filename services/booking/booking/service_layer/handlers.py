@@ -809,7 +809,9 @@ async def leave_waitlist(deps: Deps, caller: Caller, request_id: str, entry_id: 
     require_request_id(request_id)
     require_uuid(entry_id, "id")
     async with deps.uow() as uow:
-        entry = await uow.waitlist.get(entry_id)
+        # Locked: a booking taking the offer (or the offer sweep) decides under the same row lock,
+        # so leaving never releases a hold a booking has just taken, nor blanks a new offer's hold.
+        entry = await uow.waitlist.lock(entry_id)
         if entry is None or (entry.client_id != user and not caller.is_privileged):
             raise WaitlistEntryNotFound(entry_id)
         offered = entry.state is WaitState.OFFERED  # a FULFILLED entry's hold is its booking's now
