@@ -9,15 +9,19 @@ from collections import Counter
 from datetime import UTC, timedelta
 
 import grpc
-from booking_support import As, create_request, error_info, future_hour, make_place, rid, user
+from booking_support import As, create_request, error_info, fail, future_hour, make_place, rid, user
 
 from reserva.booking.v1 import booking_pb2 as bpb
 
 B = bpb.Booking
 TIMES = 5
-# What a request that lost gets told: the booking moved on, or "changed meanwhile: retry" (a retry
-# then gets the first or the booking as it is).
-REFUSED = {("FAILED_PRECONDITION", "ILLEGAL_STATUS_TRANSITION"), ("ABORTED", "CONCURRENT_MODIFICATION")}
+# What a request that lost gets told: the booking moved on, "changed meanwhile: retry", or "the
+# first one's flow is running: retry" (a retry then gets the booking as the first one left it).
+REFUSED = {
+    ("FAILED_PRECONDITION", "ILLEGAL_STATUS_TRANSITION"),
+    ("ABORTED", "CONCURRENT_MODIFICATION"),
+    ("UNAVAILABLE", "BOOKING_IN_PROGRESS"),
+}
 
 
 def _answers(results) -> Counter:
@@ -123,3 +127,16 @@ async def test_an_approval_after_an_interrupted_and_recovered_one_gets_a_live_ho
     assert approved.status == B.APPROVED and approved.hold_id != interrupted.id
     state = await admin_sql.fetchval("SELECT state FROM availability.holds WHERE id = $1::uuid", approved.hold_id)
     assert state == "held"
+
+
+async def test_an_approval_sent_while_one_runs_is_told_to_retry(bstub, astub, admin_sql):
+    """A retry of an approval whose flow is still running (a gateway's retry on a timeout, a second
+    click) is UNAVAILABLE BOOKING_IN_PROGRESS, retryable, not a refusal: the flow may well succeed."""
+    host, _, booking = await _requested(bstub, astub, days=45)
+    await admin_sql.execute(
+        "UPDATE booking.bookings SET saga_state = 'holding', due_time = now() + interval '1 minute'"
+        " WHERE id = $1::uuid",
+        booking.id,
+    )
+    error = await fail(As(bstub, host).ApproveBooking(bpb.ApproveBookingRequest(request_id=rid(), id=booking.id)))
+    assert (error.code().name, error_info(error)[0]) == ("UNAVAILABLE", "BOOKING_IN_PROGRESS")

@@ -143,6 +143,16 @@ class PeerUnavailable(Unavailable):
     """A peer could not be reached or failed; the booking was brought to a defined state."""
 
 
+class FlowInProgress(Unavailable):
+    """An approval or a payment of the booking is running: its outcome is not known yet."""
+
+    def __init__(self, action: str) -> None:
+        flow = {"approve": "approval", "confirm": "payment"}.get(action, action)
+        super().__init__(
+            f"this booking's {flow} is in progress; retry shortly to learn its outcome", reason="BOOKING_IN_PROGRESS"
+        )
+
+
 class BookingBusy(Unavailable):
     def __init__(self) -> None:
         super().__init__("too many bookings are being processed right now; retry shortly", reason="BOOKING_BUSY")

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from booking.domain.errors import IllegalStatusTransition, WaitlistEntryNotFound, invalid
+from booking.domain.errors import FlowInProgress, IllegalStatusTransition, WaitlistEntryNotFound, invalid
 
 MAX_RANGES = 60
 SYSTEM_ACTOR = "system"
@@ -383,16 +383,16 @@ class Booking:
         self.touch(now)
 
     def begin_flow(
-        self, state: SagaState, now: datetime, recovery_after: timedelta, *, action: str, wanted: Status, source: Status
+        self, state: SagaState, now: datetime, recovery_after: timedelta, *, action: str, source: Status
     ) -> None:
         """Start a flow (approving, paying) on this very row. Checked here, on the version the save
         writes over, not only on the copy a request read first: of two requests that both passed the
         early checks (a double click, two request ids), one starts the flow, the other is refused."""
         self.require(source, action=action)
         if self.saga_state.in_progress:
-            raise IllegalStatusTransition(
-                f"{self.status.value.upper()} (already in progress)", wanted.value.upper(), action
-            )
+            # Retryable: the same request retried while its flow runs learns the outcome next time,
+            # a second click the booking as the first one left it.
+            raise FlowInProgress(action)
         self.set_saga(state, now, recovery_after)
 
     def _next_due(self) -> datetime | None:

@@ -424,6 +424,12 @@ class BookingSaga:
                 b = await uow.bookings.get(booking.id)
                 if b.status is Status.APPROVED and b.hold_id == booking.hold_id:
                     return b  # the recovery worker finished this approval with this very hold
+                if b.saga_state is not SagaState.HOLDING:
+                    # This flow outlived its lease (HoldSlots was slow): the recovery worker took
+                    # the approval over and released the hold. The request stands; approve again.
+                    raise Unavailable(
+                        "the approval took too long and was undone; approve again", reason="APPROVAL_INTERRUPTED"
+                    )
                 expected, now = b.version, self.d.clock()
                 b.approve(host_id, booking.hold_id, now, ttl)
                 await uow.bookings.save(b, expected)

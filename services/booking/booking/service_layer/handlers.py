@@ -12,6 +12,7 @@ from booking.domain import model
 from booking.domain.errors import (
     BookingNotFound,
     BookingPaymentDeclined,
+    FlowInProgress,
     IllegalStatusTransition,
     NotBookingClient,
     NotBookingParty,
@@ -384,8 +385,8 @@ def _check_etag(booking: Booking, etag: str) -> None:
 
 
 # The flows that start from a booking's status (Booking.begin_flow).
-APPROVING = {"action": "approve", "wanted": Status.APPROVED, "source": Status.REQUESTED}
-PAYING = {"action": "confirm", "wanted": Status.CONFIRMED, "source": Status.APPROVED}
+APPROVING = {"action": "approve", "source": Status.REQUESTED}
+PAYING = {"action": "confirm", "source": Status.APPROVED}
 
 
 async def approve_booking(deps: Deps, caller: Caller, request_id: str, booking_id: str, etag: str) -> Booking:
@@ -476,7 +477,7 @@ async def confirm_booking(deps: Deps, caller: Caller, request_id: str, booking_i
         return booking
     booking.require(Status.APPROVED, action="confirm")
     if booking.saga_state.in_progress:
-        raise IllegalStatusTransition("APPROVED (a payment is in progress)", "CONFIRMED", "confirm")
+        raise FlowInProgress("confirm")
     saga = BookingSaga(deps)
 
     def begin(b: Booking, now: datetime) -> None:
