@@ -194,3 +194,54 @@ async def test_leaving_while_a_booking_takes_the_offer_releases_nothing_of_the_b
     assert left.state == W.FULFILLED
     hold = await admin_sql.fetchval("SELECT state FROM availability.holds WHERE id = $1::uuid", hold_id)
     assert hold == "held"
+
+
+async def test_a_booking_whose_claim_of_the_offer_runs_again_still_books_with_the_offers_hold(
+    bstub, astub, admin_sql, booking_server, monkeypatch
+):
+    """The claim committed but its acknowledgement was lost (with_retries runs it again): the entry
+    names the booking that took it, so the rerun finds its own claim instead of a taken offer."""
+    from sqlalchemy.exc import DBAPIError
+
+    from booking.adapters.repository import SqlAlchemyWaitlistRepository
+
+    class LostAcknowledgement(Exception):
+        sqlstate = "40001"  # as retryable as a serialization failure
+
+    waiter = user()
+    place, span, (entry,) = await _taken_then_freed(bstub, astub, 77, waiter)
+    claims, lost = set(), []
+    lock = SqlAlchemyWaitlistRepository.lock
+
+    async def locking(self, entry_id):
+        claims.add(self.session)
+        return await lock(self, entry_id)
+
+    monkeypatch.setattr(SqlAlchemyWaitlistRepository, "lock", locking)
+    deps = booking_server.deps
+    make_uow = deps.uow
+
+    def uow():
+        unit = make_uow()
+        commit = unit.commit
+
+        async def commit_then_lose_the_answer():
+            await commit()
+            if not lost and unit.session in claims:
+                lost.append(True)
+                raise DBAPIError("COMMIT", (), LostAcknowledgement())
+
+        unit.commit = commit_then_lose_the_answer
+        return unit
+
+    monkeypatch.setattr(deps, "uow", uow)
+    booked = await As(bstub, waiter).CreateBooking(create_request(place.id, span, waitlist_entry_id=entry.id))
+    assert lost and booked.status == bpb.Booking.CONFIRMED
+    hold = await admin_sql.fetchrow(
+        "SELECT h.state, b.id::text AS booking_id FROM booking.waitlist w "
+        "JOIN availability.holds h ON h.id::text = w.hold_id JOIN booking.bookings b ON b.hold_id = w.hold_id "
+        "WHERE w.id = $1::uuid",
+        entry.id,
+    )
+    assert (hold["state"], hold["booking_id"]) == ("confirmed", booked.id)
+    assert (await _entry(bstub, waiter, entry.id)).state == W.FULFILLED

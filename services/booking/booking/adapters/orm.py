@@ -145,6 +145,7 @@ waitlist = Table(
     Column("offer_expire_time", DateTime(timezone=True)),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("booking_id", ID),
     Index("ix_waitlist_place_id_during", "place_id", "during", postgresql_using="gist"),
     Index("ix_waitlist_client_id", "client_id"),
 )

@@ -654,6 +654,7 @@ def _entry_from_row(r) -> WaitlistEntry:
         hold_id=r.hold_id,
         offer_expire_time=r.offer_expire_time,
         position=getattr(r, "position", 0) or 0,
+        booking_id=str(r.booking_id or ""),
     )
 
 
@@ -680,7 +681,7 @@ _W_SELECT_POSITION = _W_SELECT.add_columns(
     case((_W.c.state == WaitState.WAITING.value, _POSITION), else_=0).label("position")
 )
 _WAITLIST_COLUMNS = """w.id, w.place_id, w.client_id, w.guests, w.units, w.state, w.hold_id,
-                           w.offer_expire_time, w.created_at, w.updated_at,
+                           w.offer_expire_time, w.created_at, w.updated_at, w.booking_id,
                            lower(w.during) AS range_start, upper(w.during) AS range_end"""
 
 
@@ -728,7 +729,11 @@ class SqlAlchemyWaitlistRepository:
             update(t)
             .where(t.c.id == e.id)
             .values(
-                state=e.state.value, hold_id=e.hold_id, offer_expire_time=e.offer_expire_time, updated_at=e.updated_at
+                state=e.state.value,
+                hold_id=e.hold_id,
+                offer_expire_time=e.offer_expire_time,
+                updated_at=e.updated_at,
+                booking_id=e.booking_id or None,
             )
         )
 

@@ -595,6 +595,7 @@ class WaitlistEntry:
     hold_id: str = ""
     offer_expire_time: datetime | None = None
     position: int = 0
+    booking_id: str = ""  # the booking that took the offer (FULFILLED)
 
     def offer(self, hold_id: str, until: datetime, now: datetime) -> None:
         self.state, self.hold_id, self.offer_expire_time, self.updated_at = WaitState.OFFERED, hold_id, until, now
@@ -620,8 +621,12 @@ class WaitlistEntry:
                 "WAITLIST_OFFER_MISMATCH", "ranges and units must be exactly the waitlist entry's range and units"
             )
 
-    def fulfil(self, now: datetime) -> None:
-        self.state, self.updated_at = WaitState.FULFILLED, now
+    def fulfil(self, booking_id: str, now: datetime) -> None:
+        self.state, self.booking_id, self.updated_at = WaitState.FULFILLED, booking_id, now
+
+    def taken_by(self, booking_id: str) -> bool:
+        """This booking took the offer already (a claim run again after its commit)."""
+        return self.state is WaitState.FULFILLED and self.booking_id == booking_id
 
     def lapse(self, now: datetime) -> None:
         """The offer's hold lapsed unused (or the wanted range has started)."""

@@ -136,41 +136,53 @@ class BookingSaga:
         return await self.confirm_and_capture(booking)
 
     async def take_offer(self, booking: Booking, entry_id: str) -> Booking:
-        """The booking takes its client's waitlist offer. The entry is claimed first (locked, still
-        OFFERED and unexpired -> FULFILLED), so one offer serves one booking; then the offer's hold
-        becomes the booking's. Two transactions, not one: together they exceed the lock budget. A
-        crash between them leaves the booking to the recovery worker (it expires it) and the offer's
-        hold to lapse on its own. An offer that lapsed or was taken rejects an INSTANT booking
-        (WAITLIST_OFFER_NOT_ACTIVE). A REQUEST place's booking waits for the host, whose approval
-        holds the range anew: the offer's hold is released for it, and the request stands either way."""
+        """The booking takes its client's waitlist offer. One transaction claims the entry (locked,
+        still OFFERED and unexpired -> FULFILLED by this booking) and makes the offer's hold the
+        booking's, so a claimed offer always has the booking that holds it: a crash after it leaves
+        the recovery worker a booking whose hold it releases like any other, and one before it an
+        offer still OFFERED. The entry names the booking that took it, so the claim run again by the
+        same booking (its commit's acknowledgement lost) finds its own claim. An offer that lapsed
+        or was taken rejects an INSTANT booking (WAITLIST_OFFER_NOT_ACTIVE). A REQUEST place's
+        booking waits for the host, whose approval holds the range anew: the offer's hold is
+        released for it, and the request stands either way."""
 
-        async def claim() -> str:
+        async def claim(base: Booking) -> tuple[Booking, str]:
             async with self.d.uow() as uow:
                 entry = await uow.waitlist.lock(entry_id)
-                if entry is None or not entry.offer_active(self.d.clock()):
-                    return ""
-                entry.fulfil(self.d.clock())
+                if entry is not None and entry.taken_by(base.id):  # this claim, run again
+                    return await uow.bookings.get(base.id), entry.hold_id
+                now = self.d.clock()
+                if entry is None or not entry.offer_active(now) or base.status not in (Status.HELD, Status.REQUESTED):
+                    return base, ""
+                entry.fulfil(base.id, now)
                 await uow.waitlist.save(entry)
+                b = _copy(base)
+                if b.status is Status.HELD:
+                    b.hold_id = entry.hold_id
+                    b.set_saga(SagaState.AUTHORIZING, now, self.d.recovery_after)
+                    # Checked against the version this flow knows instead of reading the row: the
+                    # read's locks would take the transaction past the lock budget.
+                    await uow.bookings.save(b, base.version)
                 await uow.commit()
-                return entry.hold_id
+                _count_transition(base.saga_state, b)
+                return b, entry.hold_id
 
-        hold_id = await with_retries(claim)
-        if booking.status is not Status.HELD:
+        try:
+            claimed, hold_id = await with_retries(lambda: claim(booking))
+        except StaleEtag:  # changed meanwhile (the recovery worker): claim for the booking as it is now
+            current = await self.reload(booking.id)
+            claimed, hold_id = await with_retries(lambda: claim(current))
+        if claimed.status is not Status.HELD:
             if hold_id:
                 await self.d.availability.release_hold(
                     derived_request_id(booking.id, "release:waitlist_requested"), hold_id, "waitlist_requested"
                 )
-            return booking
+            return claimed
         if not hold_id:
             return await self.persist(
-                booking.id, lambda b, now: self._reject_taken(b, now, "waitlist_offer_not_active"), known=booking
+                booking.id, lambda b, now: self._reject_taken(b, now, "waitlist_offer_not_active"), known=claimed
             )
-
-        def record(b: Booking, now: datetime) -> None:
-            b.hold_id = hold_id
-            b.set_saga(SagaState.AUTHORIZING, now, self.d.recovery_after)
-
-        return await self.persist(booking.id, record, known=booking)
+        return claimed
 
     async def hold_slots(self, booking: Booking, ttl: timedelta) -> Booking:
         try:
