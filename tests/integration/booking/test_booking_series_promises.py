@@ -9,10 +9,26 @@ from __future__ import annotations
 from contextlib import contextmanager
 from datetime import timedelta
 
-from booking_support import As, assert_lock_budget, error_info, fail, future_hour, make_place, rid, trange, user
+import grpc
+from booking_support import (
+    As,
+    assert_lock_budget,
+    booking_settings,
+    error_info,
+    fail,
+    future_hour,
+    make_place,
+    rid,
+    trange,
+    user,
+)
 
+from booking.bootstrap import start as start_booking
+from booking.entrypoints.workers import sweep_once
+from booking.service_layer.flows import SimulatedCrash
 from reserva.availability.v1 import availability_pb2 as apb
 from reserva.booking.v1 import booking_pb2 as bpb
+from reserva.booking.v1 import booking_pb2_grpc
 from reserva.type.v1 import types_pb2
 
 B = bpb.Booking
@@ -161,3 +177,102 @@ async def test_allow_partial_reports_the_closed_days_of_a_daily_series_and_books
     again = await As(bstub, client).CreateRecurringBookings(request)
     assert [b.id for b in again.booked] == [b.id for b in result.booked]
     assert [r.start_time.seconds for r in again.conflicts] == weekend
+
+
+async def _recover(settings_for, peer_servers) -> None:
+    """A restarted booking server's sweeper, run until it finds nothing more to recover."""
+    restarted = await start_booking(booking_settings(settings_for, peer_servers))
+    try:
+        deps = restarted.deps
+        while await sweep_once(deps, now=deps.clock() + timedelta(minutes=5)):
+            pass
+    finally:
+        await restarted.stop(0)
+
+
+async def test_a_series_whose_process_dies_during_the_authorizations_keeps_nothing_and_a_retry_says_so(
+    bstub, astub, admin_sql, settings_for, peer_servers
+):
+    """The first occurrence was authorized and recorded, the second authorized when the process
+    died: recovery undoes all of them (before, it captured the first and the retry said not made)."""
+    client = user()
+    place = await make_place(astub, user("host"))
+    request = _series(place.id, future_hour(days=73))
+    crashing = await start_booking(booking_settings(settings_for, peer_servers))
+    payments = crashing.deps.payments
+    original, calls = payments.authorize, 0
+
+    async def authorize_then_die(**kw):
+        nonlocal calls
+        calls += 1
+        payment = await original(**kw)
+        if calls == 2:
+            raise SimulatedCrash("the process dies after the second authorization")
+        return payment
+
+    payments.authorize = authorize_then_die
+    try:
+        async with grpc.aio.insecure_channel(crashing.address) as channel:
+            stub = booking_pb2_grpc.BookingServiceStub(channel)
+            error = await fail(As(stub, client).CreateRecurringBookings(request))
+            assert error.code() is grpc.StatusCode.INTERNAL
+    finally:
+        await crashing.stop(0)
+    await _recover(settings_for, peer_servers)
+    await _nothing_kept(admin_sql, client)
+    again = await fail(As(bstub, client).CreateRecurringBookings(request))
+    assert (again.code().name, error_info(again)[0]) == ("UNAVAILABLE", "BOOKING_NOT_MADE")
+
+
+@contextmanager
+def worker_sweeps_before(deps, client, method: str, k: int):
+    """The recovery worker runs (its clock past every lease) just before the k-th call of the
+    client's `method`: a series whose occurrences waited longer than their lease."""
+    original, calls = getattr(client, method), 0
+
+    async def call(*args, **kw):
+        nonlocal calls
+        calls += 1
+        if calls == k:
+            while await sweep_once(deps, now=deps.clock() + timedelta(minutes=5)):
+                pass
+        return await original(*args, **kw)
+
+    setattr(client, method, call)
+    try:
+        yield
+    finally:
+        delattr(client, method)
+
+
+async def test_a_series_the_worker_finishes_between_its_phases_is_booked_whole_and_charged_once(
+    bstub, astub, admin_sql, booking_server
+):
+    client = user()
+    place = await make_place(astub, user("host"))
+    request = _series(place.id, future_hour(days=74))
+    deps = booking_server.deps
+    with worker_sweeps_before(deps, deps.availability, "confirm_hold", 1):
+        result = await As(bstub, client).CreateRecurringBookings(request)
+    assert [b.status for b in result.booked] == [B.CONFIRMED] * 3 and not result.conflicts
+    rows = await admin_sql.fetch(
+        "SELECT status, (SELECT count(*) FROM payments.ledger_entries l WHERE l.payment_id = b.payment_id::uuid"
+        " AND l.kind = 'capture') AS captures FROM booking.bookings b WHERE client_id = $1::uuid",
+        client.user_id,
+    )
+    assert [(r["status"], r["captures"]) for r in rows] == [("confirmed", 1)] * 3
+    again = await As(bstub, client).CreateRecurringBookings(request)
+    assert [b.id for b in again.booked] == [b.id for b in result.booked]
+
+
+async def test_a_series_the_worker_reaches_during_its_authorizations_keeps_nothing(
+    bstub, astub, admin_sql, booking_server
+):
+    client = user()
+    place = await make_place(astub, user("host"))
+    request = _series(place.id, future_hour(days=75))
+    deps = booking_server.deps
+    with worker_sweeps_before(deps, deps.payments, "authorize", 3):
+        error = await fail(As(bstub, client).CreateRecurringBookings(request))
+    assert (error.code().name, error_info(error)[0]) == ("UNAVAILABLE", "BOOKING_NOT_MADE")
+    await _nothing_kept(admin_sql, client)

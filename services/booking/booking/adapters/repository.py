@@ -437,6 +437,17 @@ class SqlAlchemyBookingRepository:
         ).all()
         return [booking_from_row(r) for r in rows]
 
+    async def extend_leases(self, booking_ids: list[str], until: datetime) -> None:
+        """Keep the recovery worker off bookings whose flow is alive (a series' occurrences waiting
+        for their turn): the due time of those still HELD with a flow in progress moves to `until`.
+        The version stays, as under the worker's own lease: the flow's copies stay current."""
+        running = [SagaState.HOLDING, SagaState.AUTHORIZING, SagaState.CONFIRMING]
+        await self.session.execute(
+            update(B)
+            .where(B.c.id.in_(booking_ids), B.c.status == Status.HELD.value, B.c.saga_state.in_(running))
+            .values(due_time=until)
+        )
+
     async def list(self, q: ListQuery) -> list[Booking]:
         sort_col = {"first_start": B.c.first_start, "created_at": B.c.created_at, "updated_at": B.c.updated_at}[
             q.order_field

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 from opentelemetry import metrics
 
-from booking.domain.errors import BookingPaymentDeclined, SlotUnavailable, StaleEtag
+from booking.domain.errors import BookingPaymentDeclined, IllegalStatusTransition, SlotUnavailable, StaleEtag
 from booking.domain.model import (
     SYSTEM_ACTOR,
     Booking,
@@ -77,6 +77,29 @@ class Deps:
     @property
     def recovery_after(self) -> timedelta:
         return timedelta(seconds=self.settings.saga_recovery_after_s)
+
+
+class _SeriesLease:
+    """Keeps the recovery worker off a live series' occurrences: the ones waiting for their turn
+    would otherwise come due (each step leases only its own occurrence) and be undone or finished
+    under the flow's feet. Renewed before each phase and whenever half the lease has passed."""
+
+    def __init__(self, saga: BookingSaga, occurrences: list[Booking]):
+        self.saga, self.ids, self.renewed = saga, [b.id for b in occurrences], None
+
+    async def renew(self, force: bool = False) -> None:
+        d = self.saga.d
+        now = d.clock()
+        if not force and self.renewed is not None and now < self.renewed + d.recovery_after / 2:
+            return
+
+        async def extend() -> None:
+            async with d.uow() as uow:
+                await uow.bookings.extend_leases(self.ids, now + d.recovery_after)
+                await uow.commit()
+
+        await with_retries(extend)
+        self.renewed = now
 
 
 class BookingSaga:
@@ -223,7 +246,11 @@ class BookingSaga:
         else:  # an approval that found the time taken: the request stays REQUESTED
             b.set_saga(SagaState.DONE, now)
 
-    async def authorize_payment(self, booking: Booking, token: str, step: str) -> Booking:
+    async def authorize_payment(
+        self, booking: Booking, token: str, step: str, then: SagaState = SagaState.CONFIRMING
+    ) -> Booking:
+        """Authorize the booking's payment; `then` is the saga state it is recorded in (a series'
+        occurrence stays 'authorizing' until every occurrence is authorized)."""
         try:
             payment = await self.d.payments.authorize(
                 request_id=derived_request_id(booking.id, step),
@@ -249,7 +276,7 @@ class BookingSaga:
 
         def record(b: Booking, now: datetime) -> None:
             b.payment_id, b.payment_status = payment.id, payment.status
-            b.set_saga(SagaState.CONFIRMING, now, self.d.recovery_after)
+            b.set_saga(then, now, self.d.recovery_after)
 
         return await self.persist(booking.id, record, known=booking)
 
@@ -319,27 +346,83 @@ class BookingSaga:
         the captures: without `allow_partial` a refusal undoes the others before anything is
         captured (and a capture refused after others were made refunds them). An outage undoes what
         was done and raises; during the captures it leaves them to the recovery worker, which
-        finishes them (each is authorized and its hold still stands)."""
+        finishes them (each is authorized and its hold still stands).
+
+        All or nothing survives a crash too: the occurrences stay 'authorizing' (which recovery
+        undoes) until every one is authorized, then move to 'confirming' (which recovery finishes)
+        in one transaction. While the flow runs, it keeps the recovery worker off the occurrences
+        waiting for their turn; one the worker finished first is taken as captured."""
+        lease = _SeriesLease(self, occurrences)
         ttl = timedelta(seconds=self.d.settings.hold_ttl_s)
         held = await self._series_step(
-            occurrences, lambda b: self.hold_slots(b, ttl), allow_partial, FailedPrecondition, to_the_end=True
+            occurrences, lambda b: self.hold_slots(b, ttl), allow_partial, FailedPrecondition, lease, to_the_end=True
         )
+        then = SagaState.CONFIRMING if allow_partial else SagaState.AUTHORIZING
         authorized = await self._series_step(
-            held, lambda b: self.authorize_payment(b, token, step="authorize"), allow_partial, BookingPaymentDeclined
+            held,
+            lambda b: self.authorize_payment(b, token, step="authorize", then=then),
+            allow_partial,
+            BookingPaymentDeclined,
+            lease,
         )
+        if authorized and not allow_partial:
+            confirming = await self._confirm_together(authorized)
+            if confirming is None:
+                await self._undo_series(authorized)
+                return
+            authorized = confirming
         refusals = (FailedPrecondition, NotFound, BookingPaymentDeclined)
-        await self._series_step(authorized, self.confirm_and_capture, allow_partial, refusals, undo_on_outage=False)
+        await self._series_step(
+            authorized, self._capture_occurrence, allow_partial, refusals, lease, undo_on_outage=False
+        )
+
+    async def _confirm_together(self, authorized: list[Booking]) -> list[Booking] | None:
+        """Every authorized occurrence 'authorizing' -> 'confirming' in one transaction (from here on
+        recovery finishes the series instead of undoing it), or None if one changed meanwhile (the
+        recovery worker ended it): then none moves. Each row is written against the version this
+        flow knows, without reading it, so the transaction's locks do not grow with the series."""
+
+        async def attempt() -> list[Booking] | None:
+            async with self.d.uow() as uow:
+                now, moved = self.d.clock(), []
+                for known in authorized:
+                    if known.status is not Status.HELD or known.saga_state is not SagaState.AUTHORIZING:
+                        return None
+                    b = _copy(known)
+                    b.set_saga(SagaState.CONFIRMING, now, self.d.recovery_after)
+                    await uow.bookings.save(b, known.version)
+                    moved.append(b)
+                await uow.commit()
+                return moved
+
+        try:
+            return await with_retries(attempt)
+        except StaleEtag:
+            return None
+
+    async def _capture_occurrence(self, booking: Booking) -> Booking:
+        """confirm_and_capture, for an occurrence the recovery worker may have finished first (its
+        confirmation and capture replayed under the same request ids): CONFIRMED is done."""
+        try:
+            return await self.confirm_and_capture(booking)
+        except IllegalStatusTransition:
+            current = await self.reload(booking.id)
+            if current.status is Status.CONFIRMED:
+                return current
+            raise
 
     async def _series_step(
-        self, occurrences, step, allow_partial: bool, refusals, *, to_the_end=False, undo_on_outage=True
+        self, occurrences, step, allow_partial: bool, refusals, lease, *, to_the_end=False, undo_on_outage=True
     ) -> list[Booking]:
         """One saga step on each occurrence; the ones that passed it. A refusal has ended its own
         occurrence (the step's compensation); without `allow_partial` it ends the others too, at
         once or, `to_the_end`, once every occurrence has had the step."""
         passed: list[Booking] = []
         refused = False
+        await lease.renew(force=True)
         for i, booking in enumerate(occurrences):
             try:
+                await lease.renew()
                 passed.append(await step(booking))
             except refusals:
                 refused = True
