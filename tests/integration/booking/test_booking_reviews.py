@@ -4,7 +4,6 @@ erase the offset the test plants), and review events go to the outbox. Lock budg
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 
 from booking_support import (
@@ -20,8 +19,9 @@ from booking_support import (
     rid,
     user,
 )
-from waiting import wait_until
+from waiting import consumed_through, wait_until
 
+from kit.outbox import stream_name
 from reserva.availability.v1 import availability_pb2 as apb
 from reserva.booking.v1 import booking_pb2 as bpb
 
@@ -141,7 +141,9 @@ async def test_host_replies_once_agent_hides_and_the_aggregate_moves_by_incremen
     assert_lock_budget(lock_readings(), "CreateReview", "ReplyToReview", "HideReview", "ListReviews")
 
 
-async def test_reviews_reach_the_place_s_rating_in_availability_once_each(bstub, astub, booking_server):
+async def test_reviews_reach_the_place_s_rating_in_availability_once_each(
+    bstub, astub, booking_server, redis_namespace
+):
     """Availability reads booking's review events (its own consumer group) and applies each once: the
     place's rating, which search filters and sorts by, follows reviews and their hiding."""
     place = await make_place(astub, user("host"))
@@ -172,6 +174,9 @@ async def test_reviews_reach_the_place_s_rating_in_availability_once_each(bstub,
     await wait_until(lambda: published_and(2, 3.5))
     await As(bstub, AGENT).HideReview(bpb.HideReviewRequest(request_id=rid(), review_id=reviews[0].id, reason="spam"))
     await wait_until(lambda: published_and(1, 2.0))
-    # Nothing is applied twice: the count stays once every event was read.
-    await asyncio.sleep(0.5)
+    # Nothing is applied twice: the count stays once the ratings group has read every event.
+    redis = booking_server.runtime.redis
+    stream = stream_name(redis_namespace, "booking")
+    [(last, _)] = await redis.xrevrange(stream, count=1)
+    await wait_until(lambda: consumed_through(redis, stream, last.decode(), group="availability-ratings"))
     assert await rated(1, 2.0)

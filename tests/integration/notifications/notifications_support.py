@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import grpc
 import pytest
 from google.protobuf import any_pb2, timestamp_pb2
-from waiting import wait_until  # noqa: F401  (the notifications tests import it from here)
+from waiting import consumed_through, wait_until  # noqa: F401  (the notifications tests import them from here)
 
 from kit.cache import make_redis
 from kit.identity import Caller
@@ -129,16 +129,6 @@ def booking_confirmed(client_id: str, host_id: str, start: datetime | None = Non
 async def publish(redis, namespace: str, service: str, raw: bytes) -> str:
     message_id = await redis.xadd(f"{namespace}:events:{service}", {"envelope": raw})
     return message_id.decode()
-
-
-async def consumed_through(redis, stream: str, message_id: str, group: str = "notifications") -> bool:
-    """True once the group has read the stream up to `message_id` and acknowledged all it read.
-
-    "Nothing pending" alone is also true before the consumer has read the entry at all.
-    """
-    [info] = [g for g in await redis.xinfo_groups(stream) if g["name"].decode() == group]
-    read_up_to = tuple(int(part) for part in info["last-delivered-id"].decode().split("-"))
-    return read_up_to >= tuple(int(part) for part in message_id.split("-")) and info["pending"] == 0
 
 
 async def set_preferences(stub, user_id: str, paths: list[str], request_id: str | None = None, **fields):

@@ -54,17 +54,20 @@ class RatingConsumer:
 
     async def run(self, stop: asyncio.Event) -> None:
         current_operation.set("apply_review_ratings")
+        loop = asyncio.get_running_loop()
+        next_claim = 0.0
         while not stop.is_set():
             try:
                 await self.ensure_group()
                 while not stop.is_set():
-                    await self.reclaim()
+                    if loop.time() >= next_claim:  # pending events are retried once idle long enough
+                        await self.reclaim()
+                        next_claim = loop.time() + self.claim_idle_ms / 2000
                     read = await self.redis.xreadgroup(
                         GROUP, self.consumer, {self.stream: ">"}, count=self.batch, block=self.block_ms
                     )
                     for _, messages in read or []:
-                        for message_id, fields in messages:
-                            await self.handle(message_id, fields)
+                        await self.handle_all(messages)
             except (RedisError, OSError) as error:  # Redis away: ratings wait, nothing is lost
                 log.warning("review ratings paused", extra={"error": repr(error)[:300]})
                 await pause(stop, 1.0)
@@ -74,39 +77,41 @@ class RatingConsumer:
         _, claimed, *_ = await self.redis.xautoclaim(
             self.stream, GROUP, self.consumer, self.claim_idle_ms, start_id="0-0", count=self.batch
         )
-        for message_id, fields in claimed:
-            if fields:  # an entry trimmed from the stream meanwhile comes back empty
-                await self.handle(message_id, fields)
-            else:
-                await self.redis.xack(self.stream, GROUP, message_id)
+        await self.handle_all(claimed)
         return len(claimed)
 
-    async def handle(self, message_id, fields: dict) -> bool:
-        """Applies a review event's rating, then acknowledges; other events are acknowledged at once.
-        False if it stays pending (the database was away): it is retried after claim_idle_ms."""
+    async def handle_all(self, messages) -> None:
+        """Applies the batch's review ratings; acknowledges every event settled, in one XACK (most
+        of booking's events are not reviews, and an entry trimmed from the stream comes back empty)."""
+        settled = [message_id for message_id, fields in messages if not fields or await self.handle(fields)]
+        if settled:
+            await self.redis.xack(self.stream, GROUP, *settled)
+
+    async def handle(self, fields: dict) -> bool:
+        """Applies a review event's rating. True once the event is settled (applied, or nothing to
+        apply); False if it stays pending (the database was away): retried after claim_idle_ms."""
         raw = fields.get(b"envelope", fields.get("envelope"))
         try:
             envelope = envelope_pb2.EventEnvelope.FromString(raw) if raw else None
         except DecodeError:
             envelope = None  # not an event this service can read: nothing to rate (notifications dead-letters it)
-        if envelope is not None and envelope.event_type in RATING_EVENTS:
-            kind, removed = RATING_EVENTS[envelope.event_type]
-            producer = propagate.extract(dict(envelope.trace_context))
-            with _tracer.start_as_current_span("process events:booking", context=producer, kind=SpanKind.CONSUMER):
-                try:
-                    await self._apply(envelope, kind, removed)
-                except (PlaceNotFound, InvalidArgument) as refused:  # a deleted place, a rating out of range
-                    log.warning(
-                        "a review's rating was not applied",
-                        extra={"event_id": envelope.event_id, "reason": refused.reason},
-                    )
-                except Exception as error:
-                    log.warning(
-                        "a review's rating could not be applied now; retried later",
-                        extra={"event_id": envelope.event_id, "error": repr(error)[:300]},
-                    )
-                    return False
-        await self.redis.xack(self.stream, GROUP, message_id)
+        if envelope is None or envelope.event_type not in RATING_EVENTS:
+            return True
+        kind, removed = RATING_EVENTS[envelope.event_type]
+        producer = propagate.extract(dict(envelope.trace_context))
+        with _tracer.start_as_current_span("process events:booking", context=producer, kind=SpanKind.CONSUMER):
+            try:
+                await self._apply(envelope, kind, removed)
+            except (PlaceNotFound, InvalidArgument) as refused:  # a deleted place, a rating out of range
+                log.warning(
+                    "a review's rating was not applied", extra={"event_id": envelope.event_id, "reason": refused.reason}
+                )
+            except Exception as error:
+                log.warning(
+                    "a review's rating could not be applied now; retried later",
+                    extra={"event_id": envelope.event_id, "error": repr(error)[:300]},
+                )
+                return False
         return True
 
     async def _apply(self, envelope, kind, removed: bool) -> None:
