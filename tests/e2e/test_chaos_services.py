@@ -30,6 +30,7 @@ from chaos_support import (
     wait_until_settled,
 )
 from gateway_e2e_support import place_body
+from waiting import wait_until
 
 from kit.paths import REPO_ROOT
 from kit.provision import service_database_url
@@ -193,14 +194,12 @@ async def test_a_user_who_registers_while_notifications_is_down_is_known_there_o
 
     # The gateway's retry worker tells notifications; then the user's e-mail is there, and the
     # record of the untold change is gone.
-    deadline = asyncio.get_running_loop().time() + 60
-    while True:
+    async def told():
         prefs = await api.get("/v1/notifications/preferences", headers=headers)
-        if prefs.status_code == 200 and prefs.json().get("email") == email:
-            break
-        assert asyncio.get_running_loop().time() < deadline, f"notifications never learned the e-mail: {prefs.text}"
-        await asyncio.sleep(0.5)
-    assert prefs.json()["locale"] == "de-DE"
+        return prefs.json() if prefs.status_code == 200 and prefs.json().get("email") == email else None
+
+    prefs = await wait_until(told, timeout_s=60, interval_s=0.5)
+    assert prefs["locale"] == "de-DE"
     assert await db.fetchval(pending, user_id) == 0
 
 

@@ -272,9 +272,6 @@ class SqlAlchemyContactShareRepository:
             sa.delete(contact_shares).where(contact_shares.c.user_id == user_id, contact_shares.c.share_id == share_id)
         )
 
-    async def pending(self) -> int:
-        return (await self.session.execute(sa.select(sa.func.count()).select_from(contact_shares))).scalar_one()
-
 
 def _to_share(row) -> ContactShare:
     return ContactShare(

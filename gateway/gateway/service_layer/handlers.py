@@ -330,11 +330,6 @@ async def retry_contact_shares(deps: IdentityDeps, send: SendContactDetails, lim
     return delivered
 
 
-async def pending_contact_shares(deps: IdentityDeps) -> int:
-    async with deps.uow() as uow:
-        return await uow.contact_shares.pending()
-
-
 async def _deliver_contact_details(
     deps: IdentityDeps, send: SendContactDetails, user: User, share: ContactShare
 ) -> bool:

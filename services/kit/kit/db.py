@@ -33,7 +33,8 @@ T = TypeVar("T")
 # operator dashboard (kit.ops_snapshot publishes them).
 SLOW_STATEMENTS: deque[tuple[str, float, str, float]] = deque(maxlen=50)
 
-RETRYABLE_SQLSTATES = {"40P01", "55P03", "40001"}  # deadlock, lock_not_available, serialization
+LOCK_NOT_AVAILABLE = "55P03"  # a lock_timeout ran out (or NOWAIT)
+RETRYABLE_SQLSTATES = {"40P01", LOCK_NOT_AVAILABLE, "40001"}  # deadlock, lock_not_available, serialization
 TIMEOUT_SQLSTATES = {"57014"}  # query_canceled (statement_timeout)
 
 

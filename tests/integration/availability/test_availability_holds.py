@@ -20,6 +20,7 @@ from availability_helpers import (
     rid,
     trange,
 )
+from waiting import wait_until
 
 from reserva.availability.v1 import availability_pb2 as pb
 
@@ -184,13 +185,12 @@ async def test_the_sweeper_and_a_hold_freeing_the_same_expired_rows_do_not_deadl
             )
             sweeping = asyncio.create_task(sweep_expired_holds(deps, 50))
             pid = await other.fetchval("SELECT pg_backend_pid()")
-            for _ in range(400):  # the sweeper has finished, or waits for this transaction
-                blocked = await other.fetchval(
-                    "SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))", pid
-                )
-                if sweeping.done() or blocked:
-                    break
-                await asyncio.sleep(0.05)
+            blocked = "SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))"
+
+            async def sweeper_done_or_waiting():  # ...for this transaction
+                return sweeping.done() or await other.fetchval(blocked, pid)
+
+            await wait_until(sweeper_done_or_waiting, timeout_s=20)
             # Its second: the hold itself, which the sweeper let go of.
             flipped = await other.execute(
                 "UPDATE availability.holds SET state = 'expired' WHERE id = $1::uuid AND state = 'held'", hold.id

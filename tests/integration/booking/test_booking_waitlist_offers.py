@@ -19,6 +19,7 @@ from booking_support import (
     trange,
     user,
 )
+from waiting import wait_until
 
 from booking.entrypoints.workers import sweep_once
 from reserva.booking.v1 import booking_pb2 as bpb
@@ -184,12 +185,7 @@ async def test_leaving_while_a_booking_takes_the_offer_releases_nothing_of_the_b
         # Leave waits for the row: for its lock now, for its UPDATE before (having read OFFERED).
         pid = await taking.fetchval("SELECT pg_backend_pid()")
         blocked = "SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))"
-        for _ in range(400):
-            if await taking.fetchval(blocked, pid):
-                break
-            await asyncio.sleep(0.05)
-        else:
-            raise AssertionError("leave never reached the entry")
+        await wait_until(lambda: taking.fetchval(blocked, pid), timeout_s=20)
     left = await leaving
     assert left.state == W.FULFILLED
     hold = await admin_sql.fetchval("SELECT state FROM availability.holds WHERE id = $1::uuid", hold_id)

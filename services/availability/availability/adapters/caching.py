@@ -13,19 +13,6 @@ from availability.adapters.repository import place_from_row, place_values
 from availability.domain.model import Place
 from kit.cache import Cache
 
-# Stores a place's entry ("<version>\n<JSON>") unless the key holds a newer version already: a
-# reader that loaded a place just before an update must not put the old row back after the update
-# marked the key. An entry without JSON (a marker) is only that version, read as a miss.
-_PUT_IF_NOT_OLDER = """
-local current = redis.call('GET', KEYS[1])
-if current then
-  local version = tonumber(string.match(current, '^(%d+)\\n'))
-  if version and version > tonumber(ARGV[1]) then return 0 end
-end
-redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
-return 1
-"""
-
 
 class PlaceCache:
     def __init__(self, cache: Cache, ttl_s: int = 300):
@@ -38,35 +25,26 @@ class PlaceCache:
         return f"{place.version}\n".encode() + json.dumps(values).encode()
 
     @staticmethod
-    def _decode(raw: bytes) -> Place | None:
+    def _decode(raw: bytes) -> Place:
         _, _, body = raw.partition(b"\n")
-        if not body:
-            return None  # a marker of an update: a miss
         values = json.loads(body)
         values["create_time"] = datetime.fromisoformat(values["create_time"])
         values["update_time"] = datetime.fromisoformat(values["update_time"])
         return place_from_row(SimpleNamespace(**values))
 
     async def get_many(self, ids: list[str]) -> dict[str, Place]:
-        found = {}
-        for place_id, raw in zip(ids, await self.cache.get_many(ids), strict=True):
-            place = self._decode(raw) if raw is not None else None
-            if place is not None:
-                found[place_id] = place
-        return found
+        raw = await self.cache.get_many(ids, usable=lambda value: not value.endswith(b"\n"))
+        return {place_id: self._decode(value) for place_id, value in zip(ids, raw, strict=True) if value is not None}
 
     async def put(self, places: list[Place]) -> None:
         for place in places:
-            await self._put_if_not_older(place.id, place.version, self._encode(place))
+            await self.cache.set_unless_newer(place.id, place.version, self._encode(place), self.ttl_s)
 
     async def forget(self, place: Place) -> None:
-        """After `place` changed: the key holds a marker of its version until it is read again, so
-        an older copy a concurrent reader loaded cannot be put back."""
-        await self._put_if_not_older(place.id, place.version, f"{place.version}\n".encode())
-
-    async def _put_if_not_older(self, place_id: str, version: int, value: bytes) -> None:
-        key = self.cache.prefix + place_id
-        await self.cache._safely(lambda: self.cache.redis.eval(_PUT_IF_NOT_OLDER, 1, key, version, value, self.ttl_s))
+        """After `place` changed: the key holds a marker of its version (the version and a newline,
+        read as a miss) until it is read again, so an older copy a concurrent reader loaded cannot be put
+        back (kit.cache.Cache.set_unless_newer)."""
+        await self.cache.set_unless_newer(place.id, place.version, f"{place.version}\n".encode(), self.ttl_s)
 
 
 class SearchCache:

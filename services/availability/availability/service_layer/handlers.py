@@ -31,7 +31,7 @@ from availability.domain.errors import (
     invalid,
 )
 from availability.domain.model import Hold, HoldState, Place, TimeRange, new_id, sorted_disjoint, utcnow
-from kit.db import sqlstate_of, with_retries
+from kit.db import LOCK_NOT_AVAILABLE, sqlstate_of, with_retries
 from kit.errors import IdempotencyKeyReused, InvalidArgument, PermissionDenied
 from kit.identity import AGENT, HOST, SERVICE, Caller
 
@@ -667,7 +667,6 @@ async def unblock_time(deps: Deps, request_id: str, fingerprint: str, block_id: 
 
 
 SWEEP_LOCK_WAIT_MS = 50
-LOCK_NOT_AVAILABLE = "55P03"
 
 
 async def sweep_expired_holds(deps: Deps, batch_size: int = 100) -> int:

@@ -149,8 +149,7 @@ class BookingSaga:
     async def book_instantly(self, booking: Booking, payment_token: str) -> Booking:
         """HELD booking (saga 'holding') -> CONFIRMED, or a terminal failure with compensations done."""
         booking = await self.hold_slots(booking, ttl=timedelta(seconds=self.d.settings.hold_ttl_s))
-        booking = await self.authorize_payment(booking, payment_token, step="authorize")
-        return await self.confirm_and_capture(booking)
+        return await self.book_held(booking, payment_token)
 
     async def book_held(self, booking: Booking, payment_token: str) -> Booking:
         """An INSTANT booking that holds its slots already (a waitlist offer's hold, taken by

@@ -421,11 +421,9 @@ async def reject_booking(deps: Deps, caller: Caller, request_id: str, booking_id
     if booking.status is Status.REJECTED:
         return booking
     _check_etag(booking, etag)
-    if booking.saga_state.in_progress:
-        raise IllegalStatusTransition(f"{booking.status.value.upper()} (being approved)", "REJECTED", "reject")
 
     def reject(b: Booking, now: datetime) -> None:
-        if b.saga_state.in_progress:  # approved meanwhile: checked again on the row the save writes over
+        if b.saga_state.in_progress:  # checked on the row the save writes over: approved meanwhile too
             raise IllegalStatusTransition(f"{b.status.value.upper()} (being approved)", "REJECTED", "reject")
         b.reject(user, reason, now)
 
@@ -441,15 +439,11 @@ async def cancel_booking(deps: Deps, caller: Caller, request_id: str, booking_id
     if booking.status is Status.CANCELLED:
         return booking
     _check_etag(booking, etag)
-    if booking.saga_state.in_progress:
-        raise IllegalStatusTransition(
-            f"{booking.status.value.upper()} (a payment is in progress)", "CANCELLED", "cancel"
-        )
     by_host = user == booking.host_id or caller.is_privileged
     saga = BookingSaga(deps)
 
     def cancel(b: Booking, now: datetime) -> None:
-        if b.saga_state.in_progress:  # a payment started meanwhile: checked again on the row saved over
+        if b.saga_state.in_progress:  # checked on the row the save writes over: started meanwhile too
             raise IllegalStatusTransition(f"{b.status.value.upper()} (a payment is in progress)", "CANCELLED", "cancel")
         b.cancel(user, by_host and user != b.client_id, reason, now)
         if b.hold_id or b.payment_id:
