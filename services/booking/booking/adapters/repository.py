@@ -281,6 +281,9 @@ SELECT count(*) FROM saved
 """
 _GET_BOOKING = f"SELECT {_SELECT_BOOKING} FROM booking.bookings WHERE id = $1::uuid"
 _GET_BY_REQUEST = f"SELECT {_SELECT_BOOKING} FROM booking.bookings WHERE client_id = $1::uuid AND request_id = $2"
+_GET_BY_REQUESTS = (
+    f"SELECT {_SELECT_BOOKING} FROM booking.bookings WHERE client_id = $1::uuid AND request_id = ANY($2::text[])"
+)
 
 
 class SqlAlchemyBookingRepository:
@@ -332,6 +335,12 @@ class SqlAlchemyBookingRepository:
     async def get_by_request(self, client_id: str, request_id: str) -> Booking | None:
         row = await (await self.driver()).fetchrow(_GET_BY_REQUEST, client_id, request_id)
         return None if row is None else booking_from_row(Row(row))
+
+    async def get_by_requests(self, client_id: str, request_ids: list[str]) -> list[Booking | None]:
+        """The client's bookings made under these request ids, in their order (None where none)."""
+        rows = await (await self.driver()).fetch(_GET_BY_REQUESTS, client_id, request_ids)
+        found = {b.request_id: b for b in (booking_from_row(Row(r)) for r in rows)}
+        return [found.get(request_id) for request_id in request_ids]
 
     async def load_history(self, booking: Booking) -> None:
         h = orm.booking_history

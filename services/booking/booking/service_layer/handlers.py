@@ -682,7 +682,7 @@ async def _create_recurring_bookings(deps: Deps, caller: Caller, cmd: CreateRecu
             held.append((await _insert_for_series(deps, client_id, place, single, series_id, series_fp))[0])
         await BookingSaga(deps).book_series(held, cmd.payment_token, cmd.allow_partial)
     async with deps.uow() as uow:
-        found = [await uow.bookings.get_by_request(client_id, s.request_id) for s in singles]
+        found = await uow.bookings.get_by_requests(client_id, [s.request_id for s in singles])
     for booking, single in zip(found, singles, strict=True):
         if booking is not None and booking.fingerprint != _occurrence_fingerprint(single, place, series_fp):
             raise IdempotencyKeyReused("this request_id was already used with other parameters")
