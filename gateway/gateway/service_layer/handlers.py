@@ -303,13 +303,13 @@ async def calendar_feed_reader(deps: IdentityDeps, place_id: str, secret: str) -
     return user
 
 
-async def share_contact_details(deps: IdentityDeps, send: SendContactDetails, user_id: str) -> bool:
-    """Tell notifications the user's pending contact change now. False: it is still pending, and
-    the retry worker (retry_contact_shares) will deliver it; the caller's request succeeds anyway."""
+async def share_contact_details(deps: IdentityDeps, send: SendContactDetails, user: User) -> bool:
+    """Tell notifications the pending contact change of `user` (as the request just saved it) now.
+    False: it is still pending, and the retry worker (retry_contact_shares) will deliver it; the
+    caller's request succeeds anyway."""
     async with deps.uow() as uow:
-        share = await uow.contact_shares.of(user_id)
-        user = await uow.users.get(user_id) if share else None
-    if share is None or user is None:
+        share = await uow.contact_shares.of(user.id)
+    if share is None:
         return True
     return await _deliver_contact_details(deps, send, user, share)
 

@@ -32,7 +32,7 @@ async def share_contact_details(request: Request, user: User) -> None:
     """Tell notifications the user's new contact details now if it answers at once; otherwise the
     gateway's retry worker does (the change was recorded with the user's)."""
     gateway = gateway_of(request)
-    await handlers.share_contact_details(gateway.identity, gateway.contact_sender, user.id)
+    await handlers.share_contact_details(gateway.identity, gateway.contact_sender, user)
 
 
 def token_out(pair: handlers.TokenPair) -> TokenOut:

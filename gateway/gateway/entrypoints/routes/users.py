@@ -57,7 +57,8 @@ async def patch_me(
     user = await handlers.update_user(
         gateway_of(request).identity, principal.user_id, _changes(body), new_password=body.password
     )
-    await share_contact_details(request, user)
+    if body.locale is not None or body.time_zone is not None:  # else nothing notifications keeps changed
+        await share_contact_details(request, user)
     return user_out(user)
 
 
@@ -116,7 +117,8 @@ async def patch_user(
         roles=frozenset(body.roles) if body.roles is not None else None,
         active=body.active,
     )
-    await share_contact_details(request, user)
+    if body.locale is not None or body.time_zone is not None or body.roles is not None:
+        await share_contact_details(request, user)
     return user_out(user)
 
 
